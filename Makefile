@@ -1,0 +1,46 @@
+# The two commands of the README: `make run` and `make test`. Everything else is installed by them.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test check lint typecheck openapi bench worker clean-data
+
+$(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+install: .venv/.installed
+
+run: install
+	$(UV) run --frozen wg-api demo
+	$(UV) run --frozen wg-api serve --host $(HOST) --port $(PORT)
+
+worker: install
+	$(UV) run --frozen wg-api worker
+
+test: install
+	$(UV) run --frozen pytest
+
+check: lint typecheck
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: install
+	$(UV) run --frozen mypy wg_api tests bench migrations
+
+openapi: install
+	$(UV) run --frozen wg-api openapi export
+
+bench: install
+	$(UV) run --frozen python -m bench.run
+
+clean-data:
+	rm -rf .wg-data

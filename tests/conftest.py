@@ -1,0 +1,149 @@
+"""Test harness: one real PostgreSQL database per test process, the app served in-process.
+
+With DATABASE_URL set the tests use that server; otherwise the embedded one under
+.wg-data/test-postgres. Each run (and each xdist worker) gets its own database, dropped at the end.
+Tests isolate themselves by creating their own tenants.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import URL
+
+from wg_api.app import asgi_app
+from wg_api.identity import service
+from wg_api.platform.database import Database, make_engine, resolve_admin_url
+from wg_api.platform.migrate import migrate
+from wg_api.settings import PROJECT_ROOT, Settings
+
+TEST_DATA_DIR = PROJECT_ROOT / ".wg-data" / "test"
+
+
+def _database_name() -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"wg_test_{worker}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    keys = tmp_path_factory.mktemp("keys") / "signing-keys.json"
+    return dataclasses.replace(
+        Settings.from_env(),
+        data_dir=Path(os.environ.get("WG_TEST_DATA_DIR", TEST_DATA_DIR)),
+        signing_key_file=keys,
+        public_url="http://127.0.0.1:8000",
+        revocation_cache_seconds=0,
+        rate_limit_per_minute=100_000,
+        token_rate_limit_per_minute=100_000,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+def admin_url(settings: Settings) -> URL:
+    return resolve_admin_url(settings).set(database=_database_name())
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings, admin_url: URL) -> AsyncIterator[Database]:
+    await migrate(admin_url, settings)
+    db = Database.connect(admin_url, settings)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        await drop_database(admin_url)
+
+
+async def drop_database(admin_url: URL) -> None:
+    engine = make_engine(admin_url.set(database="postgres"), pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql(
+                f'DROP DATABASE IF EXISTS "{admin_url.database}" WITH (FORCE)'
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    async with AsyncTestClient(app=asgi_app(settings, database)) as test_client:
+        yield test_client
+
+
+@dataclasses.dataclass
+class TenantHandle:
+    """A tenant made for one test, with an admin client and a way to get tokens."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    client_id: str
+    client_secret: str
+    http: httpx.AsyncClient
+
+    async def token(self, scope: str | None = None) -> str:
+        form = {"grant_type": "client_credentials"}
+        if scope is not None:
+            form["scope"] = scope
+        basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        response = await self.http.post(
+            "/oauth/token", data=form, headers={"Authorization": f"Basic {basic}"}
+        )
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
+
+    async def headers(self, scope: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self.token(scope)}"}
+
+
+@pytest.fixture(scope="session")
+def make_tenant(database: Database, client: httpx.AsyncClient) -> Any:
+    async def make(
+        kind: str = "brand",
+        *,
+        role: str = "admin",
+        scopes: list[str] | None = None,
+        name: str | None = None,
+    ) -> TenantHandle:
+        slug = f"t-{uuid.uuid4().hex[:10]}"
+        async with database.system_transaction() as session:
+            tenant = await service.create_tenant(
+                session,
+                slug=slug,
+                name=name or f"Tenant {slug}",
+                kind=kind,
+                timezone="Asia/Hong_Kong",
+            )
+            made = await service.create_client(
+                session, tenant_id=tenant["id"], name="tests", role=role, scopes=scopes
+            )
+        return TenantHandle(
+            id=tenant["id"],
+            slug=slug,
+            name=tenant["name"],
+            client_id=made.client_id,
+            client_secret=made.client_secret,
+            http=client,
+        )
+
+    return make
+
+
+async def count_rows(database: Database, table: str) -> int:
+    async with database.system_transaction() as session:
+        return int(await session.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)  # noqa: S608

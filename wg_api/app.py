@@ -1,0 +1,151 @@
+"""create_app(): the one place where everything is wired."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme, Tag
+from litestar.types import ControllerRouterHandler
+
+from wg_api import __version__
+from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, AuthMiddleware
+from wg_api.identity.keys import SigningKeys
+from wg_api.identity.rate_limit import LIMITER_STATE_KEY, RateLimiter, TenantRateLimitMiddleware
+from wg_api.identity.routes import IdentityController, OAuthController
+from wg_api.identity.scopes import SCOPES
+from wg_api.identity.tokens import TokenServer
+from wg_api.integrations.routes import EventsController
+from wg_api.platform.asgi import ASGIApp
+from wg_api.platform.database import Database, resolve_admin_url
+from wg_api.platform.errors import handle_exception
+from wg_api.platform.migrate import head_revision
+from wg_api.platform.observability import ObservabilityMiddleware, configure_logging
+from wg_api.platform.pagination import provide_page_params
+from wg_api.platform.routes import PlatformController
+from wg_api.platform.transaction import TransactionMiddleware, provide_db_session
+from wg_api.settings import Settings, get_settings
+
+API_DESCRIPTION = """\
+wg-api lets competing brands work together on child rights in their supply chains: they share
+anonymised audit findings in working groups, meet, and co-fund programmes.
+
+Authenticate with `Authorization: Bearer <token>`; get a token from `POST /oauth/token` with the
+client-credentials grant. Errors are RFC 9457 problem details; lists are keyset-paginated.
+"""
+
+
+def v1_route_handlers() -> list[ControllerRouterHandler]:
+    """Every /v1 controller. Domain issues add theirs here."""
+    return [IdentityController, EventsController]
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="wg-api",
+        version=__version__,
+        description=API_DESCRIPTION,
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "bearerAuth": SecurityScheme(
+                    type="oauth2",
+                    description="RFC 9068 JWT access tokens, or a person's token from the "
+                    "identity provider their tenant registered.",
+                    flows=OAuthFlows(
+                        client_credentials=OAuthFlow(
+                            token_url="/oauth/token",  # noqa: S106
+                            scopes={scope: scope for scope in SCOPES},
+                        )
+                    ),
+                )
+            }
+        ),
+        security=[{"bearerAuth": []}],
+        tags=[
+            Tag(name="Platform", description="Health, readiness, metrics and problem types."),
+            Tag(name="OAuth", description="Tokens and keys."),
+            Tag(name="Identity", description="Who is calling; the tenant directory."),
+            Tag(name="Events", description="The change feed."),
+        ],
+        use_handler_docstrings=True,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    extra_v1_handlers: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = database is None
+        db = database or Database.connect(resolve_admin_url(settings), settings)
+        keys = SigningKeys.load_or_create(settings.key_file)
+        limiter = RateLimiter(db)
+        authenticator = Authenticator(settings, db, keys)
+        app.state.update(
+            {
+                "database": db,
+                "signing_keys": keys,
+                "token_server": TokenServer(settings, keys),
+                AUTHENTICATOR_STATE_KEY: authenticator,
+                LIMITER_STATE_KEY: limiter,
+            }
+        )
+        limiter.start()
+        try:
+            yield
+        finally:
+            await limiter.stop()
+            await authenticator.jwks.aclose()
+            if owned:
+                await db.dispose()
+
+    # Outermost first: who is calling, is the tenant over its budget, then the transaction.
+    v1_middleware: list[Any] = [
+        AuthMiddleware,
+        TenantRateLimitMiddleware,
+        TransactionMiddleware,
+    ]
+    v1 = Router(
+        path="/v1",
+        route_handlers=[*v1_route_handlers(), *extra_v1_handlers],
+        middleware=v1_middleware,
+        dependencies={
+            "db_session": Provide(provide_db_session),
+            "page": Provide(provide_page_params, sync_to_thread=False),
+        },
+    )
+    exception_handlers: Any = {Exception: handle_exception, HTTPException: handle_exception}
+    return Litestar(
+        route_handlers=[PlatformController, OAuthController, v1],
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        openapi_config=openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+        state=_initial_state(settings),
+        debug=False,
+    )
+
+
+def _initial_state(settings: Settings) -> Any:
+    from litestar.datastructures import State
+
+    return State({"settings": settings, "migration_head": head_revision(settings)})
+
+
+def asgi_app(settings: Settings | None = None, database: Database | None = None) -> Any:
+    """The served ASGI callable: the Litestar app inside the request-id/metrics/log wrapper."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    return ObservabilityMiddleware(cast(ASGIApp, create_app(settings, database)))

@@ -1,0 +1,195 @@
+"""The `wg-api` command. Every subcommand prints JSON on stdout (logs go to stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from wg_api.settings import PROJECT_ROOT, Settings, get_settings
+
+
+def _print(value: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(value, enc_hook=str).decode() + "\n")
+    sys.stdout.flush()
+
+
+async def _with_database(
+    settings: Settings, work: Callable[[Any], Awaitable[Any]], *, migrate_first: bool = True
+) -> Any:
+    from wg_api.platform.database import Database, resolve_admin_url
+    from wg_api.platform.migrate import migrate
+
+    admin_url = resolve_admin_url(settings)
+    if migrate_first:
+        await migrate(admin_url, settings)
+    database = Database.connect(admin_url, settings)
+    try:
+        return await work(database)
+    finally:
+        await database.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from wg_api.platform.database import resolve_admin_url
+    from wg_api.platform.migrate import head_revision, migrate
+
+    asyncio.run(migrate(resolve_admin_url(settings), settings, revision=args.revision))
+    _print({"migrated_to": args.revision if args.revision != "head" else head_revision(settings)})
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from wg_api.app import asgi_app
+    from wg_api.platform.database import resolve_admin_url
+    from wg_api.platform.migrate import migrate
+
+    asyncio.run(migrate(resolve_admin_url(settings), settings))
+    uvicorn.run(
+        asgi_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_openapi_export(args: argparse.Namespace, settings: Settings) -> int:
+    from wg_api.app import create_app
+
+    schema = create_app(settings).openapi_schema.to_schema()
+    text = (
+        msgspec.json.format(msgspec.json.encode(schema, order="sorted"), indent=2).decode() + "\n"
+    )
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    _print({"written": str(output), "paths": len(schema.get("paths", {}))})
+    return 0
+
+
+def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
+    from wg_api.identity import service
+
+    async def work(database: Any) -> Any:
+        async with database.system_transaction() as session:
+            return await service.create_tenant(
+                session, slug=args.slug, name=args.name, kind=args.kind, timezone=args.timezone
+            )
+
+    _print(asyncio.run(_with_database(settings, work)))
+    return 0
+
+
+def cmd_client_create(args: argparse.Namespace, settings: Settings) -> int:
+    from wg_api.identity import service
+    from wg_api.identity.scopes import parse_scopes
+
+    async def work(database: Any) -> Any:
+        async with database.system_transaction() as session:
+            tenant_id = await service.tenant_for_cli(session, args.tenant)
+            session.info["tenant_id"] = tenant_id
+            return await service.create_client(
+                session,
+                tenant_id=tenant_id,
+                name=args.name,
+                role=args.role,
+                scopes=parse_scopes(args.scopes) if args.scopes is not None else None,
+            )
+
+    client = asyncio.run(_with_database(settings, work))
+    _print({**vars(client), "token_url": f"{settings.public_url}/oauth/token"})
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from wg_api.identity.keys import SigningKeys
+
+    keys = SigningKeys.rotate(settings.key_file)
+    _print({"active_kid": keys.active_kid, "kids": [k.kid for k in keys.key_set.keys]})
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from wg_api.demo import seed_demo
+
+    _print(asyncio.run(_with_database(settings, lambda db: seed_demo(db, settings))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wg-api", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="create roles and migrate the database")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+
+    openapi = sub.add_parser("openapi", help="the OpenAPI document")
+    openapi_sub = openapi.add_subparsers(dest="openapi_command", required=True)
+    export = openapi_sub.add_parser("export", help="write the OpenAPI document")
+    export.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))
+    export.set_defaults(func=cmd_openapi_export)
+
+    tenant = sub.add_parser("tenant", help="tenants")
+    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
+    tenant_create = tenant_sub.add_parser("create", help="create a tenant")
+    tenant_create.add_argument("--slug", required=True)
+    tenant_create.add_argument("--name", required=True)
+    tenant_create.add_argument("--kind", default="brand", choices=["brand", "facilitator"])
+    tenant_create.add_argument("--timezone", default="Asia/Hong_Kong")
+    tenant_create.set_defaults(func=cmd_tenant_create)
+
+    client = sub.add_parser("client", help="API clients")
+    client_sub = client.add_subparsers(dest="client_command", required=True)
+    client_create = client_sub.add_parser("create", help="create an API client")
+    client_create.add_argument("--tenant", required=True, help="the tenant's slug")
+    client_create.add_argument("--name", required=True)
+    client_create.add_argument("--role", default="admin", choices=["admin", "editor", "viewer"])
+    client_create.add_argument(
+        "--scopes", default=None, help="space-separated; default: the role's"
+    )
+    client_create.set_defaults(func=cmd_client_create)
+
+    keys = sub.add_parser("keys", help="signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("rotate", help="make a new signing key active").set_defaults(
+        func=cmd_keys_rotate
+    )
+
+    sub.add_parser("demo", help="seed the demo data set").set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    try:
+        result: int = args.func(args, settings)
+    except Exception as exc:
+        from wg_api.platform.errors import ProblemError
+
+        if isinstance(exc, ProblemError):
+            _print({"error": exc.kind, "detail": exc.detail, "errors": exc.errors})
+            return 1
+        raise
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Connections, roles and the per-transaction tenant binding.
+
+Three identities reach the database: the owner (runs migrations, owns every object), the app role
+(serves requests; no superuser, no BYPASSRLS, DML only) and the system role (cross-tenant work of
+the worker). The tenant of a request is bound per transaction from `session.info["tenant_id"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session, SessionTransaction
+
+from wg_api.platform.embedded import embedded_admin_url
+from wg_api.settings import Settings
+
+log = logging.getLogger("wg_api.database")
+
+EMBEDDED_DATABASE = "wg"
+
+
+class TenantSession(Session):
+    """A session whose every transaction starts by binding `app.tenant_id` (or '' when none)."""
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _bind_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    tenant_id = session.info.get("tenant_id")
+    connection.execute(
+        sa.text("SELECT set_config('app.tenant_id', :tenant_id, true)"),
+        {"tenant_id": str(tenant_id) if tenant_id else ""},
+    )
+
+
+def asyncpg_url(url: str | URL) -> URL:
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+def role_url(admin_url: URL, role: str) -> URL:
+    """The admin URL with another user and no password (trust or peer auth, or a .pgpass entry)."""
+    return admin_url.set(username=role, password=None)
+
+
+def resolve_admin_url(settings: Settings, database: str = EMBEDDED_DATABASE) -> URL:
+    """DATABASE_URL if set; otherwise the embedded server (started or joined) and its `database`."""
+    if settings.database_url:
+        return asyncpg_url(settings.database_url)
+    raw = embedded_admin_url(settings.pg_data_dir, "postgres")
+    admin = asyncpg_url(raw)
+    return admin.set(database=database)
+
+
+def _connect_args(url: URL) -> tuple[URL, dict[str, Any]]:
+    """asyncpg takes a unix socket directory as `host`; move `?host=` from the query there."""
+    query = dict(url.query)
+    host = query.pop("host", None)
+    if isinstance(host, tuple):
+        host = host[0]
+    if host and host.startswith("/"):
+        return url.set(query=query), {"host": host}
+    return url, {}
+
+
+def make_engine(url: URL, *, pool_size: int = 5, application_name: str = "wg-api") -> AsyncEngine:
+    bare, connect_args = _connect_args(url)
+    connect_args["server_settings"] = {"application_name": application_name}
+    return create_async_engine(
+        bare,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_recycle=1800,
+        connect_args=connect_args,
+    )
+
+
+async def ensure_database(admin_url: URL) -> None:
+    """Create the target database if it does not exist (embedded server and test runs)."""
+    maintenance = admin_url.set(database="postgres")
+    engine = make_engine(maintenance, pool_size=1, application_name="wg-api-admin")
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            exists = await conn.scalar(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": admin_url.database},
+            )
+            if not exists:
+                try:
+                    await conn.exec_driver_sql(f'CREATE DATABASE "{admin_url.database}"')
+                except Exception as exc:  # another process created it first
+                    if "already exists" not in str(exc):
+                        raise
+    finally:
+        await engine.dispose()
+
+
+async def ensure_roles(admin_url: URL, settings: Settings) -> None:
+    """Create the owner, app and system roles and their grants; idempotent and race-safe."""
+    owner, app, system = settings.owner_role, settings.app_role, settings.system_role
+    engine = make_engine(admin_url, pool_size=1, application_name="wg-api-admin")
+    create_role = """
+        DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
+                CREATE ROLE {name} {options};
+            END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END $$;
+    """
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            superuser = await conn.scalar(
+                sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            )
+            await conn.exec_driver_sql(create_role.format(name=owner, options="NOLOGIN"))
+            await conn.exec_driver_sql(
+                create_role.format(name=app, options="LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB")
+            )
+            await conn.exec_driver_sql(
+                create_role.format(
+                    name=system,
+                    options="LOGIN NOSUPERUSER BYPASSRLS NOCREATEDB"
+                    if superuser
+                    else "LOGIN NOSUPERUSER NOCREATEDB",
+                )
+            )
+            database = admin_url.database
+            statements = [
+                f"ALTER ROLE {app} NOSUPERUSER NOBYPASSRLS",
+                f'GRANT CONNECT ON DATABASE "{database}" TO {app}, {system}',
+                f"GRANT USAGE ON SCHEMA public TO {app}, {system}",
+                f"GRANT USAGE, CREATE ON SCHEMA public TO {owner}",
+                "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+            ]
+            if not superuser:
+                statements.append(f"GRANT {owner} TO current_user")
+            for statement in statements:
+                try:
+                    await conn.exec_driver_sql(statement)
+                except Exception as exc:
+                    if "tuple concurrently updated" not in str(exc):
+                        raise
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class Database:
+    """The engines a process uses. The API uses `app`; the worker uses `system`."""
+
+    admin_url: URL
+    app_engine: AsyncEngine
+    system_engine: AsyncEngine
+
+    def __post_init__(self) -> None:
+        self.sessions = async_sessionmaker(
+            self.app_engine, sync_session_class=TenantSession, expire_on_commit=False
+        )
+        self.system_sessions = async_sessionmaker(
+            self.system_engine, sync_session_class=TenantSession, expire_on_commit=False
+        )
+
+    @classmethod
+    def connect(cls, admin_url: URL, settings: Settings) -> Database:
+        app_url = (
+            asyncpg_url(settings.app_database_url)
+            if settings.app_database_url
+            else role_url(admin_url, settings.app_role)
+        )
+        system_url = (
+            asyncpg_url(settings.system_database_url)
+            if settings.system_database_url
+            else role_url(admin_url, settings.system_role)
+        )
+        return cls(
+            admin_url=admin_url,
+            app_engine=make_engine(app_url, pool_size=settings.db_pool_size),
+            system_engine=make_engine(system_url, pool_size=2, application_name="wg-api-system"),
+        )
+
+    def session(self, tenant_id: uuid.UUID | None = None) -> AsyncSession:
+        return self.sessions(info={"tenant_id": tenant_id})
+
+    @asynccontextmanager
+    async def transaction(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction, committed on success and rolled back on error."""
+        async with self.session(tenant_id) as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def system_transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.system_sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.app_engine.dispose()
+        await self.system_engine.dispose()

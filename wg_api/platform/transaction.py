@@ -1,0 +1,271 @@
+"""One database transaction per request, committed before the response leaves, plus Idempotency-Key.
+
+Writes are buffered until the transaction commits, so a client never sees a 201 for a change that
+was rolled back. An `Idempotency-Key` is locked with a transaction-level advisory lock (a second
+request with the same key while the first runs gets 409) and its response is stored in the same
+transaction as the change it describes, so a replay can never disagree with the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeAlias, cast
+
+import msgspec
+import sqlalchemy as sa
+from litestar import Request
+from litestar.di import NamedDependency
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wg_api.platform.asgi import ASGIApp, Message, Receive, Scope, Send, send_problem
+from wg_api.platform.database import Database
+from wg_api.platform.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    PayloadTooLarge,
+    ProblemError,
+)
+from wg_api.platform.models import idempotency_keys
+from wg_api.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REPLAYED_HEADERS = ("content-type", "location", "etag")
+TX_SCOPE_KEY = "wg.tx"
+
+
+class RequestTransaction:
+    """The lazily opened session of one request, bound to the caller's tenant."""
+
+    def __init__(self, database: Database, tenant_id: uuid.UUID | None) -> None:
+        self.database = database
+        self.tenant_id = tenant_id
+        self._session: AsyncSession | None = None
+
+    async def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self.database.session(self.tenant_id)
+            await self._session.begin()
+        return self._session
+
+    async def commit(self) -> None:
+        if self._session is not None:
+            await self._session.commit()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def caller_tenant(scope: Scope) -> uuid.UUID | None:
+    tenant_id = getattr(scope.get("user"), "tenant_id", None)
+    return tenant_id if isinstance(tenant_id, uuid.UUID) else None
+
+
+DbSession: TypeAlias = NamedDependency[AsyncSession]
+
+
+async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncSession:
+    """Litestar dependency: the request's session (its transaction is the middleware's)."""
+    tx: RequestTransaction = cast(Scope, request.scope)[TX_SCOPE_KEY]
+    return await tx.session()
+
+
+class StoredResponse(msgspec.Struct):
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _lock_key(tenant_id: uuid.UUID, key: str) -> int:
+    digest = hashlib.blake2b(f"{tenant_id}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _idempotency_key(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"idempotency-key":
+            key: str = value.decode("latin-1")
+            if not 1 <= len(key) <= 255 or not key.isprintable():
+                raise InvalidRequest(
+                    "Idempotency-Key must be 1 to 255 printable characters.",
+                )
+            return key
+    return None
+
+
+class TransactionMiddleware:
+    """Pure ASGI middleware; it must sit inside authentication so the tenant is known."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope["litestar_app"].state
+        tx = RequestTransaction(state["database"], caller_tenant(scope))
+        scope[TX_SCOPE_KEY] = tx
+        try:
+            if scope["method"] in SAFE_METHODS:
+                await self.app(scope, receive, send)
+            else:
+                await self._write(scope, receive, send, tx, state["settings"])
+        finally:
+            await tx.close()
+
+    async def _write(
+        self, scope: Scope, receive: Receive, send: Send, tx: RequestTransaction, settings: Settings
+    ) -> None:
+        try:
+            key = _idempotency_key(scope) if scope["method"] == "POST" else None
+            body = await _read_body(receive, settings.max_body_bytes) if key else None
+        except ProblemError as error:
+            await send_problem(send, error)
+            return
+        request_hash = b""
+        if key is not None and tx.tenant_id is not None and body is not None:
+            request_hash = hashlib.sha256(
+                b"\n".join(
+                    [scope["method"].encode(), scope["raw_path"], scope["query_string"], body]
+                )
+            ).digest()
+            session = await tx.session()
+            stored = await self._claim(session, tx.tenant_id, key, request_hash)
+            if isinstance(stored, ProblemError):
+                await send_problem(send, stored)
+                return
+            if stored is not None:
+                await self._replay(stored, send)
+                return
+            receive = _replay_body(body)
+        else:
+            key = None
+
+        messages: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            messages.append(message)
+
+        await self.app(scope, receive, capture)
+        status = next((m["status"] for m in messages if m["type"] == "http.response.start"), 500)
+        if status < 400:
+            if key is not None and tx.tenant_id is not None:
+                ttl = timedelta(hours=settings.idempotency_ttl_hours)
+                await self._store(
+                    await tx.session(), tx.tenant_id, key, request_hash, messages, ttl
+                )
+            await tx.commit()
+        for message in messages:
+            await send(message)
+
+    async def _claim(
+        self, session: AsyncSession, tenant_id: uuid.UUID, key: str, request_hash: bytes
+    ) -> StoredResponse | ProblemError | None:
+        locked = await session.scalar(
+            sa.select(sa.func.pg_try_advisory_xact_lock(_lock_key(tenant_id, key)))
+        )
+        if not locked:
+            return IdempotencyKeyInUse()
+        row = (
+            await session.execute(
+                sa.select(
+                    idempotency_keys.c.request_hash,
+                    idempotency_keys.c.status_code,
+                    idempotency_keys.c.headers,
+                    idempotency_keys.c.body,
+                ).where(
+                    idempotency_keys.c.tenant_id == tenant_id,
+                    idempotency_keys.c.key == key,
+                    idempotency_keys.c.expires_at > sa.func.now(),
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        if bytes(row.request_hash) != request_hash:
+            return IdempotencyKeyReused()
+        return StoredResponse(status=row.status_code, headers=row.headers, body=bytes(row.body))
+
+    async def _store(
+        self,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        key: str,
+        request_hash: bytes,
+        messages: list[Message],
+        ttl: timedelta,
+    ) -> None:
+        start = next(m for m in messages if m["type"] == "http.response.start")
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in start.get("headers", [])
+            if name.decode("latin-1").lower() in REPLAYED_HEADERS
+        }
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        expires_at = datetime.now(UTC) + ttl
+        statement = insert(idempotency_keys).values(
+            tenant_id=tenant_id,
+            key=key,
+            request_hash=request_hash,
+            status_code=start["status"],
+            headers=headers,
+            body=body,
+            expires_at=expires_at,
+        )
+        # An expired row with the same key may still be waiting for the purge job.
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[idempotency_keys.c.tenant_id, idempotency_keys.c.key],
+                set_={
+                    "request_hash": statement.excluded.request_hash,
+                    "status_code": statement.excluded.status_code,
+                    "headers": statement.excluded.headers,
+                    "body": statement.excluded.body,
+                    "created_at": sa.func.now(),
+                    "expires_at": statement.excluded.expires_at,
+                },
+            )
+        )
+
+    async def _replay(self, stored: StoredResponse, send: Send) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers.items()]
+        headers.append((b"idempotent-replayed", b"true"))
+        headers.append((b"content-length", str(len(stored.body)).encode()))
+        await send({"type": "http.response.start", "status": stored.status, "headers": headers})
+        await send({"type": "http.response.body", "body": stored.body, "more_body": False})
+
+
+def _replay_body(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

@@ -1,0 +1,100 @@
+"""All configuration, read once from the environment and typed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_str(name: str, default: str) -> str:
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service; README.md ("Configuration") documents each one."""
+
+    database_url: str | None = None
+    app_database_url: str | None = None
+    system_database_url: str | None = None
+    data_dir: Path = PROJECT_ROOT / ".wg-data"
+    signing_key_file: Path | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+    page_default: int = 50
+    page_max: int = 200
+    idempotency_ttl_hours: int = 24
+    event_retention_days: int = 30
+    token_ttl_seconds: int = 900
+    revocation_cache_seconds: int = 30
+    rate_limit_per_minute: int = 600
+    token_rate_limit_per_minute: int = 30
+    db_pool_size: int = 10
+    job_poll_seconds: float = 1.0
+    leader_retry_seconds: float = 2.0
+    role_prefix: str = "wg"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "signing-keys.json"
+
+    @property
+    def owner_role(self) -> str:
+        return f"{self.role_prefix}_owner"
+
+    @property
+    def app_role(self) -> str:
+        return f"{self.role_prefix}_app"
+
+    @property
+    def system_role(self) -> str:
+        return f"{self.role_prefix}_system"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(_env_str("WG_DATA_DIR", str(PROJECT_ROOT / ".wg-data"))).resolve()
+        key_file = os.environ.get("WG_SIGNING_KEY_FILE")
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            app_database_url=os.environ.get("WG_APP_DATABASE_URL") or None,
+            system_database_url=os.environ.get("WG_SYSTEM_DATABASE_URL") or None,
+            data_dir=data_dir,
+            signing_key_file=Path(key_file).resolve() if key_file else None,
+            public_url=_env_str("WG_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            log_level=_env_str("WG_LOG_LEVEL", "INFO").upper(),
+            max_body_bytes=_env_int("WG_MAX_BODY_BYTES", 1024 * 1024),
+            idempotency_ttl_hours=_env_int("WG_IDEMPOTENCY_TTL_HOURS", 24),
+            event_retention_days=_env_int("WG_EVENT_RETENTION_DAYS", 30),
+            token_ttl_seconds=_env_int("WG_TOKEN_TTL_SECONDS", 900),
+            revocation_cache_seconds=_env_int("WG_REVOCATION_CACHE_SECONDS", 30),
+            rate_limit_per_minute=_env_int("WG_RATE_LIMIT_PER_MINUTE", 600),
+            token_rate_limit_per_minute=_env_int("WG_TOKEN_RATE_LIMIT_PER_MINUTE", 30),
+            db_pool_size=_env_int("WG_DB_POOL_SIZE", 10),
+            role_prefix=_env_str("WG_DB_ROLE_PREFIX", "wg"),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()
