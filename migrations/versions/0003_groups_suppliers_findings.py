@@ -230,7 +230,7 @@ def upgrade() -> None:
              AND m.status = 'active' AND m.role = 'facilitator'
             WHERE i.id = p_invitation;
             IF invitee IS NULL THEN
-                RAISE EXCEPTION 'not a facilitator of this invitation''s group' USING ERRCODE = '42501';
+                RAISE EXCEPTION 'not a facilitator of that group' USING ERRCODE = '42501';
             END IF;
             INSERT INTO public.events (tenant_id, type, data) VALUES (invitee, p_type, p_data);
         END
@@ -281,8 +281,8 @@ def upgrade() -> None:
         """
     )
     op.execute(
-        "CREATE UNIQUE INDEX supplier_links_internal_code ON supplier_links (tenant_id, internal_code) "
-        "WHERE internal_code IS NOT NULL"
+        "CREATE UNIQUE INDEX supplier_links_internal_code "
+        "ON supplier_links (tenant_id, internal_code) WHERE internal_code IS NOT NULL"
     )
     for statement in tenant_rls_statements("supplier_links"):
         op.execute(statement)
