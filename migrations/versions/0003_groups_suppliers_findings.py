@@ -256,7 +256,7 @@ def upgrade() -> None:
             province text CHECK (length(province) <= 100),
             city text CHECK (length(city) <= 100),
             sector text CHECK (length(sector) <= 100),
-            os_id text UNIQUE CHECK (os_id ~ '^[A-Z]{2}[0-9]{7}[A-Z0-9]{7}$'),
+            os_id text UNIQUE CHECK (os_id ~ '^[A-Z]{2}[0-9]{7}[A-Z0-9]{6}$'),
             match_key text NOT NULL UNIQUE,
             match_name text NOT NULL,
             created_at timestamptz NOT NULL DEFAULT now()
