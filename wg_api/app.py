@@ -144,8 +144,13 @@ def _initial_state(settings: Settings) -> Any:
     return State({"settings": settings, "migration_head": head_revision(settings)})
 
 
-def asgi_app(settings: Settings | None = None, database: Database | None = None) -> Any:
+def asgi_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    extra_v1_handlers: Sequence[ControllerRouterHandler] = (),
+) -> Any:
     """The served ASGI callable: the Litestar app inside the request-id/metrics/log wrapper."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    return ObservabilityMiddleware(cast(ASGIApp, create_app(settings, database)))
+    app = create_app(settings, database, extra_v1_handlers)
+    return ObservabilityMiddleware(cast(ASGIApp, app))
