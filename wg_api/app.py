@@ -31,6 +31,7 @@ from wg_api.platform.pagination import provide_page_params
 from wg_api.platform.routes import PlatformController
 from wg_api.platform.transaction import TransactionMiddleware, provide_db_session
 from wg_api.settings import Settings, get_settings
+from wg_api.suppliers.routes import SupplierRegistryController, SuppliersController
 
 API_DESCRIPTION = """\
 wg-api lets competing brands work together on child rights in their supply chains: they share
@@ -43,7 +44,12 @@ client-credentials grant. Errors are RFC 9457 problem details; lists are keyset-
 
 def v1_route_handlers() -> list[ControllerRouterHandler]:
     """Every /v1 controller. Domain issues add theirs here."""
-    return [IdentityController, EventsController]
+    return [
+        IdentityController,
+        EventsController,
+        SuppliersController,
+        SupplierRegistryController,
+    ]
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -74,6 +80,7 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="OAuth", description="Tokens and keys."),
             Tag(name="Identity", description="Who is calling; the tenant directory."),
             Tag(name="Events", description="The change feed."),
+            Tag(name="Suppliers", description="The common registry and your private links."),
         ],
         use_handler_docstrings=True,
     )

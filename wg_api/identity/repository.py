@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wg_api.identity.models import api_clients, tenants, users
+from wg_api.identity.models import api_clients, audit_log, identity_providers, tenants, users
 from wg_api.identity.tokens import ClientRecord
+from wg_api.platform.models import Record
 
 
 async def client_for_token(session: AsyncSession, client_id: str) -> ClientRecord | None:
@@ -77,46 +77,58 @@ async def record_user_seen(
     *,
     tenant_id: uuid.UUID,
     provider_id: uuid.UUID,
+    issuer: str,
     subject: str,
     name: str,
     email: str | None,
     role: str,
-) -> uuid.UUID:
-    """Create the person on first sight, or refresh name, role and last-seen time."""
+) -> tuple[uuid.UUID, str | None]:
+    """Create the person on first sight, or refresh name, role and last-seen time.
+
+    Answers the user's id and the role it had before (None for a new person).
+    """
     statement = insert(users).values(
         tenant_id=tenant_id,
         identity_provider_id=provider_id,
+        issuer=issuer,
         subject=subject,
         name=name,
         email=email,
         role=role,
     )
+    # Subqueries in RETURNING see the table as it was before this statement.
+    previous_role = (
+        sa.select(users.c.role)
+        .where(users.c.tenant_id == tenant_id, users.c.issuer == issuer, users.c.subject == subject)
+        .scalar_subquery()
+    )
     upsert = statement.on_conflict_do_update(
-        index_elements=[users.c.identity_provider_id, users.c.subject],
+        index_elements=[users.c.tenant_id, users.c.issuer, users.c.subject],
         set_={
+            "identity_provider_id": statement.excluded.identity_provider_id,
             "name": statement.excluded.name,
             "email": statement.excluded.email,
             "role": statement.excluded.role,
             "last_seen_at": sa.func.now(),
         },
-    ).returning(users.c.id)
-    user_id: uuid.UUID = (await session.execute(upsert)).scalar_one()
-    return user_id
+    ).returning(users.c.id, previous_role.label("previous_role"))
+    row = (await session.execute(upsert)).one()
+    return row.id, row.previous_role
 
 
-async def tenant_by_slug(session: AsyncSession, slug: str) -> sa.Row[Any] | None:
+async def tenant_by_slug(session: AsyncSession, slug: str) -> Record | None:
     return (await session.execute(sa.select(tenants).where(tenants.c.slug == slug))).one_or_none()
 
 
 async def create_tenant(
     session: AsyncSession, *, slug: str, name: str, kind: str, timezone: str
-) -> sa.Row[Any]:
+) -> Record:
     statement = (
         sa.insert(tenants)
         .values(slug=slug, name=name, kind=kind, timezone=timezone)
         .returning(tenants)
     )
-    row: sa.Row[Any] = (await session.execute(statement)).one()
+    row: Record = (await session.execute(statement)).one()
     return row
 
 
@@ -129,8 +141,8 @@ async def create_client(
     role: str,
     scopes: list[str],
     secret_hash: bytes,
-) -> sa.Row[Any]:
-    row: sa.Row[Any] = (
+) -> Record:
+    row: Record = (
         await session.execute(
             sa.insert(api_clients)
             .values(
@@ -145,3 +157,178 @@ async def create_client(
         )
     ).one()
     return row
+
+
+async def client_by_id(
+    session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID
+) -> sa.Row[Any] | None:
+    return (
+        await session.execute(
+            sa.select(api_clients).where(
+                api_clients.c.tenant_id == tenant_id, api_clients.c.id == client_uuid
+            )
+        )
+    ).one_or_none()
+
+
+async def list_clients(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> Sequence[sa.Row[Any]]:
+    """Oldest first, keyset on (created_at, id); up to `limit` rows."""
+    statement = sa.select(api_clients).where(api_clients.c.tenant_id == tenant_id)
+    if after is not None:
+        statement = statement.where(
+            sa.tuple_(api_clients.c.created_at, api_clients.c.id) > sa.tuple_(*after)
+        )
+    statement = statement.order_by(api_clients.c.created_at, api_clients.c.id).limit(limit)
+    return (await session.execute(statement)).all()
+
+
+async def revoke_client(
+    session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID
+) -> sa.Row[Any] | None:
+    """Mark the client revoked; None when it was revoked already (or does not exist)."""
+    return (
+        await session.execute(
+            sa.update(api_clients)
+            .where(
+                api_clients.c.tenant_id == tenant_id,
+                api_clients.c.id == client_uuid,
+                api_clients.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=sa.func.now())
+            .returning(api_clients)
+        )
+    ).one_or_none()
+
+
+async def replace_client_secret(
+    session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID, secret_hash: bytes
+) -> sa.Row[Any] | None:
+    """Swap the secret of a live client; None when the client is revoked (or does not exist)."""
+    return (
+        await session.execute(
+            sa.update(api_clients)
+            .where(
+                api_clients.c.tenant_id == tenant_id,
+                api_clients.c.id == client_uuid,
+                api_clients.c.revoked_at.is_(None),
+            )
+            .values(secret_hash=secret_hash, secret_rotated_at=sa.func.now())
+            .returning(api_clients)
+        )
+    ).one_or_none()
+
+
+async def create_provider(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    issuer: str,
+    audience: str,
+    jwks_uri: str | None,
+    role_claim: str | None,
+    default_role: str,
+) -> sa.Row[Any] | None:
+    """Register an issuer; None when some tenant (this one or another) has registered it."""
+    statement = (
+        insert(identity_providers)
+        .values(
+            tenant_id=tenant_id,
+            issuer=issuer,
+            audience=audience,
+            jwks_uri=jwks_uri,
+            role_claim=role_claim,
+            default_role=default_role,
+        )
+        .on_conflict_do_nothing(index_elements=[identity_providers.c.issuer])
+        .returning(identity_providers)
+    )
+    return (await session.execute(statement)).one_or_none()
+
+
+async def provider_by_id(
+    session: AsyncSession, tenant_id: uuid.UUID, provider_id: uuid.UUID
+) -> sa.Row[Any] | None:
+    return (
+        await session.execute(
+            sa.select(identity_providers).where(
+                identity_providers.c.tenant_id == tenant_id,
+                identity_providers.c.id == provider_id,
+            )
+        )
+    ).one_or_none()
+
+
+async def list_providers(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> Sequence[sa.Row[Any]]:
+    statement = sa.select(identity_providers).where(identity_providers.c.tenant_id == tenant_id)
+    if after is not None:
+        statement = statement.where(
+            sa.tuple_(identity_providers.c.created_at, identity_providers.c.id) > sa.tuple_(*after)
+        )
+    statement = statement.order_by(identity_providers.c.created_at, identity_providers.c.id).limit(
+        limit
+    )
+    return (await session.execute(statement)).all()
+
+
+async def delete_provider(
+    session: AsyncSession, tenant_id: uuid.UUID, provider_id: uuid.UUID
+) -> sa.Row[Any] | None:
+    return (
+        await session.execute(
+            sa.delete(identity_providers)
+            .where(
+                identity_providers.c.tenant_id == tenant_id,
+                identity_providers.c.id == provider_id,
+            )
+            .returning(identity_providers)
+        )
+    ).one_or_none()
+
+
+async def record_audit(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    actor_type: str,
+    actor_id: uuid.UUID | None,
+    actor_name: str,
+    action: str,
+    target_type: str,
+    target_id: uuid.UUID | None,
+    details: dict[str, Any],
+) -> None:
+    await session.execute(
+        sa.insert(audit_log).values(
+            tenant_id=tenant_id,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+        )
+    )
+
+
+async def list_audit(
+    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, before_seq: int | None
+) -> Sequence[sa.Row[Any]]:
+    """Newest first, keyset on the sequence number; up to `limit` rows."""
+    statement = sa.select(audit_log).where(audit_log.c.tenant_id == tenant_id)
+    if before_seq is not None:
+        statement = statement.where(audit_log.c.seq < before_seq)
+    statement = statement.order_by(audit_log.c.seq.desc()).limit(limit)
+    return (await session.execute(statement)).all()

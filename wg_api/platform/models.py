@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB, UUID
 
@@ -49,3 +51,6 @@ jobs = sa.Table(
     sa.Column("result", JSONB),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
 )
+
+# A result row of any width (SQLAlchemy 2.1 types rows by their column tuple).
+Record: TypeAlias = sa.Row[*tuple[Any, ...]]

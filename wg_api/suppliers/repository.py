@@ -1,0 +1,193 @@
+"""Every supplier query: the common registry and the caller's private links."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wg_api.platform.models import Record
+from wg_api.suppliers.models import supplier_links, suppliers
+
+CANONICAL = (
+    suppliers.c.id,
+    suppliers.c.name,
+    suppliers.c.local_name,
+    suppliers.c.address,
+    suppliers.c.country,
+    suppliers.c.province,
+    suppliers.c.city,
+    suppliers.c.sector,
+    suppliers.c.os_id,
+)
+
+
+def _like(q: str) -> str:
+    return "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def by_id(session: AsyncSession, supplier_id: uuid.UUID) -> Record | None:
+    statement = sa.select(*CANONICAL).where(suppliers.c.id == supplier_id)
+    return (await session.execute(statement)).one_or_none()
+
+
+async def by_os_id(session: AsyncSession, os_id: str) -> Record | None:
+    statement = sa.select(*CANONICAL).where(suppliers.c.os_id == os_id)
+    return (await session.execute(statement)).one_or_none()
+
+
+async def by_match_key(session: AsyncSession, key: str) -> Record | None:
+    statement = sa.select(*CANONICAL).where(suppliers.c.match_key == key)
+    return (await session.execute(statement)).one_or_none()
+
+
+async def insert_supplier(session: AsyncSession, values: dict[str, Any]) -> Record | None:
+    """Insert unless the match key or OS ID exists already (then None: someone else won)."""
+    statement = insert(suppliers).values(**values).on_conflict_do_nothing().returning(*CANONICAL)
+    return (await session.execute(statement)).one_or_none()
+
+
+async def similar(
+    session: AsyncSession, *, match_name: str, local_name: str | None, country: str, limit: int
+) -> list[Record]:
+    """Registry rows in `country` whose normalised name (or local name) resembles the given one."""
+    name_similarity = sa.func.similarity(suppliers.c.match_name, match_name)
+    local_similarity = (
+        sa.func.similarity(sa.func.coalesce(suppliers.c.local_name, ""), local_name)
+        if local_name
+        else sa.literal(0.0)
+    )
+    condition: sa.ColumnElement[bool] = suppliers.c.match_name.op("%")(match_name)
+    if local_name:
+        condition = sa.or_(condition, suppliers.c.local_name.op("%")(local_name))
+    statement = (
+        sa.select(
+            *CANONICAL,
+            suppliers.c.address.label("raw_address"),
+            name_similarity.label("name_similarity"),
+            local_similarity.label("local_similarity"),
+        )
+        .where(suppliers.c.country == country, condition)
+        .order_by(sa.func.greatest(name_similarity, local_similarity).desc(), suppliers.c.id)
+        .limit(limit)
+    )
+    return list((await session.execute(statement)).all())
+
+
+async def link(
+    session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID, internal_code: str | None
+) -> Record:
+    statement = insert(supplier_links).values(
+        tenant_id=tenant_id, supplier_id=supplier_id, internal_code=internal_code
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=[supplier_links.c.tenant_id, supplier_links.c.supplier_id],
+        set_={
+            "internal_code": sa.func.coalesce(
+                statement.excluded.internal_code, supplier_links.c.internal_code
+            )
+        },
+    ).returning(supplier_links.c.internal_code, supplier_links.c.created_at)
+    row: Record = (await session.execute(upsert)).one()
+    return row
+
+
+async def internal_code_owner(
+    session: AsyncSession, tenant_id: uuid.UUID, internal_code: str
+) -> uuid.UUID | None:
+    statement = sa.select(supplier_links.c.supplier_id).where(
+        supplier_links.c.tenant_id == tenant_id, supplier_links.c.internal_code == internal_code
+    )
+    owner: uuid.UUID | None = await session.scalar(statement)
+    return owner
+
+
+async def linked(
+    session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID
+) -> Record | None:
+    statement = (
+        sa.select(*CANONICAL, supplier_links.c.internal_code, supplier_links.c.created_at)
+        .join(supplier_links, supplier_links.c.supplier_id == suppliers.c.id)
+        .where(supplier_links.c.tenant_id == tenant_id, suppliers.c.id == supplier_id)
+    )
+    return (await session.execute(statement)).one_or_none()
+
+
+async def is_linked(session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> bool:
+    statement = sa.select(sa.literal(1)).where(
+        supplier_links.c.tenant_id == tenant_id, supplier_links.c.supplier_id == supplier_id
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def list_linked(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    q: str | None,
+    country: str | None,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> list[Record]:
+    statement = (
+        sa.select(*CANONICAL, supplier_links.c.internal_code, supplier_links.c.created_at)
+        .join(supplier_links, supplier_links.c.supplier_id == suppliers.c.id)
+        .where(supplier_links.c.tenant_id == tenant_id)
+    )
+    if country:
+        statement = statement.where(suppliers.c.country == country)
+    if q:
+        pattern = _like(q)
+        statement = statement.where(
+            sa.or_(
+                sa.func.lower(suppliers.c.name).like(pattern),
+                sa.func.lower(sa.func.coalesce(suppliers.c.local_name, "")).like(pattern),
+                sa.func.lower(sa.func.coalesce(supplier_links.c.internal_code, "")).like(pattern),
+            )
+        )
+    if after:
+        statement = statement.where(
+            sa.tuple_(suppliers.c.name, suppliers.c.id) > sa.tuple_(after[0], uuid.UUID(after[1]))
+        )
+    statement = statement.order_by(suppliers.c.name, suppliers.c.id).limit(limit + 1)
+    return list((await session.execute(statement)).all())
+
+
+async def search_registry(
+    session: AsyncSession,
+    *,
+    q: str | None,
+    country: str | None,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> list[Record]:
+    statement = sa.select(*CANONICAL)
+    if country:
+        statement = statement.where(suppliers.c.country == country)
+    if q:
+        pattern = _like(q)
+        statement = statement.where(
+            sa.or_(
+                sa.func.lower(suppliers.c.name).like(pattern),
+                sa.func.lower(sa.func.coalesce(suppliers.c.local_name, "")).like(pattern),
+                suppliers.c.os_id == q.upper(),
+            )
+        )
+    if after:
+        statement = statement.where(
+            sa.tuple_(suppliers.c.name, suppliers.c.id) > sa.tuple_(after[0], uuid.UUID(after[1]))
+        )
+    statement = statement.order_by(suppliers.c.name, suppliers.c.id).limit(limit + 1)
+    return list((await session.execute(statement)).all())
+
+
+async def unlink(session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> bool:
+    result = await session.execute(
+        sa.delete(supplier_links).where(
+            supplier_links.c.tenant_id == tenant_id, supplier_links.c.supplier_id == supplier_id
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
