@@ -41,10 +41,10 @@ def upgrade() -> None:
         CREATE TABLE identity_providers (
             id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
             tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
-            issuer text NOT NULL UNIQUE,
-            audience text NOT NULL,
-            jwks_uri text,
-            role_claim text,
+            issuer text NOT NULL UNIQUE CHECK (length(issuer) BETWEEN 1 AND 2000),
+            audience text NOT NULL CHECK (length(audience) BETWEEN 1 AND 500),
+            jwks_uri text CHECK (length(jwks_uri) BETWEEN 1 AND 2000),
+            role_claim text CHECK (length(role_claim) BETWEEN 1 AND 100),
             default_role text NOT NULL CHECK (default_role IN ('admin', 'editor', 'viewer')),
             created_at timestamptz NOT NULL DEFAULT now()
         )
@@ -61,17 +61,20 @@ def upgrade() -> None:
         CREATE TABLE users (
             id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
             tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
-            identity_provider_id uuid NOT NULL REFERENCES identity_providers (id) ON DELETE CASCADE,
+            identity_provider_id uuid REFERENCES identity_providers (id) ON DELETE SET NULL,
+            issuer text NOT NULL,
             subject text NOT NULL,
             name text NOT NULL,
             email text,
             role text NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),
             created_at timestamptz NOT NULL DEFAULT now(),
             last_seen_at timestamptz NOT NULL DEFAULT now(),
-            UNIQUE (identity_provider_id, subject)
+            UNIQUE (tenant_id, issuer, subject)
         )
         """
     )
+    # A person is (issuer, subject) within a tenant (OIDC Core §5.7), so removing and re-adding
+    # the tenant's identity provider keeps its people and what they did.
     op.execute("CREATE INDEX users_tenant ON users (tenant_id, created_at, id)")
     for statement in tenant_rls_statements("users"):
         op.execute(statement)
@@ -156,9 +159,23 @@ def upgrade() -> None:
         $$
         """
     )
+    op.execute(
+        """
+        CREATE FUNCTION rate_limit_purge(p_before timestamptz)
+        RETURNS bigint
+        LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public
+        AS $$
+            WITH gone AS (
+                DELETE FROM public.rate_limit_windows WHERE window_start < p_before RETURNING 1
+            )
+            SELECT count(*) FROM gone
+        $$
+        """
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION rate_limit_purge(timestamptz)")
     op.execute("DROP FUNCTION rate_limit_hit(text, timestamptz, bigint)")
     op.execute("DROP TABLE rate_limit_windows")
     op.execute("DROP FUNCTION identity_provider_for_issuer(text)")

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, cast
+from urllib.parse import parse_qsl
 
 import httpx
-from joserfc.jwk import KeySet
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, KeySetSerialization
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from wg_api.identity import repository
+from wg_api.identity import repository, service
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.principal import Principal
 from wg_api.identity.scopes import ROLE_RANK, ROLE_SCOPES, TENANT_ROLES
@@ -32,16 +36,62 @@ from wg_api.settings import Settings
 log = logging.getLogger("wg_api.auth")
 
 JWKS_REFETCH_SECONDS = 60.0
+JWKS_MAX_AGE_SECONDS = 3600.0
+JWKS_MAX_BYTES = 512 * 1024
 PROVIDER_CACHE_SECONDS = 60.0
 USER_TOUCH_SECONDS = 300.0
+CACHE_MAX_ENTRIES = 10_000
+
+Clock = Callable[[], float]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class ExpiringCache(Generic[K, V]):
+    """A small in-process cache whose entries expire, bounded so forged tokens cannot grow it."""
+
+    def __init__(self, ttl: float, clock: Clock, max_entries: int = CACHE_MAX_ENTRIES) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.max_entries = max_entries
+        self._entries: dict[K, tuple[V, float]] = {}
+
+    def get(self, key: K) -> tuple[bool, V | None]:
+        entry = self._entries.get(key)
+        if entry is None or self.clock() - entry[1] >= self.ttl:
+            return False, None
+        return True, entry[0]
+
+    def put(self, key: K, value: V) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries and key not in self._entries:
+            now = self.clock()
+            self._entries = {k: e for k, e in self._entries.items() if now - e[1] < self.ttl}
+            if len(self._entries) >= self.max_entries:
+                # Still full of live entries: drop the older half (dicts keep insertion order).
+                keep = list(self._entries.items())[self.max_entries // 2 :]
+                self._entries = dict(keep)
+        self._entries[key] = (value, self.clock())
+
+    def pop(self, key: K) -> None:
+        self._entries.pop(key, None)
 
 
 class JWKSCache:
-    """Identity providers' key sets: fetched on first use, refetched at most once a minute."""
+    """Identity providers' key sets.
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+    Fetched on first use and kept for an hour; a token signed by a key the cached set lacks
+    triggers a refetch, at most once a minute per set. When the provider cannot be reached, the
+    last good set keeps serving.
+    """
+
+    def __init__(self, client: httpx.AsyncClient | None = None, clock: Clock = time.monotonic):
         self._client = client
+        self.clock = clock
         self._sets: dict[str, tuple[KeySet, float]] = {}
+        self._attempted: dict[str, float] = {}
+        self._discovered: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def _http(self) -> httpx.AsyncClient:
@@ -49,40 +99,68 @@ class JWKSCache:
             self._client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         return self._client
 
+    async def _get_json(self, uri: str) -> Any:
+        async with (await self._http()).stream("GET", uri) as response:
+            response.raise_for_status()
+            body = b""
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > JWKS_MAX_BYTES:
+                    raise ValueError(f"{uri} answered more than {JWKS_MAX_BYTES} bytes")
+        return json.loads(body)
+
     async def _fetch(self, uri: str) -> KeySet:
-        response = await (await self._http()).get(uri)
-        response.raise_for_status()
-        return KeySet.import_key_set(response.json())
+        document = await self._get_json(uri)
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError(f"{uri} is not a JWK set")
+        return KeySet.import_key_set(cast(KeySetSerialization, document))
 
     async def jwks_uri_for(self, issuer: str, configured: str | None) -> str:
+        """The configured JWKS URI, or the one OpenID Connect discovery names (cached)."""
         if configured:
             return configured
-        discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        response = await (await self._http()).get(discovery)
-        response.raise_for_status()
-        uri = response.json().get("jwks_uri")
+        now = self.clock()
+        cached = self._discovered.get(issuer)
+        if cached is not None and now - cached[1] < JWKS_MAX_AGE_SECONDS:
+            return cached[0]
+        document = await self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
+        if not isinstance(document, dict) or document.get("issuer") != issuer:
+            raise ValueError("the discovery document names another issuer")
+        uri = document.get("jwks_uri")
         if not isinstance(uri, str):
-            raise ValueError("discovery document has no jwks_uri")
+            raise ValueError("the discovery document has no jwks_uri")
+        self._discovered[issuer] = (uri, now)
         return uri
 
-    async def key_set(self, uri: str, kid: str | None) -> KeySet:
-        if self._usable(uri, kid):
-            return self._sets[uri][0]
-        async with self._locks.setdefault(uri, asyncio.Lock()):
-            if self._usable(uri, kid):
-                return self._sets[uri][0]
-            key_set = await self._fetch(uri)
-            self._sets[uri] = (key_set, time.monotonic())
-            return key_set
-
-    def _usable(self, uri: str, kid: str | None) -> bool:
-        """A cached set serves if it has the kid, or if it was fetched under a minute ago."""
+    def _cached(self, uri: str, kid: str | None) -> KeySet | None:
+        """The cached set if it may serve this kid without asking the provider again."""
         cached = self._sets.get(uri)
         if cached is None:
-            return False
-        if kid is None or _has_kid(cached[0], kid):
-            return True
-        return time.monotonic() - cached[1] < JWKS_REFETCH_SECONDS
+            return None
+        key_set, fetched_at = cached
+        now = self.clock()
+        if now - self._attempted.get(uri, fetched_at) < JWKS_REFETCH_SECONDS:
+            return key_set
+        fresh = now - fetched_at < JWKS_MAX_AGE_SECONDS
+        return key_set if fresh and (kid is None or _has_kid(key_set, kid)) else None
+
+    async def key_set(self, uri: str, kid: str | None) -> KeySet:
+        if (key_set := self._cached(uri, kid)) is not None:
+            return key_set
+        async with self._locks.setdefault(uri, asyncio.Lock()):
+            if (key_set := self._cached(uri, kid)) is not None:
+                return key_set
+            self._attempted[uri] = self.clock()
+            try:
+                key_set = await self._fetch(uri)
+            except (httpx.HTTPError, ValueError, JoseError) as exc:
+                stale = self._sets.get(uri)
+                if stale is None:
+                    raise
+                log.warning("identity provider keys unavailable, using the last good set: %s", exc)
+                return stale[0]
+            self._sets[uri] = (key_set, self.clock())
+            return key_set
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -93,8 +171,22 @@ def _has_kid(key_set: KeySet, kid: str) -> bool:
     return any(key.kid == kid for key in key_set.keys)
 
 
+def role_from_claim(claimed: object, default_role: str) -> str:
+    """The role a person's token claims (a string or a list of them), else the default."""
+    values = [claimed] if isinstance(claimed, str) else claimed
+    if not isinstance(values, list):
+        return default_role
+    roles = [value for value in values if isinstance(value, str) and value in TENANT_ROLES]
+    return max(roles, key=lambda role: ROLE_RANK[role]) if roles else default_role
+
+
 class Authenticator:
-    """Turns a bearer token into a Principal, or raises Unauthorized."""
+    """Turns a bearer token into a Principal, or raises Unauthorized.
+
+    Each replica caches what it learns from the database (a client's revocation for
+    `revocation_cache_seconds`, an issuer's provider for a minute); `forget_client` and
+    `forget_provider` drop an entry at once in this process after a change.
+    """
 
     def __init__(
         self,
@@ -102,14 +194,21 @@ class Authenticator:
         database: Database,
         keys: SigningKeys,
         jwks: JWKSCache | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
         self.database = database
         self.keys = keys
-        self.jwks = jwks or JWKSCache()
-        self._client_status: dict[uuid.UUID, tuple[bool, float]] = {}
-        self._providers: dict[str, tuple[repository.ProviderRecord | None, float]] = {}
-        self._users: dict[tuple[uuid.UUID, str, str, str], tuple[uuid.UUID, float]] = {}
+        self.jwks = jwks or JWKSCache(clock=clock)
+        self._client_status: ExpiringCache[uuid.UUID, bool] = ExpiringCache(
+            settings.revocation_cache_seconds, clock
+        )
+        self._providers: ExpiringCache[str, repository.ProviderRecord | None] = ExpiringCache(
+            PROVIDER_CACHE_SECONDS, clock
+        )
+        self._users: ExpiringCache[tuple[uuid.UUID, str, str, str], uuid.UUID] = ExpiringCache(
+            USER_TOUCH_SECONDS, clock
+        )
 
     async def authenticate(self, token: str) -> Principal:
         _, claims = unverified_parts(token)
@@ -126,7 +225,7 @@ class Authenticator:
             tenant_id = uuid.UUID(claims["tenant_id"])
             client_uuid = uuid.UUID(claims["wg_client"])
             role = str(claims["role"])
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise Unauthorized("The token is not valid.") from exc
         if role not in TENANT_ROLES or not await self._client_active(tenant_id, client_uuid):
             raise Unauthorized("The client of this token is revoked.")
@@ -141,41 +240,42 @@ class Authenticator:
         )
 
     async def _client_active(self, tenant_id: uuid.UUID, client_uuid: uuid.UUID) -> bool:
-        now = time.monotonic()
-        cached = self._client_status.get(client_uuid)
-        if cached is not None and now - cached[1] < self.settings.revocation_cache_seconds:
-            return cached[0]
+        found, active = self._client_status.get(client_uuid)
+        if found:
+            return bool(active)
         async with self.database.transaction(tenant_id) as session:
             active = await repository.client_is_active(session, client_uuid)
-        self._client_status[client_uuid] = (active, now)
+        self._client_status.put(client_uuid, active)
         return active
 
+    def forget_client(self, client_uuid: uuid.UUID) -> None:
+        self._client_status.pop(client_uuid)
+
     async def _provider(self, issuer: str) -> repository.ProviderRecord | None:
-        now = time.monotonic()
-        cached = self._providers.get(issuer)
-        if cached is not None and now - cached[1] < PROVIDER_CACHE_SECONDS:
-            return cached[0]
+        found, provider = self._providers.get(issuer)
+        if found:
+            return provider
         async with self.database.transaction() as session:
             provider = await repository.provider_for_issuer(session, issuer)
-        self._providers[issuer] = (provider, now)
+        self._providers.put(issuer, provider)
         return provider
 
     def forget_provider(self, issuer: str) -> None:
-        self._providers.pop(issuer, None)
+        self._providers.pop(issuer)
 
     async def _person_principal(self, token: str, issuer: str) -> Principal:
-        provider = await self._provider(issuer)
-        if provider is None:
-            raise Unauthorized("The token's issuer is not registered with any tenant.")
         header, _ = unverified_parts(token)
         if header.get("alg") not in PROVIDER_ALGORITHMS:
             raise Unauthorized("The token's algorithm is not accepted.")
+        provider = await self._provider(issuer)
+        if provider is None:
+            raise Unauthorized("The token's issuer is not registered with any tenant.")
         kid = header.get("kid") if isinstance(header.get("kid"), str) else None
         try:
             uri = await self.jwks.jwks_uri_for(provider.issuer, provider.jwks_uri)
             key_set = await self.jwks.key_set(uri, kid)
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("identity provider keys unavailable", extra={"issuer": issuer})
+        except (httpx.HTTPError, ValueError, JoseError) as exc:
+            log.warning("identity provider keys unavailable for %s: %s", issuer, exc)
             raise Unauthorized("The identity provider's keys could not be fetched.") from exc
         if kid is not None and not _has_kid(key_set, kid):
             raise Unauthorized("The token is signed by an unknown key.")
@@ -187,13 +287,11 @@ class Authenticator:
             audience=provider.audience,
         )
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise Unauthorized("The token has no subject.")
+        if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
+            raise Unauthorized("The token has no usable subject.")
         role = provider.default_role
         if provider.role_claim:
-            claimed = claims.get(provider.role_claim)
-            if isinstance(claimed, str) and claimed in TENANT_ROLES:
-                role = claimed
+            role = role_from_claim(claims.get(provider.role_claim), provider.default_role)
         name = str(claims.get("name") or claims.get("preferred_username") or subject)[:200]
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
         user_id = await self._user_id(provider, subject, name, email, role)
@@ -216,21 +314,19 @@ class Authenticator:
         role: str,
     ) -> uuid.UUID:
         cache_key = (provider.id, subject, name, role)
-        now = time.monotonic()
-        cached = self._users.get(cache_key)
-        if cached is not None and now - cached[1] < USER_TOUCH_SECONDS:
-            return cached[0]
+        found, cached = self._users.get(cache_key)
+        if found and cached is not None:
+            return cached
         async with self.database.transaction(provider.tenant_id) as session:
-            user_id = await repository.record_user_seen(
+            user_id = await service.record_person_seen(
                 session,
-                tenant_id=provider.tenant_id,
-                provider_id=provider.id,
+                provider,
                 subject=subject,
                 name=name,
-                email=email,
+                email=email[:320] if email else None,
                 role=role,
             )
-        self._users[cache_key] = (user_id, now)
+        self._users.put(cache_key, user_id)
         return user_id
 
 
@@ -238,7 +334,8 @@ AUTHENTICATOR_STATE_KEY = "authenticator"
 
 
 def bearer_token(scope: Scope) -> str:
-    if b"access_token=" in scope.get("query_string", b""):
+    query = scope.get("query_string", b"").decode("latin-1")
+    if any(name == "access_token" for name, _ in parse_qsl(query, keep_blank_values=True)):
         raise Unauthorized("Send the token in the Authorization header, never in the URL.")
     header: str | None = None
     for name, value in scope["headers"]:

@@ -1,4 +1,4 @@
-"""Identity tables: tenants (the directory), and later clients, users and identity providers."""
+"""Identity tables: tenants (the directory), API clients, identity providers, users, audit log."""
 
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ users = sa.Table(
         "id", UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()")
     ),
     sa.Column("tenant_id", UUID(as_uuid=True), nullable=False),
-    sa.Column("identity_provider_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("identity_provider_id", UUID(as_uuid=True)),
+    sa.Column("issuer", sa.Text, nullable=False),
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("email", sa.Text),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -161,7 +164,7 @@ async def create_client(
 
 async def client_by_id(
     session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID
-) -> sa.Row[Any] | None:
+) -> Record | None:
     return (
         await session.execute(
             sa.select(api_clients).where(
@@ -177,7 +180,7 @@ async def list_clients(
     *,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
-) -> Sequence[sa.Row[Any]]:
+) -> Sequence[Record]:
     """Oldest first, keyset on (created_at, id); up to `limit` rows."""
     statement = sa.select(api_clients).where(api_clients.c.tenant_id == tenant_id)
     if after is not None:
@@ -190,9 +193,9 @@ async def list_clients(
 
 async def revoke_client(
     session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID
-) -> sa.Row[Any] | None:
+) -> Record | None:
     """Mark the client revoked; None when it was revoked already (or does not exist)."""
-    return (
+    row: Record | None = (
         await session.execute(
             sa.update(api_clients)
             .where(
@@ -204,13 +207,14 @@ async def revoke_client(
             .returning(api_clients)
         )
     ).one_or_none()
+    return row
 
 
 async def replace_client_secret(
     session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID, secret_hash: bytes
-) -> sa.Row[Any] | None:
+) -> Record | None:
     """Swap the secret of a live client; None when the client is revoked (or does not exist)."""
-    return (
+    row: Record | None = (
         await session.execute(
             sa.update(api_clients)
             .where(
@@ -222,6 +226,7 @@ async def replace_client_secret(
             .returning(api_clients)
         )
     ).one_or_none()
+    return row
 
 
 async def create_provider(
@@ -233,7 +238,7 @@ async def create_provider(
     jwks_uri: str | None,
     role_claim: str | None,
     default_role: str,
-) -> sa.Row[Any] | None:
+) -> Record | None:
     """Register an issuer; None when some tenant (this one or another) has registered it."""
     statement = (
         insert(identity_providers)
@@ -248,12 +253,13 @@ async def create_provider(
         .on_conflict_do_nothing(index_elements=[identity_providers.c.issuer])
         .returning(identity_providers)
     )
-    return (await session.execute(statement)).one_or_none()
+    row: Record | None = (await session.execute(statement)).one_or_none()
+    return row
 
 
 async def provider_by_id(
     session: AsyncSession, tenant_id: uuid.UUID, provider_id: uuid.UUID
-) -> sa.Row[Any] | None:
+) -> Record | None:
     return (
         await session.execute(
             sa.select(identity_providers).where(
@@ -270,7 +276,7 @@ async def list_providers(
     *,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
-) -> Sequence[sa.Row[Any]]:
+) -> Sequence[Record]:
     statement = sa.select(identity_providers).where(identity_providers.c.tenant_id == tenant_id)
     if after is not None:
         statement = statement.where(
@@ -284,8 +290,8 @@ async def list_providers(
 
 async def delete_provider(
     session: AsyncSession, tenant_id: uuid.UUID, provider_id: uuid.UUID
-) -> sa.Row[Any] | None:
-    return (
+) -> Record | None:
+    row: Record | None = (
         await session.execute(
             sa.delete(identity_providers)
             .where(
@@ -295,6 +301,7 @@ async def delete_provider(
             .returning(identity_providers)
         )
     ).one_or_none()
+    return row
 
 
 async def record_audit(
@@ -325,7 +332,7 @@ async def record_audit(
 
 async def list_audit(
     session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, before_seq: int | None
-) -> Sequence[sa.Row[Any]]:
+) -> Sequence[Record]:
     """Newest first, keyset on the sequence number; up to `limit` rows."""
     statement = sa.select(audit_log).where(audit_log.c.tenant_id == tenant_id)
     if before_seq is not None:

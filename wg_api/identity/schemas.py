@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 import msgspec
 
@@ -38,3 +39,75 @@ class TokenOut(msgspec.Struct):
 class OAuthErrorOut(msgspec.Struct, omit_defaults=True):
     error: str
     error_description: str | None = None
+
+
+class ApiClientCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    role: Literal["admin", "editor", "viewer"] = "viewer"
+    scopes: list[str] | None = None
+
+
+class ApiClientOut(msgspec.Struct):
+    """An API client as listed: never its secret."""
+
+    id: uuid.UUID
+    client_id: str
+    name: str
+    role: str
+    scopes: list[str]
+    created_at: datetime
+    secret_rotated_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiClientWithSecret(msgspec.Struct):
+    """An API client with its secret, answered once: at creation or rotation."""
+
+    id: uuid.UUID
+    client_id: str
+    client_secret: str
+    name: str
+    role: str
+    scopes: list[str]
+    created_at: datetime
+    secret_rotated_at: datetime | None
+    revoked_at: datetime | None
+    token_url: str
+
+
+class IdentityProviderCreate(msgspec.Struct, forbid_unknown_fields=True):
+    issuer: str
+    audience: str
+    default_role: Literal["admin", "editor", "viewer"]
+    jwks_uri: str | None = None
+    role_claim: str | None = None
+
+
+class IdentityProviderOut(msgspec.Struct):
+    id: uuid.UUID
+    issuer: str
+    audience: str
+    jwks_uri: str | None
+    role_claim: str | None
+    default_role: str
+    created_at: datetime
+
+
+class AuditActorOut(msgspec.Struct):
+    type: str
+    id: uuid.UUID | None
+    name: str
+
+
+class AuditTargetOut(msgspec.Struct):
+    type: str
+    id: uuid.UUID | None
+
+
+class AuditEntryOut(msgspec.Struct):
+    id: uuid.UUID
+    occurred_at: datetime
+    action: str
+    actor: AuditActorOut
+    target: AuditTargetOut
+    details: dict[str, Any]

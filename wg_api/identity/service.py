@@ -1,17 +1,37 @@
-"""Identity rules: creating tenants and clients, answering token requests."""
+"""Identity rules: tenants, API clients, identity providers, people and the audit log."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.identity import repository
+from wg_api.identity.principal import Principal
+from wg_api.identity.schemas import (
+    ApiClientOut,
+    AuditActorOut,
+    AuditEntryOut,
+    AuditTargetOut,
+    IdentityProviderCreate,
+    IdentityProviderOut,
+)
 from wg_api.identity.scopes import ROLE_SCOPES, SCOPES, TENANT_ROLES, parse_scopes, unknown_scopes
 from wg_api.identity.tokens import hash_secret, new_client_id, new_client_secret
-from wg_api.platform.errors import FieldError, NotFound, ValidationFailed
+from wg_api.platform.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    ValidationFailed,
+)
+from wg_api.platform.pagination import Page, paginate
 from wg_api.platform.validation import is_valid_timezone, slug_error
 
 TENANT_KINDS = ("brand", "facilitator")
@@ -43,6 +63,8 @@ async def create_tenant(
 
 @dataclass(frozen=True)
 class NewClient:
+    """A client with its secret in clear: answered once, at creation or rotation."""
+
     id: uuid.UUID
     tenant_id: uuid.UUID
     client_id: str
@@ -51,6 +73,8 @@ class NewClient:
     role: str
     scopes: list[str]
     created_at: Any
+    secret_rotated_at: Any = None
+    revoked_at: Any = None
 
 
 def default_scopes(role: str) -> list[str]:
@@ -70,6 +94,82 @@ def check_client_fields(name: str, role: str, scopes: list[str]) -> list[FieldEr
     return errors
 
 
+# ---- the audit log -----------------------------------------------------------------------------
+
+SYSTEM_ACTOR_NAME = "wg-api command line"
+
+
+async def audit(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    actor: Principal | None,
+    action: str,
+    target_type: str,
+    target_id: uuid.UUID | None,
+    details: dict[str, Any],
+) -> None:
+    """Record a security-relevant action in the caller's transaction (None: the command line)."""
+    await repository.record_audit(
+        session,
+        tenant_id=tenant_id,
+        actor_type=actor.type if actor else "system",
+        actor_id=actor.id if actor else None,
+        actor_name=actor.name if actor else SYSTEM_ACTOR_NAME,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details,
+    )
+
+
+async def read_audit_log(
+    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
+) -> Page[AuditEntryOut]:
+    before_seq: int | None = None
+    if after is not None:
+        if len(after) != 1 or not isinstance(after[0], int) or isinstance(after[0], bool):
+            raise InvalidRequest(BAD_CURSOR)
+        before_seq = after[0]
+    rows = await repository.list_audit(session, tenant_id, limit=limit + 1, before_seq=before_seq)
+    seq_of = {row.id: row.seq for row in rows}
+    entries = [
+        AuditEntryOut(
+            id=row.id,
+            occurred_at=row.occurred_at,
+            action=row.action,
+            actor=AuditActorOut(type=row.actor_type, id=row.actor_id, name=row.actor_name),
+            target=AuditTargetOut(type=row.target_type, id=row.target_id),
+            details=row.details,
+        )
+        for row in rows
+    ]
+    return paginate(entries, limit, lambda entry: [seq_of[entry.id]])
+
+
+# ---- API clients -------------------------------------------------------------------------------
+
+BAD_CURSOR = "The cursor is not valid; use next_cursor as given."
+CLIENT_NOT_FOUND = "No API client with this id."
+PROVIDER_NOT_FOUND = "No identity provider with this id."
+
+
+def _client_details(row: Any) -> dict[str, Any]:
+    return {"client_id": row.client_id, "name": row.name, "role": row.role, "scopes": row.scopes}
+
+
+def client_out(row: Any) -> ApiClientOut:
+    return ApiClientOut(
+        id=row.id,
+        client_id=row.client_id,
+        name=row.name,
+        role=row.role,
+        scopes=list(row.scopes),
+        created_at=row.created_at,
+        secret_rotated_at=row.secret_rotated_at,
+        revoked_at=row.revoked_at,
+    )
+
+
 async def create_client(
     session: AsyncSession,
     *,
@@ -77,7 +177,9 @@ async def create_client(
     name: str,
     role: str,
     scopes: list[str] | None,
+    actor: Principal | None = None,
 ) -> NewClient:
+    """Create a client of `tenant_id`; `actor` None means the command line (no grant limit)."""
     chosen = (
         sorted(set(scopes))
         if scopes is not None
@@ -87,6 +189,11 @@ async def create_client(
     )
     if errors := check_client_fields(name, role, chosen):
         raise ValidationFailed("The client is not valid.", errors=errors)
+    if actor is not None and (beyond := sorted(set(chosen) - actor.scopes)):
+        raise Forbidden(
+            f"You cannot grant scopes you do not hold: {' '.join(beyond)}. "
+            "Ask for fewer scopes, or create the client with a token that holds them."
+        )
     secret = new_client_secret()
     row = await repository.create_client(
         session,
@@ -96,6 +203,9 @@ async def create_client(
         role=role,
         scopes=chosen,
         secret_hash=hash_secret(secret),
+    )
+    await audit(
+        session, tenant_id, actor, "api_client.created", "api_client", row.id, _client_details(row)
     )
     return NewClient(
         id=row.id,
@@ -107,6 +217,256 @@ async def create_client(
         scopes=list(row.scopes),
         created_at=row.created_at,
     )
+
+
+def _client_keyset(after: tuple[Any, ...] | None) -> tuple[datetime, uuid.UUID] | None:
+    if after is None:
+        return None
+    try:
+        created_at, row_id = after
+        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidRequest(BAD_CURSOR) from exc
+
+
+def _keyset_of(item: ApiClientOut | IdentityProviderOut) -> list[str]:
+    return [item.created_at.isoformat(), str(item.id)]
+
+
+async def list_clients(
+    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
+) -> Page[ApiClientOut]:
+    rows = await repository.list_clients(
+        session, tenant_id, limit=limit + 1, after=_client_keyset(after)
+    )
+    return paginate([client_out(row) for row in rows], limit, _keyset_of)
+
+
+async def get_client(
+    session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID
+) -> ApiClientOut:
+    row = await repository.client_by_id(session, tenant_id, client_uuid)
+    if row is None:
+        raise NotFound(CLIENT_NOT_FOUND)
+    return client_out(row)
+
+
+async def revoke_client(
+    session: AsyncSession, actor: Principal, client_uuid: uuid.UUID
+) -> ApiClientOut:
+    """Revoke a client: no new tokens at once, its live tokens within the revocation window.
+
+    Revoking a revoked client changes nothing and answers it as it is.
+    """
+    row = await repository.revoke_client(session, actor.tenant_id, client_uuid)
+    if row is None:
+        return await get_client(session, actor.tenant_id, client_uuid)
+    await audit(
+        session,
+        actor.tenant_id,
+        actor,
+        "api_client.revoked",
+        "api_client",
+        row.id,
+        _client_details(row),
+    )
+    return client_out(row)
+
+
+async def rotate_client_secret(
+    session: AsyncSession, actor: Principal, client_uuid: uuid.UUID
+) -> NewClient:
+    """A new secret for a live client; the old one stops working when this commits."""
+    secret = new_client_secret()
+    row = await repository.replace_client_secret(
+        session, actor.tenant_id, client_uuid, hash_secret(secret)
+    )
+    if row is None:
+        await get_client(session, actor.tenant_id, client_uuid)  # 404 when it is not ours
+        raise Conflict("A revoked client cannot get a new secret; create a new client instead.")
+    await audit(
+        session,
+        actor.tenant_id,
+        actor,
+        "api_client.secret_rotated",
+        "api_client",
+        row.id,
+        _client_details(row),
+    )
+    return NewClient(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        client_id=row.client_id,
+        client_secret=secret,
+        name=row.name,
+        role=row.role,
+        scopes=list(row.scopes),
+        created_at=row.created_at,
+        secret_rotated_at=row.secret_rotated_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+# ---- identity providers ------------------------------------------------------------------------
+
+_CLAIM_NAME = re.compile(r"^[A-Za-z0-9_:./-]{1,100}$")
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def url_error(value: str) -> str | None:
+    """An issuer or JWKS URI must be an absolute https URL (http only on this machine)."""
+    if not 1 <= len(value) <= 2000:
+        return "must be 1 to 2000 characters"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return "must be an absolute URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an absolute https URL"
+    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
+        return "must use https"
+    if parts.fragment or parts.username or parts.password:
+        return "must have no fragment and no credentials"
+    return None
+
+
+def provider_out(row: Any) -> IdentityProviderOut:
+    return IdentityProviderOut(
+        id=row.id,
+        issuer=row.issuer,
+        audience=row.audience,
+        jwks_uri=row.jwks_uri,
+        role_claim=row.role_claim,
+        default_role=row.default_role,
+        created_at=row.created_at,
+    )
+
+
+def _provider_details(row: Any) -> dict[str, Any]:
+    return {
+        "issuer": row.issuer,
+        "audience": row.audience,
+        "jwks_uri": row.jwks_uri,
+        "role_claim": row.role_claim,
+        "default_role": row.default_role,
+    }
+
+
+async def add_identity_provider(
+    session: AsyncSession, actor: Principal, data: IdentityProviderCreate, *, own_issuer: str
+) -> IdentityProviderOut:
+    """Register the tenant's OIDC issuer; an issuer belongs to one tenant only (409)."""
+    errors: list[FieldError] = []
+    if message := url_error(data.issuer):
+        errors.append(FieldError("issuer", message))
+    elif data.issuer.rstrip("/") == own_issuer.rstrip("/"):
+        errors.append(FieldError("issuer", "is this service's own issuer"))
+    if not 1 <= len(data.audience) <= 500 or data.audience != data.audience.strip():
+        errors.append(FieldError("audience", "must be 1 to 500 characters, no outer spaces"))
+    if data.jwks_uri is not None and (message := url_error(data.jwks_uri)):
+        errors.append(FieldError("jwks_uri", message))
+    if data.role_claim is not None and not _CLAIM_NAME.match(data.role_claim):
+        errors.append(
+            FieldError("role_claim", "must be a claim name: 1 to 100 letters, digits or _:./-")
+        )
+    if errors:
+        raise ValidationFailed("The identity provider is not valid.", errors=errors)
+    row = await repository.create_provider(
+        session,
+        tenant_id=actor.tenant_id,
+        issuer=data.issuer,
+        audience=data.audience,
+        jwks_uri=data.jwks_uri,
+        role_claim=data.role_claim,
+        default_role=data.default_role,
+    )
+    if row is None:
+        raise Conflict(
+            "This issuer is already registered; an issuer belongs to exactly one tenant."
+        )
+    await audit(
+        session,
+        actor.tenant_id,
+        actor,
+        "identity_provider.added",
+        "identity_provider",
+        row.id,
+        _provider_details(row),
+    )
+    return provider_out(row)
+
+
+async def list_identity_providers(
+    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
+) -> Page[IdentityProviderOut]:
+    rows = await repository.list_providers(
+        session, tenant_id, limit=limit + 1, after=_client_keyset(after)
+    )
+    return paginate([provider_out(row) for row in rows], limit, _keyset_of)
+
+
+async def get_identity_provider(
+    session: AsyncSession, tenant_id: uuid.UUID, provider_id: uuid.UUID
+) -> IdentityProviderOut:
+    row = await repository.provider_by_id(session, tenant_id, provider_id)
+    if row is None:
+        raise NotFound(PROVIDER_NOT_FOUND)
+    return provider_out(row)
+
+
+async def remove_identity_provider(
+    session: AsyncSession, actor: Principal, provider_id: uuid.UUID
+) -> IdentityProviderOut:
+    """Remove the registration; its people keep their records but can no longer sign in."""
+    row = await repository.delete_provider(session, actor.tenant_id, provider_id)
+    if row is None:
+        raise NotFound(PROVIDER_NOT_FOUND)
+    await audit(
+        session,
+        actor.tenant_id,
+        actor,
+        "identity_provider.removed",
+        "identity_provider",
+        row.id,
+        _provider_details(row),
+    )
+    return provider_out(row)
+
+
+async def record_person_seen(
+    session: AsyncSession,
+    provider: repository.ProviderRecord,
+    *,
+    subject: str,
+    name: str,
+    email: str | None,
+    role: str,
+) -> uuid.UUID:
+    """Record a person on first sight; a role their identity provider changed is audited."""
+    user_id, previous_role = await repository.record_user_seen(
+        session,
+        tenant_id=provider.tenant_id,
+        provider_id=provider.id,
+        issuer=provider.issuer,
+        subject=subject,
+        name=name,
+        email=email,
+        role=role,
+    )
+    if previous_role is not None and previous_role != role:
+        await repository.record_audit(
+            session,
+            tenant_id=provider.tenant_id,
+            actor_type="identity_provider",
+            actor_id=provider.id,
+            actor_name=provider.issuer,
+            action="user.role_changed",
+            target_type="user",
+            target_id=user_id,
+            details={"name": name, "subject": subject, "from": previous_role, "to": role},
+        )
+    return user_id
 
 
 async def tenant_for_cli(session: AsyncSession, slug: str) -> uuid.UUID:
