@@ -1,0 +1,242 @@
+"""Findings rules: validation across fields, create/replace/change/delete, events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wg_api.findings import repository
+from wg_api.findings.repository import FindingFilters
+from wg_api.findings.schemas import (
+    CHILD_AREAS,
+    Cap,
+    ChildLabourCase,
+    Finding,
+    FindingFields,
+    FindingIn,
+    FindingPatch,
+    Source,
+)
+from wg_api.platform.errors import Conflict, FieldError, InvalidRequest, NotFound, ValidationFailed
+from wg_api.platform.events import record_event
+from wg_api.platform.models import Record
+from wg_api.platform.pagination import Page, paginate
+from wg_api.suppliers import service as suppliers
+
+NOT_FOUND = "No such finding."
+# The latest calendar date anywhere on Earth (UTC+14): "not in the future" for every tenant.
+EARLIEST_ZONE = timedelta(hours=14)
+
+
+def finding_out(row: Record) -> Finding:
+    return Finding(
+        id=row.id,
+        supplier_id=row.supplier_id,
+        external_id=row.external_id,
+        kind=row.kind,
+        area=row.area,
+        severity=row.severity,
+        basis=row.basis,
+        title=row.title,
+        description=row.description,
+        observed_on=row.observed_on,
+        source=Source(scheme=row.source_scheme, reference=row.source_reference),
+        status=row.status,
+        affected_workers=row.affected_workers,
+        cap=msgspec.convert(row.cap, Cap) if row.cap is not None else None,
+        child_labour_case=(
+            msgspec.convert(row.child_labour_case, ChildLabourCase)
+            if row.child_labour_case is not None
+            else None
+        ),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _rule_errors(fields: FindingFields) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if fields.kind == "non_compliance" and fields.severity is None:
+        errors.append(FieldError("severity", "is required for a non_compliance finding"))
+    if fields.kind != "non_compliance" and fields.severity is not None:
+        errors.append(FieldError("severity", "is only for non_compliance findings"))
+    if fields.child_labour_case is not None and fields.area not in CHILD_AREAS:
+        errors.append(
+            FieldError("child_labour_case", "is only for child_labour or young_workers findings")
+        )
+    latest_today = (datetime.now(UTC) + EARLIEST_ZONE).date()
+    if fields.observed_on > latest_today:
+        errors.append(FieldError("observed_on", "cannot be in the future"))
+    if fields.cap is not None and fields.cap.due_on <= fields.observed_on:
+        errors.append(FieldError("cap.due_on", "must be after observed_on"))
+    if not fields.title.strip():
+        errors.append(FieldError("title", "must not be blank"))
+    return errors
+
+
+async def _validate(session: AsyncSession, tenant_id: uuid.UUID, fields: FindingFields) -> None:
+    errors = _rule_errors(fields)
+    if not await suppliers.is_linked(session, tenant_id, fields.supplier_id):
+        errors.append(
+            FieldError(
+                "supplier_id", "is not one of your suppliers; link it with POST /v1/suppliers"
+            )
+        )
+    if errors:
+        raise ValidationFailed("The finding is not valid.", errors=errors)
+
+
+def _columns(fields: FindingFields, external_id: str | None) -> dict[str, Any]:
+    return {
+        "supplier_id": fields.supplier_id,
+        "external_id": external_id,
+        "kind": fields.kind,
+        "area": fields.area,
+        "severity": fields.severity,
+        "basis": fields.basis,
+        "title": fields.title.strip(),
+        "description": fields.description,
+        "observed_on": fields.observed_on,
+        "source_scheme": fields.source.scheme,
+        "source_reference": fields.source.reference,
+        "status": fields.status,
+        "affected_workers": fields.affected_workers,
+        "cap": msgspec.to_builtins(fields.cap) if fields.cap is not None else None,
+        "child_labour_case": (
+            msgspec.to_builtins(fields.child_labour_case)
+            if fields.child_labour_case is not None
+            else None
+        ),
+    }
+
+
+async def create(session: AsyncSession, tenant_id: uuid.UUID, data: FindingIn) -> Finding:
+    await _validate(session, tenant_id, data)
+    if data.external_id is not None and await repository.external_id_taken(
+        session, tenant_id, data.external_id, None
+    ):
+        raise Conflict(
+            "You already have a finding with this external_id; "
+            "use PUT /v1/findings/by-external-id/{external_id} to replace it.",
+            errors=[FieldError("external_id", "already used")],
+        )
+    row = await repository.insert(session, tenant_id, _columns(data, data.external_id))
+    finding = finding_out(row)
+    await record_event(session, tenant_id, "finding.created", finding)
+    return finding
+
+
+async def put_by_external_id(
+    session: AsyncSession, tenant_id: uuid.UUID, external_id: str, data: FindingFields
+) -> tuple[Finding, bool]:
+    """Create or replace by the integrator's key; the id stays. Answers (finding, created)."""
+    if isinstance(data, FindingIn) and data.external_id not in (None, external_id):
+        raise ValidationFailed(
+            "The body's external_id differs from the path's.",
+            errors=[FieldError("external_id", "must match the path or be left out")],
+        )
+    await _validate(session, tenant_id, data)
+    existing = await repository.get_by_external_id(session, tenant_id, external_id, for_update=True)
+    if existing is None:
+        row = await repository.insert(session, tenant_id, _columns(data, external_id))
+        finding = finding_out(row)
+        await record_event(session, tenant_id, "finding.created", finding)
+        return finding, True
+    row = await repository.update(session, tenant_id, existing.id, _columns(data, external_id))
+    finding = finding_out(row)
+    await record_event(session, tenant_id, "finding.updated", finding)
+    return finding, False
+
+
+async def get(session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID) -> Finding:
+    row = await repository.get(session, tenant_id, finding_id)
+    if row is None:
+        raise NotFound(NOT_FOUND)
+    return finding_out(row)
+
+
+async def get_for_update(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID
+) -> Finding:
+    row = await repository.get(session, tenant_id, finding_id, for_update=True)
+    if row is None:
+        raise NotFound(NOT_FOUND)
+    return finding_out(row)
+
+
+async def change(
+    session: AsyncSession, tenant_id: uuid.UUID, current: Finding, patch: FindingPatch
+) -> Finding:
+    changes = {
+        name: getattr(patch, name)
+        for name in patch.__struct_fields__
+        if getattr(patch, name) is not msgspec.UNSET
+    }
+    if not changes:
+        return current
+    merged_fields = {
+        name: changes.get(name, getattr(current, name)) for name in FindingIn.__struct_fields__
+    }
+    try:
+        merged = msgspec.convert(msgspec.to_builtins(merged_fields), FindingIn, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    await _validate(session, tenant_id, merged)
+    if merged.external_id is not None and await repository.external_id_taken(
+        session, tenant_id, merged.external_id, current.id
+    ):
+        raise Conflict(
+            "You already have another finding with this external_id.",
+            errors=[FieldError("external_id", "already used")],
+        )
+    row = await repository.update(
+        session, tenant_id, current.id, _columns(merged, merged.external_id)
+    )
+    finding = finding_out(row)
+    await record_event(
+        session,
+        tenant_id,
+        "finding.updated",
+        {**msgspec.to_builtins(finding), "changed": sorted(changes)},
+    )
+    return finding
+
+
+async def delete(session: AsyncSession, tenant_id: uuid.UUID, current: Finding) -> None:
+    await repository.delete(session, tenant_id, current.id)
+    await record_event(
+        session,
+        tenant_id,
+        "finding.deleted",
+        {"id": str(current.id), "external_id": current.external_id},
+    )
+
+
+async def list_page(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    filters: FindingFilters,
+    *,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> Page[Finding]:
+    rows = await repository.list_page(
+        session, tenant_id, filters, after=_cursor(after), limit=limit
+    )
+    return paginate(
+        [finding_out(r) for r in rows], limit, lambda f: [f.observed_on.isoformat(), str(f.id)]
+    )
+
+
+def _cursor(after: tuple[Any, ...] | None) -> tuple[date, uuid.UUID] | None:
+    if after is None:
+        return None
+    try:
+        observed, finding_id = after
+        return date.fromisoformat(observed), uuid.UUID(finding_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest("The cursor is not valid; use next_cursor as given.") from exc
