@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecuritySch
 from litestar.types import ControllerRouterHandler
 
 from wg_api import __version__
+from wg_api.findings.routes import FindingsController
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, AuthMiddleware
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.rate_limit import LIMITER_STATE_KEY, RateLimiter, TenantRateLimitMiddleware
@@ -49,6 +50,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         EventsController,
         SuppliersController,
         SupplierRegistryController,
+        FindingsController,
     ]
 
 
@@ -81,6 +83,7 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="Identity", description="Who is calling; the tenant directory."),
             Tag(name="Events", description="The change feed."),
             Tag(name="Suppliers", description="The common registry and your private links."),
+            Tag(name="Findings", description="What audits found at your suppliers; private."),
         ],
         use_handler_docstrings=True,
     )
