@@ -11,7 +11,12 @@ owner, who may read memberships through `owner_lookup`) never recurses into them
 
 from alembic import op
 
-from wg_api.platform.rls import CURRENT_TENANT, migration_role, tenant_rls_statements
+from wg_api.platform.rls import (
+    CURRENT_TENANT,
+    TENANT_PREDICATE,
+    migration_role,
+    tenant_rls_statements,
+)
 
 revision = "0003_groups_suppliers_findings"
 down_revision = "0002_identity"
@@ -112,6 +117,8 @@ def upgrade() -> None:
                 END IF;
                 RETURN NEW;
             END IF;
+            -- Only the invited tenant itself takes up an invitation: nobody is rejoined for it.
+            invited := invited AND NEW.tenant_id = caller;
             IF NEW.role <> OLD.role AND caller_role IS DISTINCT FROM 'facilitator'
                AND NOT (OLD.status <> 'active' AND NEW.status = 'active' AND invited) THEN
                 RAISE EXCEPTION 'only facilitators change roles' USING ERRCODE = '42501';
@@ -134,7 +141,9 @@ def upgrade() -> None:
         "CREATE TRIGGER membership_guard BEFORE INSERT OR UPDATE ON working_group_members "
         "FOR EACH ROW EXECUTE FUNCTION wg_membership_guard()"
     )
-    op.execute(f"REVOKE UPDATE ON working_group_members FROM {app}")
+    # Leaving and removal are status changes; a deleted row would erase the history and could
+    # leave a group with no members at all, which the guard treats as claimable by its creator.
+    op.execute(f"REVOKE UPDATE, DELETE ON working_group_members FROM {app}")
     op.execute(f"GRANT UPDATE (role, status, left_at, joined_at) ON working_group_members TO {app}")
 
     op.execute("ALTER TABLE working_groups ENABLE ROW LEVEL SECURITY")
@@ -173,8 +182,17 @@ def upgrade() -> None:
         "CREATE UNIQUE INDEX invitations_one_pending ON invitations (group_id, tenant_id) "
         "WHERE status = 'pending'"
     )
-    for statement in tenant_rls_statements("invitations"):
-        op.execute(statement)
+    # The invitee reads and answers its invitations but never writes one: an invitation it could
+    # insert for itself would let it join any group, in any role, through the membership guard.
+    op.execute("ALTER TABLE invitations ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE invitations FORCE ROW LEVEL SECURITY")
+    op.execute(
+        f"CREATE POLICY tenant_isolation ON invitations FOR SELECT USING ({TENANT_PREDICATE})"
+    )
+    op.execute(
+        f"CREATE POLICY invitee_answers ON invitations FOR UPDATE USING ({TENANT_PREDICATE}) "
+        f"WITH CHECK ({TENANT_PREDICATE})"
+    )
     op.execute(
         f"CREATE POLICY facilitators_invite ON invitations FOR ALL TO {app} "
         "USING (wg_group_role(group_id) = 'facilitator') "
@@ -184,6 +202,62 @@ def upgrade() -> None:
     # Invitees answer (status), facilitators revoke (status); nothing else of an invitation changes.
     op.execute(f"REVOKE UPDATE ON invitations FROM {app}")
     op.execute(f"GRANT UPDATE (status, responded_at) ON invitations TO {app}")
+    # An answer is final: a declined, revoked or accepted invitation never becomes pending again.
+    op.execute(
+        f"""
+        CREATE FUNCTION wg_invitation_guard() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+        AS $$
+        DECLARE
+            caller uuid := {CURRENT_TENANT};
+        BEGIN
+            IF caller IS NULL THEN
+                RETURN NEW;
+            END IF;
+            IF TG_OP = 'INSERT' THEN
+                IF NEW.status <> 'pending' THEN
+                    RAISE EXCEPTION 'an invitation starts pending' USING ERRCODE = '42501';
+                END IF;
+                RETURN NEW;
+            END IF;
+            IF NEW.status IS NOT DISTINCT FROM OLD.status THEN
+                RETURN NEW;
+            END IF;
+            IF OLD.status <> 'pending' THEN
+                RAISE EXCEPTION 'an answered invitation is final' USING ERRCODE = '42501';
+            END IF;
+            IF NEW.status IN ('accepted', 'declined') AND NEW.tenant_id <> caller THEN
+                RAISE EXCEPTION 'only the invited tenant answers' USING ERRCODE = '42501';
+            END IF;
+            IF NEW.status = 'revoked' AND wg_group_role(NEW.group_id) IS DISTINCT FROM 'facilitator'
+            THEN
+                RAISE EXCEPTION 'only facilitators revoke' USING ERRCODE = '42501';
+            END IF;
+            RETURN NEW;
+        END
+        $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER invitation_guard BEFORE INSERT OR UPDATE ON invitations "
+        "FOR EACH ROW EXECUTE FUNCTION wg_invitation_guard()"
+    )
+    # The invitee is not a member yet, so RLS hides the group; it may still learn the group's name.
+    op.execute(
+        f"""
+        CREATE FUNCTION wg_invited_group_name(p_group uuid) RETURNS text
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+        AS $$
+            SELECT g.name FROM public.working_groups g
+            WHERE g.id = p_group AND EXISTS (
+                SELECT 1 FROM public.invitations i
+                WHERE i.group_id = p_group AND i.tenant_id = {CURRENT_TENANT}
+            )
+        $$
+        """
+    )
+    op.execute("REVOKE ALL ON FUNCTION wg_invited_group_name(uuid) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION wg_invited_group_name(uuid) TO {app}")
 
     # Events other members must learn (a member joined, a finding was shared) are written through
     # these functions only; they check the caller's right to speak to those tenants.
@@ -333,7 +407,9 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION publish_invitation_event(uuid, text, jsonb)")
     op.execute("DROP FUNCTION publish_group_event(uuid, text, jsonb, boolean)")
     op.execute("DROP POLICY owner_publish ON events")
+    op.execute("DROP FUNCTION wg_invited_group_name(uuid)")
     op.execute("DROP TABLE invitations")
+    op.execute("DROP FUNCTION wg_invitation_guard()")
     op.execute("DROP TABLE working_group_members CASCADE")
     op.execute("DROP FUNCTION wg_membership_guard()")
     op.execute("DROP TABLE working_groups CASCADE")
