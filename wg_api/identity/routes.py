@@ -1,4 +1,5 @@
-"""Identity endpoints: the OAuth token endpoint, key and metadata documents, /v1/me, /v1/tenants."""
+"""Identity endpoints: the OAuth token endpoint, keys and metadata, /v1/me, /v1/tenants,
+/v1/api-clients, /v1/identity-providers and /v1/audit-log."""
 
 from __future__ import annotations
 
@@ -7,25 +8,38 @@ from typing import Annotated, Any
 
 import msgspec
 import sqlalchemy as sa
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import QueryParameter
 
-from wg_api.identity import repository
-from wg_api.identity.auth import requires
+from wg_api.identity import repository, service
+from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, requires
 from wg_api.identity.keys import SIGNING_ALGORITHM, SigningKeys
 from wg_api.identity.models import tenants
 from wg_api.identity.principal import Principal
 from wg_api.identity.rate_limit import LIMITER_STATE_KEY, RateLimiter, rate_limit_headers
-from wg_api.identity.schemas import MeOut, OAuthErrorOut, PrincipalOut, TenantOut, TokenOut
+from wg_api.identity.schemas import (
+    ApiClientCreate,
+    ApiClientOut,
+    ApiClientWithSecret,
+    AuditEntryOut,
+    IdentityProviderCreate,
+    IdentityProviderOut,
+    MeOut,
+    OAuthErrorOut,
+    PrincipalOut,
+    TenantOut,
+)
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer, client_id_from_request
 from wg_api.platform.database import Database
 from wg_api.platform.errors import NotFound
+from wg_api.platform.http import Body, check_if_match, etag_of
 from wg_api.platform.pagination import Page, Pagination, page_response, paginate
 from wg_api.platform.transaction import DbSession
 from wg_api.settings import Settings
 
 TOKEN_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_CLIENT_ID_LENGTH = 100
 
 
 def _oauth_error(
@@ -68,8 +82,18 @@ class OAuthController(Controller):
         form = {k: str(v) for k, v in (await request.form()).items()}
         headers = {k.lower(): v for k, v in request.headers.items()}
         client_id = client_id_from_request(headers, form)
+        database: Database = request.app.state["database"]
+        client = None
+        if client_id and len(client_id) <= MAX_CLIENT_ID_LENGTH:
+            async with database.transaction() as session:
+                client = await repository.client_for_token(session, client_id)
+        # Per client that exists; made-up client ids share their caller's address's budget, so
+        # inventing ids neither escapes the limit nor grows the counters.
+        if client is not None:
+            bucket = f"token:{client.id}"
+        else:
+            bucket = f"token-ip:{request.client.host if request.client else 'unknown'}"
         limiter: RateLimiter = request.app.state[LIMITER_STATE_KEY]
-        bucket = f"token:{client_id or (request.client.host if request.client else 'unknown')}"
         decision = limiter.hit(bucket, settings.token_rate_limit_per_minute)
         if not decision.allowed:
             return _oauth_error(
@@ -78,11 +102,6 @@ class OAuthController(Controller):
                 "Too many token requests; reuse tokens until they expire.",
                 {k.decode(): v.decode() for k, v in rate_limit_headers(decision)},
             )
-        database: Database = request.app.state["database"]
-        client = None
-        if client_id:
-            async with database.transaction() as session:
-                client = await repository.client_for_token(session, client_id)
         server: TokenServer = request.app.state["token_server"]
         answer = server.answer(client, request.headers, form)
         return Response(
@@ -169,4 +188,213 @@ class IdentityController(Controller):
         return page_response(request, result)
 
 
-__all__ = ["IdentityController", "OAuthController", "TokenOut", "uuid"]
+ADMIN = requires("admin", role="admin")
+
+
+def _authenticator(request: Request[Any, Any, Any]) -> Authenticator:
+    authenticator: Authenticator = request.app.state[AUTHENTICATOR_STATE_KEY]
+    return authenticator
+
+
+def _with_secret(client: service.NewClient, token_url: str) -> ApiClientWithSecret:
+    return ApiClientWithSecret(
+        id=client.id,
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        name=client.name,
+        role=client.role,
+        scopes=client.scopes,
+        created_at=client.created_at,
+        secret_rotated_at=client.secret_rotated_at,
+        revoked_at=client.revoked_at,
+        token_url=token_url,
+    )
+
+
+class ApiClientsController(Controller):
+    """Machine credentials of the caller's tenant, managed by its admins."""
+
+    path = "/api-clients"
+    tags = ["Identity"]
+
+    @post(
+        summary="Create an API client",
+        status_code=201,
+        data_dto=Body[ApiClientCreate],
+        **ADMIN,
+    )
+    async def create(
+        self, request: Request[Principal, Any, Any], db_session: DbSession, data: ApiClientCreate
+    ) -> Response[ApiClientWithSecret]:
+        """Create a client for the client-credentials grant. `role` defaults to `viewer` and
+        `scopes` to everything the role may hold; you cannot grant scopes your own token lacks.
+
+        The answer carries `client_secret`, shown this once and stored only as a hash.
+        """
+        settings: Settings = request.app.state["settings"]
+        made = await service.create_client(
+            db_session,
+            tenant_id=request.user.tenant_id,
+            name=data.name,
+            role=data.role,
+            scopes=data.scopes,
+            actor=request.user,
+        )
+        return Response(
+            _with_secret(made, f"{settings.public_url}/oauth/token"),
+            status_code=201,
+            headers={"Location": f"/v1/api-clients/{made.id}", "Cache-Control": "no-store"},
+        )
+
+    @get(summary="List API clients", **ADMIN)
+    async def list_clients(
+        self, request: Request[Principal, Any, Any], db_session: DbSession, page: Pagination
+    ) -> Response[Page[ApiClientOut]]:
+        """The tenant's clients, revoked ones included, oldest first. Never their secrets."""
+        result = await service.list_clients(
+            db_session, request.user.tenant_id, limit=page.limit, after=page.after
+        )
+        return page_response(request, result)
+
+    @get("/{api_client_id:uuid}", summary="Read an API client", **ADMIN)
+    async def read(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        api_client_id: uuid.UUID,
+    ) -> Response[ApiClientOut]:
+        client = await service.get_client(db_session, request.user.tenant_id, api_client_id)
+        return Response(client, headers={"ETag": etag_of(client)})
+
+    @delete("/{api_client_id:uuid}", summary="Revoke an API client", **ADMIN)
+    async def revoke(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        api_client_id: uuid.UUID,
+    ) -> None:
+        """Revoke the client: it gets no new token from now on, and the tokens it holds stop
+        working within `WG_REVOCATION_CACHE_SECONDS` (30 s by default). Honours `If-Match`.
+        """
+        current = await service.get_client(db_session, request.user.tenant_id, api_client_id)
+        check_if_match(request, etag_of(current))
+        await service.revoke_client(db_session, request.user, api_client_id)
+        _authenticator(request).forget_client(api_client_id)
+
+    @post(
+        "/{api_client_id:uuid}/rotate-secret",
+        summary="Give an API client a new secret",
+        status_code=200,
+        **ADMIN,
+    )
+    async def rotate_secret(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        api_client_id: uuid.UUID,
+    ) -> Response[ApiClientWithSecret]:
+        """A new `client_secret`, shown this once; the old secret stops working at once.
+        Tokens issued before keep working until they expire. A revoked client answers 409.
+        """
+        settings: Settings = request.app.state["settings"]
+        rotated = await service.rotate_client_secret(db_session, request.user, api_client_id)
+        return Response(
+            _with_secret(rotated, f"{settings.public_url}/oauth/token"),
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+class IdentityProvidersController(Controller):
+    """The OIDC issuers whose people may act for the tenant."""
+
+    path = "/identity-providers"
+    tags = ["Identity"]
+
+    @post(
+        summary="Register an identity provider",
+        status_code=201,
+        data_dto=Body[IdentityProviderCreate],
+        **ADMIN,
+    )
+    async def add(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        data: IdentityProviderCreate,
+    ) -> Response[IdentityProviderOut]:
+        """Trust people's tokens from your company's OpenID Connect issuer.
+
+        Tokens must carry `iss` equal to `issuer` and `audience` in `aud`, and be signed by a key
+        of `jwks_uri` (or of the `jwks_uri` that the issuer's discovery document names). The role
+        comes from the `role_claim` claim when it names a role, else `default_role`. An issuer
+        belongs to one tenant only: registering one that is taken answers 409.
+        """
+        settings: Settings = request.app.state["settings"]
+        provider = await service.add_identity_provider(
+            db_session, request.user, data, own_issuer=settings.public_url
+        )
+        _authenticator(request).forget_provider(provider.issuer)
+        return Response(
+            provider,
+            status_code=201,
+            headers={"Location": f"/v1/identity-providers/{provider.id}"},
+        )
+
+    @get(summary="List identity providers", **ADMIN)
+    async def list_providers(
+        self, request: Request[Principal, Any, Any], db_session: DbSession, page: Pagination
+    ) -> Response[Page[IdentityProviderOut]]:
+        result = await service.list_identity_providers(
+            db_session, request.user.tenant_id, limit=page.limit, after=page.after
+        )
+        return page_response(request, result)
+
+    @get("/{identity_provider_id:uuid}", summary="Read an identity provider", **ADMIN)
+    async def read(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        identity_provider_id: uuid.UUID,
+    ) -> Response[IdentityProviderOut]:
+        provider = await service.get_identity_provider(
+            db_session, request.user.tenant_id, identity_provider_id
+        )
+        return Response(provider, headers={"ETag": etag_of(provider)})
+
+    @delete("/{identity_provider_id:uuid}", summary="Remove an identity provider", **ADMIN)
+    async def remove(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        identity_provider_id: uuid.UUID,
+    ) -> None:
+        """Stop trusting the issuer. Its people keep their records and audit trail; their
+        tokens stop working (at once on this replica, within a minute on the others).
+        Honours `If-Match`.
+        """
+        current = await service.get_identity_provider(
+            db_session, request.user.tenant_id, identity_provider_id
+        )
+        check_if_match(request, etag_of(current))
+        removed = await service.remove_identity_provider(
+            db_session, request.user, identity_provider_id
+        )
+        _authenticator(request).forget_provider(removed.issuer)
+
+
+class AuditLogController(Controller):
+    path = "/audit-log"
+    tags = ["Identity"]
+
+    @get(summary="The tenant's audit log", **ADMIN)
+    async def entries(
+        self, request: Request[Principal, Any, Any], db_session: DbSession, page: Pagination
+    ) -> Response[Page[AuditEntryOut]]:
+        """Security-relevant actions in the tenant, newest first: API clients created, given a
+        new secret or revoked; identity providers added or removed; people's roles changed by
+        their identity provider. Entries are never changed or deleted.
+        """
+        result = await service.read_audit_log(
+            db_session, request.user.tenant_id, limit=page.limit, after=page.after
+        )
+        return page_response(request, result)
