@@ -7,7 +7,9 @@ Tests isolate themselves by creating their own tenants.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import dataclasses
 import os
 import uuid
@@ -18,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import URL
 
 from wg_api.app import asgi_app
@@ -78,10 +79,37 @@ async def drop_database(admin_url: URL) -> None:
         await engine.dispose()
 
 
+@contextlib.asynccontextmanager
+async def serve_in_loop(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for `app`, run (with its lifespan) in the test's own event loop.
+
+    Litestar's AsyncTestClient runs the app in a portal thread with a loop of its own: requests
+    cannot overlap, and pooled asyncpg connections would be shared between two loops.
+    """
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    lifespan = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
+    )
+    await inbox.put({"type": "lifespan.startup"})
+    started = await outbox.get()
+    assert started["type"] == "lifespan.startup.complete", started
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver.local"
+        ) as http:
+            yield http
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await lifespan
+
+
 @pytest.fixture(scope="session")
 async def client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    async with AsyncTestClient(app=asgi_app(settings, database)) as test_client:
-        yield test_client
+    async with serve_in_loop(asgi_app(settings, database)) as http:
+        yield http
 
 
 @dataclasses.dataclass

@@ -26,6 +26,7 @@ from wg_api.integrations.routes import EventsController
 from wg_api.platform.asgi import ASGIApp
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.errors import handle_exception
+from wg_api.platform.http import strict_bodies
 from wg_api.platform.migrate import head_revision
 from wg_api.platform.observability import ObservabilityMiddleware, configure_logging
 from wg_api.platform.pagination import provide_page_params
@@ -129,7 +130,7 @@ def create_app(
     ]
     v1 = Router(
         path="/v1",
-        route_handlers=[*v1_route_handlers(), *extra_v1_handlers],
+        route_handlers=strict_bodies([*v1_route_handlers(), *extra_v1_handlers]),
         middleware=v1_middleware,
         dependencies={
             "db_session": Provide(provide_db_session),

@@ -252,9 +252,16 @@ def _problem_from_litestar_validation(exc: ValidationException) -> ProblemError:
             continue
         message = str(item.get("message", "invalid"))
         key = str(item.get("key", ""))
+        from_body = item.get("source", "body") == "body"
+        if from_body and key == "data" and message == "'data'":
+            return InvalidRequest(
+                "The request needs a JSON body.", errors=[FieldError("body", "is required")]
+            )
         status, field_error = field_error_from_msgspec(message)
         errors.append(FieldError(key or field_error.field, field_error.message))
-        statuses.add(status)
+        # A query, path or header parameter out of range is a malformed request (400), like
+        # `?limit=201`; 422 is kept for values inside a well-formed body.
+        statuses.add(status if from_body else 400)
     if statuses == {422}:
         return ValidationFailed("Some values are not acceptable.", errors=errors or None)
     return InvalidRequest("The request has invalid parameters or body.", errors=errors or None)
