@@ -19,7 +19,13 @@ from wg_api.findings.routes import FindingsController
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, AuthMiddleware
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.rate_limit import LIMITER_STATE_KEY, RateLimiter, TenantRateLimitMiddleware
-from wg_api.identity.routes import IdentityController, OAuthController
+from wg_api.identity.routes import (
+    ApiClientsController,
+    AuditLogController,
+    IdentityController,
+    IdentityProvidersController,
+    OAuthController,
+)
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer
 from wg_api.integrations.routes import EventsController
@@ -48,6 +54,9 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
     """Every /v1 controller. Domain issues add theirs here."""
     return [
         IdentityController,
+        ApiClientsController,
+        IdentityProvidersController,
+        AuditLogController,
         EventsController,
         SuppliersController,
         SupplierRegistryController,

@@ -4,7 +4,8 @@ The counters live in PostgreSQL (one row per bucket and minute, behind `rate_lim
 already the one store all replicas share, so no Redis is needed. To keep it off the hot path, each
 replica counts locally and adds its counts to PostgreSQL once a second, reading back the total of
 all replicas; a request is refused when that total plus the local unsent count reaches the limit.
-Replicas can therefore overshoot by at most one second of traffic.
+Replicas can therefore overshoot by at most one second of traffic. Each replica also deletes windows
+older than the previous minute, once a minute.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -47,17 +49,20 @@ class Decision:
 class RateLimiter:
     database: Database
     flush_seconds: float = 1.0
+    clock: Callable[[], float] = time.time
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
+    _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _purged_window: int = 0
 
     def hit(self, bucket: str, limit: int, now: float | None = None) -> Decision:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         window = int(now // WINDOW_SECONDS)
         state = self._buckets.get(bucket)
         if state is None or state.window != window:
             state = self._buckets[bucket] = _Bucket(window=window)
         used = state.known_total + state.unsent
-        reset = math.ceil((window + 1) * WINDOW_SECONDS - now)
+        reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
         if used >= limit:
             return Decision(False, limit, 0, reset)
         state.unsent += 1
@@ -65,10 +70,15 @@ class RateLimiter:
 
     async def flush(self) -> None:
         """Add local counts to the shared windows and learn every replica's total."""
-        pending = [(key, b.window, b.unsent) for key, b in self._buckets.items()]
-        if not pending:
+        async with self._flush_lock:  # the timer and an explicit call must not send twice
+            await self._flush()
+
+    async def _flush(self) -> None:
+        # Sorted, so two replicas lock the same rows in the same order and never deadlock.
+        pending = sorted((key, b.window, b.unsent) for key, b in self._buckets.items())
+        current = int(self.clock() // WINDOW_SECONDS)
+        if not pending and self._purged_window == current:
             return
-        current = int(time.time() // WINDOW_SECONDS)
         async with self.database.transaction() as session:
             for key, window, unsent in pending:
                 if window < current and unsent == 0:
@@ -83,6 +93,12 @@ class RateLimiter:
                 if state is not None and state.window == window:
                     state.unsent -= unsent
                     state.known_total = int(total or 0)
+            if self._purged_window != current:
+                before = datetime.fromtimestamp((current - 1) * WINDOW_SECONDS, UTC)
+                await session.execute(
+                    sa.text("SELECT rate_limit_purge(:before)"), {"before": before}
+                )
+                self._purged_window = current
 
     async def _run(self) -> None:
         while True:
