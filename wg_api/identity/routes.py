@@ -144,7 +144,9 @@ class IdentityController(Controller):
     tags = ["Identity"]
 
     @get("/me", summary="Who am I", **requires(None))
-    async def me(self, request: Request[Principal, Any, Any], db_session: DbSession) -> MeOut:
+    async def me(
+        self, request: Request[Principal, Any, Any], db_session: DbSession
+    ) -> Response[MeOut]:
         """The caller's tenant, principal, effective scopes and role."""
         principal = request.user
         row = (
@@ -152,12 +154,13 @@ class IdentityController(Controller):
         ).one_or_none()
         if row is None:
             raise NotFound("No such tenant.")
-        return MeOut(
+        body = MeOut(
             tenant=_tenant_out(row),
             principal=PrincipalOut(type=principal.type, id=principal.id, name=principal.name),
             scopes=sorted(principal.scopes),
             role=principal.role,
         )
+        return Response(body, headers={"ETag": etag_of(body)})
 
     @get("/tenants", summary="The directory of tenants", **requires(None))
     async def directory(
