@@ -40,6 +40,7 @@ from wg_api.platform.routes import PlatformController
 from wg_api.platform.transaction import TransactionMiddleware, provide_db_session
 from wg_api.settings import Settings, get_settings
 from wg_api.suppliers.routes import SupplierRegistryController, SuppliersController
+from wg_api.working_groups.routes import InvitationsController, WorkingGroupsController
 
 API_DESCRIPTION = """\
 wg-api lets competing brands work together on child rights in their supply chains: they share
@@ -61,6 +62,8 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         SuppliersController,
         SupplierRegistryController,
         FindingsController,
+        WorkingGroupsController,
+        InvitationsController,
     ]
 
 
@@ -94,6 +97,10 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="Events", description="The change feed."),
             Tag(name="Suppliers", description="The common registry and your private links."),
             Tag(name="Findings", description="What audits found at your suppliers; private."),
+            Tag(
+                name="Working groups",
+                description="Groups, their members, and invitations from both sides.",
+            ),
         ],
         use_handler_docstrings=True,
     )

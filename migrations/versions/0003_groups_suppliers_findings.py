@@ -311,9 +311,35 @@ def upgrade() -> None:
         $$
         """
     )
+    # The invitee is not a member, so it tells the group's facilitators its answer through this.
+    op.execute(
+        f"""
+        CREATE FUNCTION publish_invitation_answer(p_invitation uuid, p_type text, p_data jsonb)
+        RETURNS int
+        LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public
+        AS $$
+        DECLARE
+            answered_group uuid;
+            published int;
+        BEGIN
+            SELECT i.group_id INTO answered_group FROM public.invitations i
+            WHERE i.id = p_invitation AND i.tenant_id = {CURRENT_TENANT} AND i.status <> 'pending';
+            IF answered_group IS NULL THEN
+                RAISE EXCEPTION 'not an answered invitation of yours' USING ERRCODE = '42501';
+            END IF;
+            INSERT INTO public.events (tenant_id, type, data)
+            SELECT m.tenant_id, p_type, p_data FROM public.working_group_members m
+            WHERE m.group_id = answered_group AND m.status = 'active' AND m.role = 'facilitator';
+            GET DIAGNOSTICS published = ROW_COUNT;
+            RETURN published;
+        END
+        $$
+        """
+    )
     for function in (
         "publish_group_event(uuid, text, jsonb, boolean)",
         "publish_invitation_event(uuid, text, jsonb)",
+        "publish_invitation_answer(uuid, text, jsonb)",
     ):
         op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {app}")
@@ -404,6 +430,7 @@ def downgrade() -> None:
     op.execute("DROP TABLE findings")
     op.execute("DROP TABLE supplier_links")
     op.execute("DROP TABLE suppliers")
+    op.execute("DROP FUNCTION publish_invitation_answer(uuid, text, jsonb)")
     op.execute("DROP FUNCTION publish_invitation_event(uuid, text, jsonb)")
     op.execute("DROP FUNCTION publish_group_event(uuid, text, jsonb, boolean)")
     op.execute("DROP POLICY owner_publish ON events")

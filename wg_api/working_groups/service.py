@@ -1,0 +1,492 @@
+"""Working-group rules: who may do what in a group, invitations, membership changes, events.
+
+Other domains (sharing, meetings, funding) use `membership`, `require_member`,
+`active_member_count` and `member_tenant_names`; nothing else here is theirs to call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wg_api.platform.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    ValidationFailed,
+)
+from wg_api.platform.events import record_event
+from wg_api.platform.models import Record
+from wg_api.platform.pagination import Page, paginate
+from wg_api.platform.validation import is_valid_timezone
+from wg_api.working_groups import repository
+from wg_api.working_groups.repository import Membership, WorkingGroupRecord
+from wg_api.working_groups.schemas import (
+    Invitation,
+    InvitationIn,
+    Member,
+    TenantRef,
+    WorkingGroup,
+    WorkingGroupIn,
+    WorkingGroupPatch,
+    WorkingGroupRef,
+)
+
+GROUP_NOT_FOUND = "No such working group."
+MEMBER_NOT_FOUND = "No such member of this working group."
+INVITATION_NOT_FOUND = "No such invitation."
+FACILITATOR = "facilitator"
+
+
+class LastFacilitator(Conflict):
+    kind = "last-facilitator"
+    title = "Last facilitator"
+    description = (
+        "A working group always keeps at least one facilitator: make another member a "
+        "facilitator before this one leaves, is removed or changes role."
+    )
+
+
+__all__ = [
+    "LastFacilitator",
+    "Membership",
+    "WorkingGroupRecord",
+    "active_member_count",
+    "member_tenant_names",
+    "membership",
+    "require_member",
+]
+
+
+async def membership(
+    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID
+) -> Membership | None:
+    """`tenant_id`'s active membership of the group (its role and the group row), or None."""
+    return await repository.membership(session, group_id, tenant_id)
+
+
+async def require_member(
+    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID
+) -> Membership:
+    """The active membership, or NotFound exactly as for a group that does not exist."""
+    found = await repository.membership(session, group_id, tenant_id)
+    if found is None:
+        raise NotFound(GROUP_NOT_FOUND)
+    return found
+
+
+async def active_member_count(session: AsyncSession, group_id: uuid.UUID) -> int:
+    return await repository.active_member_count(session, group_id)
+
+
+async def member_tenant_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[str, str]]:
+    """(name, slug) of every active member tenant, for scrubbing them out of shared text."""
+    return await repository.member_tenant_names(session, group_id)
+
+
+def require_facilitator(member: Membership) -> None:
+    if not member.is_facilitator:
+        raise Forbidden("Only the group's facilitators may do this.")
+
+
+def _time_id_cursor(after: tuple[Any, ...] | None) -> tuple[datetime, uuid.UUID] | None:
+    if after is None:
+        return None
+    try:
+        stamp, ident = after
+        moment = datetime.fromisoformat(stamp)
+        identity = uuid.UUID(ident)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRequest("The cursor is not valid; use next_cursor as given.") from exc
+    if moment.tzinfo is None:
+        raise InvalidRequest("The cursor is not valid; use next_cursor as given.")
+    return moment, identity
+
+
+def group_out(member: Membership, member_count: int) -> WorkingGroup:
+    group = member.group
+    return WorkingGroup(
+        id=group.id,
+        name=group.name,
+        description=group.description,
+        timezone=group.timezone,
+        anonymity_threshold=group.anonymity_threshold,
+        member_count=member_count,
+        my_role=member.role,  # type: ignore[arg-type]
+        created_at=group.created_at,
+        updated_at=group.updated_at,
+    )
+
+
+def _group_ref(group: WorkingGroupRecord) -> WorkingGroupRef:
+    return WorkingGroupRef(id=group.id, name=group.name)
+
+
+def _member_out(row: Record) -> Member:
+    return Member(
+        tenant=TenantRef(id=row.tenant_id, slug=row.slug, name=row.name),
+        role=row.role,
+        joined_at=row.joined_at,
+    )
+
+
+def _invitation_out(row: Record, group_name: str) -> Invitation:
+    return Invitation(
+        id=row.id,
+        working_group=WorkingGroupRef(id=row.group_id, name=group_name),
+        tenant=TenantRef(id=row.tenant_id, slug=row.tenant_slug, name=row.tenant_name),
+        role=row.role,
+        status=row.status,
+        created_at=row.created_at,
+        responded_at=row.responded_at,
+    )
+
+
+def _group_errors(name: str | None, timezone: str | None) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if name is not None and not name.strip():
+        errors.append(FieldError("name", "must not be blank"))
+    if timezone is not None and not is_valid_timezone(timezone):
+        errors.append(FieldError("timezone", "must be an IANA time zone such as Asia/Hong_Kong"))
+    return errors
+
+
+async def create_group(
+    session: AsyncSession, tenant_id: uuid.UUID, data: WorkingGroupIn
+) -> WorkingGroup:
+    if errors := _group_errors(data.name, data.timezone):
+        raise ValidationFailed("The working group is not valid.", errors=errors)
+    group_id = uuid.uuid4()
+    await repository.insert_group(
+        session,
+        group_id,
+        {
+            "name": data.name.strip(),
+            "description": data.description,
+            "timezone": data.timezone,
+            "anonymity_threshold": data.anonymity_threshold,
+        },
+    )
+    await repository.insert_membership(session, group_id, tenant_id, FACILITATOR)
+    created = await require_member(session, group_id, tenant_id)
+    group = group_out(created, 1)
+    await record_event(
+        session,
+        tenant_id,
+        "working_group.created",
+        {"working_group": _group_fields(created.group)},
+    )
+    return group
+
+
+def _group_fields(group: WorkingGroupRecord) -> dict[str, Any]:
+    return {
+        "id": str(group.id),
+        "name": group.name,
+        "description": group.description,
+        "timezone": group.timezone,
+        "anonymity_threshold": group.anonymity_threshold,
+    }
+
+
+async def list_groups(
+    session: AsyncSession, tenant_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int
+) -> Page[WorkingGroup]:
+    rows = await repository.groups_of(
+        session, tenant_id, after=_time_id_cursor(after), limit=limit + 1
+    )
+    items = [group_out(member, count) for member, count in rows]
+    return paginate(items, limit, lambda g: [g.created_at, g.id])
+
+
+async def get_group(session: AsyncSession, member: Membership) -> WorkingGroup:
+    return group_out(member, await repository.active_member_count(session, member.group_id))
+
+
+async def change_group(
+    session: AsyncSession, member: Membership, patch: WorkingGroupPatch
+) -> WorkingGroup:
+    require_facilitator(member)
+    name = None if patch.name is msgspec.UNSET else patch.name
+    timezone = None if patch.timezone is msgspec.UNSET else patch.timezone
+    if errors := _group_errors(name, timezone):
+        raise ValidationFailed("The working group is not valid.", errors=errors)
+    group = member.group
+    wanted: dict[str, Any] = {}
+    if name is not None and name.strip() != group.name:
+        wanted["name"] = name.strip()
+    if patch.description is not msgspec.UNSET and patch.description != group.description:
+        wanted["description"] = patch.description
+    if timezone is not None and timezone != group.timezone:
+        wanted["timezone"] = timezone
+    if (
+        patch.anonymity_threshold is not msgspec.UNSET
+        and patch.anonymity_threshold != group.anonymity_threshold
+    ):
+        wanted["anonymity_threshold"] = patch.anonymity_threshold
+    if not wanted:
+        return await get_group(session, member)
+    await repository.update_group(session, group.id, wanted)
+    changed = await require_member(session, group.id, member.tenant_id)
+    await repository.publish_group_event(
+        session,
+        group.id,
+        "working_group.updated",
+        {"working_group": _group_fields(changed.group), "changed": sorted(wanted)},
+        include_self=True,
+    )
+    return await get_group(session, changed)
+
+
+async def list_members(
+    session: AsyncSession, member: Membership, *, after: tuple[Any, ...] | None, limit: int
+) -> Page[Member]:
+    rows = await repository.active_members(
+        session, member.group_id, after=_time_id_cursor(after), limit=limit + 1
+    )
+    return paginate([_member_out(r) for r in rows], limit, lambda m: [m.joined_at, m.tenant.id])
+
+
+async def get_member(session: AsyncSession, member: Membership, tenant_id: uuid.UUID) -> Member:
+    row = await repository.active_member(session, member.group_id, tenant_id)
+    if row is None:
+        raise NotFound(MEMBER_NOT_FOUND)
+    return _member_out(row)
+
+
+async def _lock_as_facilitator(session: AsyncSession, member: Membership) -> Membership:
+    """Lock the group against concurrent membership changes; the caller must still facilitate.
+
+    After the lock every read sees the committed state, so "the last facilitator" cannot be
+    demoted or removed by two facilitators at once.
+    """
+    require_facilitator(member)
+    await repository.lock_group(session, member.group_id)
+    fresh = await require_member(session, member.group_id, member.tenant_id)
+    require_facilitator(fresh)
+    return fresh
+
+
+async def _keep_a_facilitator(session: AsyncSession, group_id: uuid.UUID, detail: str) -> None:
+    if await repository.facilitator_count(session, group_id) <= 1:
+        raise LastFacilitator(detail)
+
+
+def _member_event(group: WorkingGroupRecord, member: Member, **extra: Any) -> dict[str, Any]:
+    return {
+        "working_group": {"id": str(group.id), "name": group.name},
+        "tenant": msgspec.to_builtins(member.tenant),
+        **extra,
+    }
+
+
+async def change_member_role(
+    session: AsyncSession, caller: Membership, tenant_id: uuid.UUID, role: str
+) -> Member:
+    caller = await _lock_as_facilitator(session, caller)
+    target = await get_member(session, caller, tenant_id)
+    if target.role == role:
+        return target
+    if target.role == FACILITATOR:
+        await _keep_a_facilitator(
+            session,
+            caller.group_id,
+            "This is the group's only facilitator; make another member a facilitator first.",
+        )
+    await repository.update_membership(session, caller.group_id, tenant_id, {"role": role})
+    changed = await get_member(session, caller, tenant_id)
+    await repository.publish_group_event(
+        session,
+        caller.group_id,
+        "working_group.member_role_changed",
+        _member_event(caller.group, changed, role=role, previous_role=target.role),
+        include_self=True,
+    )
+    return changed
+
+
+async def remove_member(session: AsyncSession, caller: Membership, tenant_id: uuid.UUID) -> None:
+    """A facilitator removes a member; a member removing itself leaves."""
+    if tenant_id == caller.tenant_id:
+        await leave(session, caller)
+        return
+    caller = await _lock_as_facilitator(session, caller)
+    target = await get_member(session, caller, tenant_id)
+    # Published while the member is still active, so it learns it was removed.
+    await repository.publish_group_event(
+        session,
+        caller.group_id,
+        "working_group.member_removed",
+        _member_event(caller.group, target, role=target.role),
+        include_self=True,
+    )
+    await repository.update_membership(
+        session, caller.group_id, tenant_id, {"status": "removed", "left_at": sa.func.now()}
+    )
+
+
+async def leave(session: AsyncSession, caller: Membership) -> None:
+    if caller.is_facilitator:
+        caller = await _lock_as_facilitator(session, caller)
+        await _keep_a_facilitator(
+            session,
+            caller.group_id,
+            "You are the group's only facilitator; make another member a facilitator first.",
+        )
+    me = await get_member(session, caller, caller.tenant_id)
+    await repository.publish_group_event(
+        session,
+        caller.group_id,
+        "working_group.member_left",
+        _member_event(caller.group, me, role=me.role),
+        include_self=True,
+    )
+    await repository.update_membership(
+        session, caller.group_id, caller.tenant_id, {"status": "left", "left_at": sa.func.now()}
+    )
+
+
+async def invite(session: AsyncSession, caller: Membership, data: InvitationIn) -> Invitation:
+    require_facilitator(caller)
+    tenant = await repository.tenant_by_slug(session, data.tenant_slug)
+    if tenant is None:
+        raise ValidationFailed(
+            "The invitation is not valid.",
+            errors=[FieldError("tenant_slug", "no tenant has this slug")],
+        )
+    if await repository.membership_status(session, caller.group_id, tenant.id) == "active":
+        raise Conflict("That tenant is already a member of this working group.")
+    row = await repository.insert_invitation(session, caller.group_id, tenant.id, data.role)
+    if row is None:
+        raise Conflict("That tenant already has a pending invitation to this working group.")
+    invitation = Invitation(
+        id=row.id,
+        working_group=_group_ref(caller.group),
+        tenant=TenantRef(id=tenant.id, slug=tenant.slug, name=tenant.name),
+        role=row.role,
+        status=row.status,
+        created_at=row.created_at,
+        responded_at=row.responded_at,
+    )
+    await repository.publish_invitation_event(
+        session, invitation.id, "invitation.received", {"invitation": invitation}
+    )
+    return invitation
+
+
+async def list_group_invitations(
+    session: AsyncSession,
+    caller: Membership,
+    *,
+    status: str | None,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> Page[Invitation]:
+    require_facilitator(caller)
+    rows = await repository.invitations_of_group(
+        session, caller.group_id, status=status, after=_time_id_cursor(after), limit=limit + 1
+    )
+    items = [_invitation_out(r, caller.group.name) for r in rows]
+    return paginate(items, limit, lambda i: [i.created_at, i.id])
+
+
+async def revoke(session: AsyncSession, caller: Membership, invitation_id: uuid.UUID) -> Invitation:
+    require_facilitator(caller)
+    row = await repository.invitation_of_group(
+        session, caller.group_id, invitation_id, for_update=True
+    )
+    if row is None:
+        raise NotFound(INVITATION_NOT_FOUND)
+    if row.status != "pending":
+        raise Conflict(f"This invitation is already {row.status}; only a pending one is revoked.")
+    responded_at = await repository.answer_invitation(session, invitation_id, "revoked")
+    revoked = msgspec.structs.replace(
+        _invitation_out(row, caller.group.name), status="revoked", responded_at=responded_at
+    )
+    await repository.publish_invitation_event(
+        session, invitation_id, "invitation.revoked", {"invitation": revoked}
+    )
+    return revoked
+
+
+async def list_my_invitations(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    status: str | None,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> Page[Invitation]:
+    rows = await repository.invitations_to(
+        session, tenant_id, status=status, after=_time_id_cursor(after), limit=limit + 1
+    )
+    items = [_invitation_out(r, r.group_name) for r in rows]
+    return paginate(items, limit, lambda i: [i.created_at, i.id])
+
+
+async def get_my_invitation(
+    session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+) -> Invitation:
+    row = await repository.invitation_to(session, invitation_id, tenant_id)
+    if row is None:
+        raise NotFound(INVITATION_NOT_FOUND)
+    return _invitation_out(row, row.group_name)
+
+
+async def _pending_invitation_to(
+    session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+) -> Record:
+    row = await repository.invitation_to(session, invitation_id, tenant_id, for_update=True)
+    if row is None:
+        raise NotFound(INVITATION_NOT_FOUND)
+    if row.status != "pending":
+        raise Conflict(f"This invitation is already {row.status}; it cannot be answered again.")
+    return row
+
+
+async def accept(
+    session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+) -> Invitation:
+    row = await _pending_invitation_to(session, tenant_id, invitation_id)
+    status = await repository.membership_status(session, row.group_id, tenant_id)
+    if status == "active":
+        raise Conflict("You are already a member of this working group.")
+    # The membership guard admits the tenant only while the invitation is still pending.
+    if status is None:
+        await repository.insert_membership(session, row.group_id, tenant_id, row.role)
+    else:
+        await repository.rejoin(session, row.group_id, tenant_id, row.role)
+    responded_at = await repository.answer_invitation(session, invitation_id, "accepted")
+    joined = await require_member(session, row.group_id, tenant_id)
+    me = await get_member(session, joined, tenant_id)
+    await repository.publish_group_event(
+        session,
+        joined.group_id,
+        "working_group.member_joined",
+        _member_event(joined.group, me, role=me.role),
+        include_self=True,
+    )
+    return msgspec.structs.replace(
+        _invitation_out(row, joined.group.name), status="accepted", responded_at=responded_at
+    )
+
+
+async def decline(
+    session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+) -> Invitation:
+    row = await _pending_invitation_to(session, tenant_id, invitation_id)
+    responded_at = await repository.answer_invitation(session, invitation_id, "declined")
+    declined = msgspec.structs.replace(
+        _invitation_out(row, row.group_name), status="declined", responded_at=responded_at
+    )
+    await repository.publish_invitation_answer(
+        session, invitation_id, "invitation.declined", {"invitation": declined}
+    )
+    return declined
