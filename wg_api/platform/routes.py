@@ -55,7 +55,8 @@ class PlatformController(Controller):
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain", include_in_schema=True)
     async def metrics(self) -> Response[bytes]:
         body, content_type = metrics_text()
-        return Response(body, media_type=content_type)
+        # Litestar appends the charset to text/* media types itself; do not send it twice.
+        return Response(body, media_type=content_type.replace("; charset=utf-8", ""))
 
     @get("/problems/{kind:str}", summary="What a problem type means")
     async def problem(self, kind: str) -> ProblemKind:

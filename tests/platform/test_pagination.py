@@ -1,0 +1,173 @@
+"""Keyset pagination, through the real tenant directory (GET /v1/tenants)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from wg_api.identity import service
+from wg_api.platform.pagination import encode_cursor
+
+LINK_NEXT = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
+
+
+async def create_tenants(database, slugs: list[str]) -> None:
+    async with database.system_transaction() as session:
+        for slug in slugs:
+            await service.create_tenant(
+                session, slug=slug, name=f"Paging {slug}", kind="brand", timezone="Asia/Hong_Kong"
+            )
+
+
+@pytest.fixture(scope="module")
+async def directory(database) -> list[str]:
+    """60 tenants whose slugs share a prefix no other test uses; `q=<prefix>` selects them."""
+    prefix = f"pg{uuid.uuid4().hex[:8]}"
+    slugs = [f"{prefix}-{i:03d}" for i in range(60)]
+    await create_tenants(database, list(reversed(slugs)))
+    return slugs
+
+
+@pytest.fixture
+async def headers(make_tenant):
+    return await (await make_tenant()).headers()
+
+
+def prefix_of(slugs: list[str]) -> str:
+    return slugs[0].split("-")[0]
+
+
+def next_link(response) -> str | None:
+    link = response.headers.get("link")
+    if link is None:
+        return None
+    match = LINK_NEXT.match(link)
+    assert match, link
+    return match["url"]
+
+
+async def walk(client, headers, params: dict[str, str]) -> tuple[list[str], int]:
+    """Follow next_cursor to the end; answer the slugs seen and the number of pages."""
+    seen: list[str] = []
+    pages = 0
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/v1/tenants", params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        pages += 1
+        body = response.json()
+        seen += [item["slug"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        assert (next_link(response) is not None) == (cursor is not None)
+        if cursor is None:
+            return seen, pages
+
+
+async def test_default_page_is_50_items(client, headers, directory):
+    response = await client.get("/v1/tenants", params={"q": prefix_of(directory)}, headers=headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"items", "next_cursor"}
+    assert [item["slug"] for item in body["items"]] == directory[:50]
+    assert set(body["items"][0]) == {"id", "slug", "name", "kind"}
+    assert body["next_cursor"]
+
+
+async def test_limit_200_is_allowed(client, headers, directory):
+    response = await client.get(
+        "/v1/tenants", params={"q": prefix_of(directory), "limit": "200"}, headers=headers
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert [item["slug"] for item in body["items"]] == directory
+    assert body["next_cursor"] is None
+    assert "link" not in response.headers
+
+
+@pytest.mark.parametrize("limit", ["201", "1000", "0", "-1", "abc", "1.5", ""])
+async def test_bad_limit_is_400(client, headers, limit):
+    response = await client.get("/v1/tenants", params={"limit": limit}, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "/problems/invalid-request"
+    assert body["errors"][0]["field"] == "limit"
+
+
+@pytest.mark.parametrize("limit", [7, 6, 1])
+async def test_walking_every_page_visits_each_item_once_in_order(client, headers, directory, limit):
+    seen, pages = await walk(client, headers, {"q": prefix_of(directory), "limit": str(limit)})
+    assert seen == directory
+    # 60 is a multiple of 6: the last full page already says there is nothing more.
+    assert pages == -(-len(directory) // limit)
+
+
+async def test_link_header_points_at_the_next_page(client, headers, directory):
+    params = {"q": prefix_of(directory), "limit": "25"}
+    response = await client.get("/v1/tenants", params=params, headers=headers)
+    body = response.json()
+    url = next_link(response)
+    assert url is not None
+    parts = urlsplit(url)
+    assert parts.path == "/v1/tenants"
+    assert parse_qs(parts.query) == {
+        "q": [params["q"]],
+        "limit": ["25"],
+        "cursor": [body["next_cursor"]],
+    }
+    following = await client.get(url, headers=headers)
+    assert [item["slug"] for item in following.json()["items"]] == directory[25:50]
+    last = await client.get(next_link(following), headers=headers)
+    assert [item["slug"] for item in last.json()["items"]] == directory[50:]
+    assert last.json()["next_cursor"] is None
+    assert next_link(last) is None
+
+
+@pytest.mark.parametrize("cursor", ["garbage!!", "abc", "%%%", "x" * 2000, "bm90IGpzb24"])
+async def test_garbage_cursor_is_400(client, headers, cursor):
+    response = await client.get("/v1/tenants", params={"cursor": cursor}, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/invalid-request"
+
+
+async def test_a_crafted_cursor_only_moves_the_position(client, headers, directory):
+    cursor = encode_cursor([directory[9]])
+    response = await client.get(
+        "/v1/tenants",
+        params={"q": prefix_of(directory), "limit": "3", "cursor": cursor},
+        headers=headers,
+    )
+    assert [item["slug"] for item in response.json()["items"]] == directory[10:13]
+
+
+async def test_pages_are_stable_under_concurrent_inserts(client, headers, database):
+    prefix = f"pc{uuid.uuid4().hex[:8]}"
+    slugs = [f"{prefix}-{i:02d}" for i in range(20)]
+    await create_tenants(database, slugs)
+    params = {"q": prefix, "limit": "5"}
+
+    first = (await client.get("/v1/tenants", params=params, headers=headers)).json()
+    seen = [item["slug"] for item in first["items"]]
+    assert seen == slugs[:5]
+
+    behind = f"{prefix}-02a"  # sorts inside the page already read
+    ahead = f"{prefix}-07a"  # sorts inside a page not read yet
+    await create_tenants(database, [behind, ahead])
+
+    cursor = first["next_cursor"]
+    while cursor:
+        response = await client.get(
+            "/v1/tenants", params={**params, "cursor": cursor}, headers=headers
+        )
+        body = response.json()
+        seen += [item["slug"] for item in body["items"]]
+        cursor = body["next_cursor"]
+
+    assert len(seen) == len(set(seen)), "an item was repeated"
+    assert seen == sorted(seen)
+    assert seen == sorted([*slugs, ahead]), "an item was skipped"
