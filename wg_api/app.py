@@ -39,6 +39,7 @@ from wg_api.platform.pagination import provide_page_params
 from wg_api.platform.routes import PlatformController
 from wg_api.platform.transaction import TransactionMiddleware, provide_db_session
 from wg_api.settings import Settings, get_settings
+from wg_api.sharing.routes import SharedFindingsController, SharesController
 from wg_api.suppliers.routes import SupplierRegistryController, SuppliersController
 from wg_api.working_groups.routes import InvitationsController, WorkingGroupsController
 
@@ -64,6 +65,8 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         FindingsController,
         WorkingGroupsController,
         InvitationsController,
+        SharesController,
+        SharedFindingsController,
     ]
 
 
@@ -97,6 +100,10 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="Events", description="The change feed."),
             Tag(name="Suppliers", description="The common registry and your private links."),
             Tag(name="Findings", description="What audits found at your suppliers; private."),
+            Tag(
+                name="Sharing",
+                description="Anonymised findings shared into working groups, and insights.",
+            ),
             Tag(
                 name="Working groups",
                 description="Groups, their members, and invitations from both sides.",

@@ -339,3 +339,17 @@ async def list_audit(
         statement = statement.where(audit_log.c.seq < before_seq)
     statement = statement.order_by(audit_log.c.seq.desc()).limit(limit)
     return (await session.execute(statement)).all()
+
+
+async def names_to_scrub(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> tuple[list[str], list[str]]:
+    tenant = (
+        await session.execute(
+            sa.select(tenants.c.name, tenants.c.slug).where(tenants.c.id == tenant_id)
+        )
+    ).one_or_none()
+    people = await session.scalars(
+        sa.select(users.c.name).where(users.c.tenant_id == tenant_id).distinct()
+    )
+    return ([tenant.name, tenant.slug] if tenant else []), [p for p in people if p]

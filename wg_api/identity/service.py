@@ -478,3 +478,10 @@ async def tenant_for_cli(session: AsyncSession, slug: str) -> uuid.UUID:
 
 
 __all__ = ["SCOPES", "NewClient", "create_client", "create_tenant", "parse_scopes"]
+
+
+async def names_to_scrub(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> tuple[list[str], list[str]]:
+    """The tenant's own name and slug, and the names of its people, for scrubbing shared text."""
+    return await repository.names_to_scrub(session, tenant_id)

@@ -490,3 +490,16 @@ async def decline(
         session, invitation_id, "invitation.declined", {"invitation": declined}
     )
     return declined
+
+
+async def publish_to_members(
+    session: AsyncSession,
+    group_id: uuid.UUID,
+    type: str,
+    data: msgspec.Struct | dict[str, Any],
+    *,
+    include_self: bool,
+) -> None:
+    """Record `type` in the feed of the group's active members (the database checks the caller
+    has a membership of the group, current or past)."""
+    await repository.publish_group_event(session, group_id, type, data, include_self=include_self)

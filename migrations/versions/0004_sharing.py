@@ -1,0 +1,213 @@
+"""Sharing: anonymised shared findings, the owners' shares, and the insights function.
+
+Revision ID: 0004_sharing
+Revises: 0003_groups_suppliers_findings
+
+A shared finding carries no link to its contributor that the app role can read: `contributor` is
+excluded from the app role's column privileges and only `group_insights()` (SECURITY DEFINER) reads
+it, to count distinct contributors; it answers suppressed cells without their counts and rounds the
+published ones, so exact small numbers never leave the database. The contributor finds its own
+records through its `shares` rows (tenant RLS).
+"""
+
+from alembic import op
+
+from wg_api.platform.rls import CURRENT_TENANT, migration_role, tenant_rls_statements
+
+revision = "0004_sharing"
+down_revision = "0003_groups_suppliers_findings"
+branch_labels = None
+depends_on = None
+
+PUBLIC_COLUMNS = (
+    "id, group_id, supplier_id, country, kind, area, severity, basis, status, observed_period, "
+    "title, description, affected_workers_band, source_scheme, child_labour_case"
+)
+UPDATABLE_COLUMNS = (
+    "supplier_id, country, kind, area, severity, basis, status, observed_period, title, "
+    "description, affected_workers_band, source_scheme, child_labour_case"
+)
+
+
+def upgrade() -> None:
+    app, owner = migration_role("app"), migration_role("owner")
+    op.execute(
+        """
+        CREATE TABLE shared_findings (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            group_id uuid NOT NULL REFERENCES working_groups (id) ON DELETE CASCADE,
+            contributor uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+            supplier_id uuid NOT NULL REFERENCES suppliers (id),
+            country char(2) NOT NULL,
+            kind text NOT NULL,
+            area text NOT NULL,
+            severity text,
+            basis text,
+            status text NOT NULL,
+            observed_period text NOT NULL CHECK (observed_period ~ '^[0-9]{4}-Q[1-4]$'),
+            title text NOT NULL,
+            description text,
+            affected_workers_band text,
+            source_scheme text NOT NULL,
+            child_labour_case jsonb
+        )
+        """
+    )
+    op.execute(
+        "CREATE INDEX shared_findings_listing "
+        "ON shared_findings (group_id, supplier_id, observed_period DESC, id)"
+    )
+    op.execute(
+        "CREATE INDEX shared_findings_cells ON shared_findings "
+        "(group_id, area, country, observed_period, severity, kind, contributor, supplier_id)"
+    )
+    op.execute("ALTER TABLE shared_findings ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE shared_findings FORCE ROW LEVEL SECURITY")
+    op.execute(
+        f"CREATE POLICY members_read ON shared_findings FOR SELECT TO {app} "
+        "USING (wg_group_role(group_id) IS NOT NULL)"
+    )
+    # A contributor that left the group can still find, refresh and withdraw what it shared.
+    op.execute(
+        f"CREATE POLICY contributor_read ON shared_findings FOR SELECT TO {app} "
+        f"USING (contributor = {CURRENT_TENANT})"
+    )
+    op.execute(
+        f"CREATE POLICY members_share ON shared_findings FOR INSERT TO {app} "
+        f"WITH CHECK (contributor = {CURRENT_TENANT} "
+        "AND wg_group_role(group_id) IN ('member', 'facilitator'))"
+    )
+    op.execute(
+        f"CREATE POLICY contributor_refresh ON shared_findings FOR UPDATE TO {app} "
+        f"USING (contributor = {CURRENT_TENANT}) WITH CHECK (contributor = {CURRENT_TENANT})"
+    )
+    op.execute(
+        f"CREATE POLICY contributor_withdraw ON shared_findings FOR DELETE TO {app} "
+        f"USING (contributor = {CURRENT_TENANT})"
+    )
+    op.execute(f"CREATE POLICY owner_lookup ON shared_findings FOR SELECT TO {owner} USING (true)")
+    op.execute(f"REVOKE ALL ON shared_findings FROM {app}")
+    op.execute(f"GRANT SELECT ({PUBLIC_COLUMNS}) ON shared_findings TO {app}")
+    op.execute(f"GRANT INSERT ({PUBLIC_COLUMNS}, contributor) ON shared_findings TO {app}")
+    op.execute(f"GRANT UPDATE ({UPDATABLE_COLUMNS}) ON shared_findings TO {app}")
+    op.execute(f"GRANT DELETE ON shared_findings TO {app}")
+
+    op.execute(
+        """
+        CREATE TABLE shares (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+            finding_id uuid NOT NULL REFERENCES findings (id) ON DELETE CASCADE,
+            group_id uuid NOT NULL REFERENCES working_groups (id) ON DELETE CASCADE,
+            shared_finding_id uuid REFERENCES shared_findings (id) ON DELETE SET NULL,
+            include_description boolean NOT NULL DEFAULT true,
+            status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'withdrawn')),
+            created_at timestamptz NOT NULL DEFAULT now(),
+            withdrawn_at timestamptz
+        )
+        """
+    )
+    op.execute("CREATE INDEX shares_finding ON shares (tenant_id, finding_id, created_at, id)")
+    op.execute("CREATE INDEX shares_shared_finding ON shares (shared_finding_id)")
+    op.execute(
+        "CREATE UNIQUE INDEX shares_one_active ON shares (tenant_id, finding_id, group_id) "
+        "WHERE status = 'active'"
+    )
+    for statement in tenant_rls_statements("shares"):
+        op.execute(statement)
+
+    op.execute(
+        """
+        CREATE FUNCTION group_insights(
+            p_group uuid, p_dims text[], p_supplier uuid, p_area text, p_severity text,
+            p_country text, p_period text, p_kind text, p_rounding int
+        )
+        RETURNS TABLE (cell jsonb, findings bigint, suppliers bigint, contributors text)
+        LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+        AS $$
+        DECLARE
+            k int;
+            dim text;
+            dims_sql text := '';
+            key_sql text := '';
+            join_sql text := 'ON true';
+            allowed constant text[] := ARRAY['area', 'country', 'period', 'severity', 'kind'];
+        BEGIN
+            IF wg_group_role(p_group) IS NULL THEN
+                RAISE EXCEPTION 'not a member of this group' USING ERRCODE = '42501';
+            END IF;
+            SELECT greatest(3, g.anonymity_threshold) INTO k
+            FROM public.working_groups g WHERE g.id = p_group;
+            FOREACH dim IN ARRAY coalesce(p_dims, ARRAY[]::text[]) LOOP
+                IF NOT dim = ANY (allowed) THEN
+                    RAISE EXCEPTION 'unknown dimension %', dim USING ERRCODE = '22023';
+                END IF;
+                dims_sql := dims_sql || format('%I, ', dim);
+                key_sql := key_sql || format('%L, NULLIF(%I, %L), ', dim, dim, '');
+            END LOOP;
+            IF dims_sql <> '' THEN
+                join_sql := format('USING (%s)', rtrim(dims_sql, ', '));
+            END IF;
+            RETURN QUERY EXECUTE format(
+                $q$
+                WITH base AS (
+                    SELECT area, country::text AS country, observed_period AS period,
+                           coalesce(severity, '') AS severity, kind, contributor, supplier_id
+                    FROM public.shared_findings
+                    WHERE group_id = $1
+                      AND ($2 IS NULL OR supplier_id = $2)
+                      AND ($3 IS NULL OR area = $3)
+                      AND ($4 IS NULL OR severity = $4)
+                      AND ($5 IS NULL OR country = $5)
+                      AND ($6 IS NULL OR observed_period = $6)
+                      AND ($7 IS NULL OR kind = $7)
+                ),
+                per_contributor AS (
+                    SELECT %1$s contributor, count(*) AS n
+                    FROM base GROUP BY %1$s contributor
+                ),
+                cells AS (
+                    SELECT %1$s sum(n) AS findings, count(*) AS contributors, max(n) AS top
+                    FROM per_contributor GROUP BY %1$s ()
+                ),
+                supplier_counts AS (
+                    SELECT %1$s count(DISTINCT supplier_id) AS suppliers
+                    FROM base GROUP BY %1$s ()
+                )
+                SELECT jsonb_build_object(%2$s '_', null) - '_',
+                       CASE WHEN published THEN (round(findings / $8::numeric) * $8)::bigint END,
+                       CASE WHEN published
+                            THEN greatest($8, (round(suppliers / $8::numeric) * $8)::bigint) END,
+                       CASE WHEN NOT published THEN NULL
+                            WHEN contributors >= 10 THEN '10+'
+                            WHEN contributors >= 5 THEN '5+'
+                            ELSE '3+' END
+                FROM (
+                    SELECT *, (contributors >= $9 AND top <= 0.85 * findings) AS published
+                    FROM cells JOIN supplier_counts %3$s
+                ) c
+                $q$,
+                dims_sql, key_sql, join_sql
+            )
+            USING p_group, p_supplier, p_area, p_severity, p_country, p_period, p_kind,
+                  p_rounding, k;
+        END
+        $$
+        """
+    )
+    op.execute(
+        "REVOKE ALL ON FUNCTION "
+        "group_insights(uuid, text[], uuid, text, text, text, text, text, int) FROM PUBLIC"
+    )
+    op.execute(
+        "GRANT EXECUTE ON FUNCTION "
+        f"group_insights(uuid, text[], uuid, text, text, text, text, text, int) TO {app}"
+    )
+
+
+def downgrade() -> None:
+    op.execute(
+        "DROP FUNCTION group_insights(uuid, text[], uuid, text, text, text, text, text, int)"
+    )
+    op.execute("DROP TABLE shares")
+    op.execute("DROP TABLE shared_findings")

@@ -1,0 +1,279 @@
+"""Every sharing query. Shared findings are read through RLS (members of the group, or the
+contributor); `contributor` is never selected: the app role has no privilege on that column."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wg_api.platform.models import Record
+from wg_api.sharing.models import shared_findings, shares
+from wg_api.suppliers.models import suppliers
+
+SHARE_COLUMNS = (
+    shares.c.id,
+    shares.c.finding_id,
+    shares.c.group_id,
+    shares.c.shared_finding_id,
+    shares.c.status,
+    shares.c.include_description,
+    shares.c.created_at,
+    shares.c.withdrawn_at,
+)
+
+
+@dataclass(frozen=True)
+class SharedFilters:
+    supplier_id: uuid.UUID | None = None
+    area: str | None = None
+    severity: str | None = None
+    country: str | None = None
+    period: str | None = None
+    kind: str | None = None
+
+
+async def insert_shared_finding(
+    session: AsyncSession, group_id: uuid.UUID, contributor: uuid.UUID, values: dict[str, Any]
+) -> uuid.UUID:
+    shared_id = uuid.uuid4()
+    # No RETURNING: the row is checked against SELECT policies, and ids are made here anyway.
+    await session.execute(
+        sa.insert(shared_findings).values(
+            id=shared_id, group_id=group_id, contributor=contributor, **values
+        )
+    )
+    return shared_id
+
+
+async def update_shared_finding(
+    session: AsyncSession, shared_id: uuid.UUID, values: dict[str, Any]
+) -> None:
+    await session.execute(
+        sa.update(shared_findings).where(shared_findings.c.id == shared_id).values(**values)
+    )
+
+
+async def delete_shared_finding(session: AsyncSession, shared_id: uuid.UUID) -> None:
+    await session.execute(sa.delete(shared_findings).where(shared_findings.c.id == shared_id))
+
+
+async def insert_share(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    finding_id: uuid.UUID,
+    group_id: uuid.UUID,
+    shared_finding_id: uuid.UUID,
+    include_description: bool,
+) -> Record:
+    statement = (
+        sa.insert(shares)
+        .values(
+            tenant_id=tenant_id,
+            finding_id=finding_id,
+            group_id=group_id,
+            shared_finding_id=shared_finding_id,
+            include_description=include_description,
+        )
+        .returning(*SHARE_COLUMNS)
+    )
+    row: Record = (await session.execute(statement)).one()
+    return row
+
+
+async def active_share(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, group_id: uuid.UUID
+) -> Record | None:
+    statement = sa.select(*SHARE_COLUMNS).where(
+        shares.c.tenant_id == tenant_id,
+        shares.c.finding_id == finding_id,
+        shares.c.group_id == group_id,
+        shares.c.status == "active",
+    )
+    return (await session.execute(statement)).one_or_none()
+
+
+async def shares_of(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    finding_id: uuid.UUID,
+    *,
+    active_only: bool = False,
+    for_update: bool = False,
+) -> list[Record]:
+    statement = sa.select(*SHARE_COLUMNS).where(
+        shares.c.tenant_id == tenant_id, shares.c.finding_id == finding_id
+    )
+    if active_only:
+        statement = statement.where(shares.c.status == "active")
+    if for_update:
+        statement = statement.with_for_update()
+    statement = statement.order_by(shares.c.created_at, shares.c.id)
+    return list((await session.execute(statement)).all())
+
+
+async def share_by_id(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, share_id: uuid.UUID
+) -> Record | None:
+    statement = (
+        sa.select(*SHARE_COLUMNS)
+        .where(
+            shares.c.tenant_id == tenant_id,
+            shares.c.finding_id == finding_id,
+            shares.c.id == share_id,
+        )
+        .with_for_update()
+    )
+    return (await session.execute(statement)).one_or_none()
+
+
+async def mark_withdrawn(
+    session: AsyncSession, tenant_id: uuid.UUID, share_id: uuid.UUID
+) -> Record:
+    statement = (
+        sa.update(shares)
+        .where(shares.c.tenant_id == tenant_id, shares.c.id == share_id)
+        .values(status="withdrawn", withdrawn_at=sa.func.now(), shared_finding_id=None)
+        .returning(*SHARE_COLUMNS)
+    )
+    row: Record = (await session.execute(statement)).one()
+    return row
+
+
+def _shared_select(tenant_id: uuid.UUID) -> sa.Select[Any]:
+    own = (
+        sa.select(sa.literal(1))
+        .where(
+            shares.c.shared_finding_id == shared_findings.c.id,
+            shares.c.tenant_id == tenant_id,
+            shares.c.status == "active",
+        )
+        .exists()
+    )
+    return sa.select(
+        shared_findings.c.id,
+        shared_findings.c.group_id,
+        shared_findings.c.kind,
+        shared_findings.c.area,
+        shared_findings.c.severity,
+        shared_findings.c.basis,
+        shared_findings.c.status,
+        shared_findings.c.observed_period,
+        shared_findings.c.title,
+        shared_findings.c.description,
+        shared_findings.c.affected_workers_band,
+        shared_findings.c.source_scheme,
+        shared_findings.c.child_labour_case,
+        suppliers.c.id.label("supplier_id"),
+        suppliers.c.name.label("supplier_name"),
+        suppliers.c.local_name.label("supplier_local_name"),
+        suppliers.c.address.label("supplier_address"),
+        suppliers.c.country.label("supplier_country"),
+        suppliers.c.province.label("supplier_province"),
+        suppliers.c.city.label("supplier_city"),
+        suppliers.c.sector.label("supplier_sector"),
+        suppliers.c.os_id.label("supplier_os_id"),
+        own.label("is_own"),
+    ).join(suppliers, suppliers.c.id == shared_findings.c.supplier_id)
+
+
+async def shared_in_group(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    group_id: uuid.UUID,
+    filters: SharedFilters,
+    *,
+    after: tuple[str, uuid.UUID, str, uuid.UUID] | None,
+    limit: int,
+) -> list[Record]:
+    """By supplier (name, id), then newest period, then the random id: never by insertion."""
+    statement = _shared_select(tenant_id).where(shared_findings.c.group_id == group_id)
+    if filters.supplier_id is not None:
+        statement = statement.where(shared_findings.c.supplier_id == filters.supplier_id)
+    if filters.area is not None:
+        statement = statement.where(shared_findings.c.area == filters.area)
+    if filters.severity is not None:
+        statement = statement.where(shared_findings.c.severity == filters.severity)
+    if filters.country is not None:
+        statement = statement.where(shared_findings.c.country == filters.country)
+    if filters.period is not None:
+        statement = statement.where(shared_findings.c.observed_period == filters.period)
+    if filters.kind is not None:
+        statement = statement.where(shared_findings.c.kind == filters.kind)
+    if after is not None:
+        name, supplier_id, period, shared_id = after
+        supplier_key = sa.tuple_(suppliers.c.name, suppliers.c.id)
+        statement = statement.where(
+            sa.or_(
+                supplier_key > sa.tuple_(sa.literal(name), sa.literal(supplier_id)),
+                sa.and_(
+                    supplier_key == sa.tuple_(sa.literal(name), sa.literal(supplier_id)),
+                    sa.or_(
+                        shared_findings.c.observed_period < period,
+                        sa.and_(
+                            shared_findings.c.observed_period == period,
+                            shared_findings.c.id > shared_id,
+                        ),
+                    ),
+                ),
+            )
+        )
+    statement = statement.order_by(
+        suppliers.c.name,
+        suppliers.c.id,
+        shared_findings.c.observed_period.desc(),
+        shared_findings.c.id,
+    ).limit(limit + 1)
+    return list((await session.execute(statement)).all())
+
+
+async def shared_one(
+    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
+) -> Record | None:
+    statement = _shared_select(tenant_id).where(
+        shared_findings.c.group_id == group_id, shared_findings.c.id == shared_id
+    )
+    row: Record | None = (await session.execute(statement)).one_or_none()
+    return row
+
+
+async def supplier_in_visible_share(session: AsyncSession, supplier_id: uuid.UUID) -> bool:
+    """RLS limits this to groups the caller is an active member of (or its own shares)."""
+    statement = (
+        sa.select(sa.literal(1)).where(shared_findings.c.supplier_id == supplier_id).limit(1)
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def insight_cells(
+    session: AsyncSession,
+    group_id: uuid.UUID,
+    dimensions: list[str],
+    filters: SharedFilters,
+    rounding_base: int,
+) -> list[Record]:
+    statement = sa.text(
+        "SELECT cell, findings, suppliers, contributors FROM group_insights("
+        "CAST(:group_id AS uuid), CAST(:dims AS text[]), CAST(:supplier_id AS uuid), "
+        "CAST(:area AS text), CAST(:severity AS text), CAST(:country AS text), "
+        "CAST(:period AS text), CAST(:kind AS text), CAST(:rounding AS int))"
+    )
+    rows = await session.execute(
+        statement,
+        {
+            "group_id": group_id,
+            "dims": dimensions,
+            "supplier_id": filters.supplier_id,
+            "area": filters.area,
+            "severity": filters.severity,
+            "country": filters.country,
+            "period": filters.period,
+            "kind": filters.kind,
+            "rounding": rounding_base,
+        },
+    )
+    return list(rows.all())

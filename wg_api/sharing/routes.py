@@ -1,0 +1,167 @@
+"""Sharing endpoints: the owner's shares of a finding; a group's shared findings and insights."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import QueryParameter
+
+from wg_api.findings.schemas import Area, Kind, Severity
+from wg_api.identity.auth import requires
+from wg_api.identity.principal import Principal
+from wg_api.platform.http import Body, etag_of
+from wg_api.platform.pagination import Page, Pagination, page_response
+from wg_api.platform.transaction import DbSession
+from wg_api.sharing import service
+from wg_api.sharing.repository import SharedFilters
+from wg_api.sharing.schemas import Insights, Share, SharedFinding, ShareIn
+
+SupplierQuery = Annotated[uuid.UUID | None, QueryParameter(name="supplier_id")]
+AreaQuery = Annotated[Area | None, QueryParameter(name="area")]
+SeverityQuery = Annotated[Severity | None, QueryParameter(name="severity")]
+CountryQuery = Annotated[str | None, QueryParameter(name="country", pattern=r"^[A-Z]{2}$")]
+PeriodQuery = Annotated[
+    str | None, QueryParameter(name="period", max_length=7, description="A quarter: 2026-Q3.")
+]
+KindQuery = Annotated[Kind | None, QueryParameter(name="kind")]
+
+
+class SharesController(Controller):
+    path = "/findings/{finding_id:uuid}/shares"
+    tags = ["Sharing"]
+
+    @post(
+        summary="Share a finding into a working group",
+        data_dto=Body[ShareIn],
+        **requires("sharing:write"),
+    )
+    async def create(
+        self,
+        request: Request[Principal, Any, Any],
+        data: ShareIn,
+        db_session: DbSession,
+        finding_id: uuid.UUID,
+    ) -> Share:
+        """Publishes an anonymised copy of the finding to the group: no contributor, the quarter
+        instead of the date, a head-count band, scrubbed text. Members and facilitators only;
+        409 when the group has fewer member tenants than its anonymity threshold."""
+        return await service.share(db_session, request.user.tenant_id, finding_id, data)
+
+    @get(summary="The shares of one of your findings", **requires("findings:read"))
+    async def list_shares(
+        self, request: Request[Principal, Any, Any], db_session: DbSession, finding_id: uuid.UUID
+    ) -> list[Share]:
+        """Only you see these: the link from a share to its shared record is yours alone."""
+        return await service.list_shares(db_session, request.user.tenant_id, finding_id)
+
+    @delete("/{share_id:uuid}", summary="Withdraw a share", **requires("sharing:write"))
+    async def withdraw(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        finding_id: uuid.UUID,
+        share_id: uuid.UUID,
+    ) -> None:
+        """The shared record disappears for everyone at once. Works after leaving the group."""
+        await service.withdraw(db_session, request.user.tenant_id, finding_id, share_id)
+
+
+class SharedFindingsController(Controller):
+    path = "/working-groups/{group_id:uuid}"
+    tags = ["Sharing"]
+
+    @get("/shared-findings", summary="A group's shared findings", **requires("working-groups:read"))
+    async def list_shared(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        page: Pagination,
+        group_id: uuid.UUID,
+        supplier_id: SupplierQuery = None,
+        area: AreaQuery = None,
+        severity: SeverityQuery = None,
+        country: CountryQuery = None,
+        period: PeriodQuery = None,
+        kind: KindQuery = None,
+    ) -> Response[Page[SharedFinding]]:
+        """Ordered by supplier, then newest quarter first; never by when they were shared."""
+        filters = SharedFilters(
+            supplier_id=supplier_id,
+            area=area,
+            severity=severity,
+            country=country,
+            period=period,
+            kind=kind,
+        )
+        result = await service.list_shared(
+            db_session,
+            request.user.tenant_id,
+            group_id,
+            filters,
+            after=page.after,
+            limit=page.limit,
+        )
+        return page_response(request, result)
+
+    @get(
+        "/shared-findings/{shared_finding_id:uuid}",
+        summary="One shared finding",
+        **requires("working-groups:read"),
+    )
+    async def get_shared(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        group_id: uuid.UUID,
+        shared_finding_id: uuid.UUID,
+    ) -> Response[SharedFinding]:
+        shared = await service.get_shared(
+            db_session, request.user.tenant_id, group_id, shared_finding_id
+        )
+        return Response(shared, headers={"ETag": etag_of(shared)})
+
+    @get(
+        "/insights",
+        summary="Aggregates over a group's shared findings",
+        **requires("working-groups:read"),
+    )
+    async def insights(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        group_id: uuid.UUID,
+        group_by: Annotated[
+            str | None,
+            QueryParameter(
+                name="group_by",
+                max_length=100,
+                description="Comma-separated subset of area, country, period, severity, kind.",
+            ),
+        ] = None,
+        supplier_id: SupplierQuery = None,
+        area: AreaQuery = None,
+        severity: SeverityQuery = None,
+        country: CountryQuery = None,
+        period: PeriodQuery = None,
+        kind: KindQuery = None,
+    ) -> Insights:
+        """A cell is published only when at least `threshold` distinct contributors stand behind
+        it and none accounts for more than 85 % of its findings; counts are rounded to
+        `rounding_base`; suppressed cells are counted, never listed."""
+        filters = SharedFilters(
+            supplier_id=supplier_id,
+            area=area,
+            severity=severity,
+            country=country,
+            period=period,
+            kind=kind,
+        )
+        return await service.insights(
+            db_session,
+            request.user.tenant_id,
+            group_id,
+            service.parse_group_by(group_by),
+            filters,
+        )

@@ -1,0 +1,117 @@
+"""Scrubbing free text before it is shared: every identifier becomes `[redacted:<kind>]`.
+
+Order matters: e-mail addresses and URLs first (they contain digits and names), then Chinese
+resident identity numbers, phone numbers, exact dates, other long digit runs, and finally the names
+of the group's member tenants and of the contributor's own people.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+", re.ASCII)
+FULLWIDTH_PUNCTUATION = "\uff0c\u3002"  # ideographic comma and full stop end a URL too
+URL = re.compile(
+    rf"(?:(?:https?|ftp)://|www\.)[^\s<>\"'{FULLWIDTH_PUNCTUATION}]+"
+    r"|\b[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.(?:com|cn|net|org|hk|vn|io|info|biz)"
+    rf"(?:/[^\s<>\"'{FULLWIDTH_PUNCTUATION}]*)?\b",
+    re.IGNORECASE | re.ASCII,
+)
+# 18-character resident identity number: 6-digit region, 8-digit birth date, 3-digit sequence,
+# check character; and the old 15-digit form.
+RESIDENT_ID_18 = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
+RESIDENT_ID_15 = re.compile(r"(?<!\d)\d{15}(?!\d)")
+_SEP = r"[\s\-.\u00a0]?"
+PHONE_PATTERNS = (
+    # Chinese mobiles: 13812345678, 138 1234 5678, 138-1234-5678, +86 138 1234 5678, 0086...
+    re.compile(rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?)?1[3-9]\d{_SEP}\d{{4}}{_SEP}\d{{4}}(?!\d)"),
+    re.compile(rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?)?1[3-9]\d{{2}}{_SEP}\d{{3}}{_SEP}\d{{4}}(?!\d)"),
+    # Chinese landlines with area codes: 0769-8888 1234, (020) 12345678, +86 769 8888 1234
+    re.compile(
+        rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?\(?0?|\(?0)[1-9]\d{{1,2}}\)?{_SEP}\d{{3,4}}{_SEP}\d{{4}}(?!\d)"
+    ),
+    # International E.164, written with or without separators: +44 20 7946 0958, +1 (415) 555-0100
+    re.compile(r"(?<![\w+])\+[1-9](?:[\s\-.()\u00a0]{0,2}\d){6,14}(?!\d)"),
+)
+# Exact dates undo the coarse time of a shared record (observed 2026-08-01 -> its quarter).
+DATE = re.compile(
+    r"(?<!\d)(?:\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?!\d)"
+)
+LONG_DIGITS = re.compile(r"(?<!\d)\d(?:[\s\-.]?\d){7,}(?!\d)")
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def resident_id_check(first17: str) -> str:
+    """The ISO 7064 MOD 11-2 check character of an 18-character resident identity number."""
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
+def is_resident_id(value: str) -> bool:
+    return (
+        len(value) == 18
+        and value[:17].isdigit()
+        and resident_id_check(value[:17]) == value[17].upper()
+    )
+
+
+def tag(kind: str) -> str:
+    return f"[redacted:{kind}]"
+
+
+def _is_cjk(term: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in term)
+
+
+def _name_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+    cleaned = sorted({t.strip() for t in terms if len(t.strip()) >= 2}, key=len, reverse=True)
+    if not cleaned:
+        return None
+    parts = []
+    for term in cleaned:
+        escaped = re.escape(term).replace(r"\ ", r"[\s\-_]+")
+        # Latin names match whole words only; CJK has no word boundaries.
+        parts.append(escaped if _is_cjk(term) else rf"(?<![^\W_]){escaped}(?![^\W_])")
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ScrubTerms:
+    """Names to remove: the group's member tenants (names, slugs) and the contributor's people."""
+
+    organisations: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()
+    _patterns: dict[str, re.Pattern[str] | None] = field(default_factory=dict, compare=False)
+
+    def pattern(self, kind: str) -> re.Pattern[str] | None:
+        if kind not in self._patterns:
+            self._patterns[kind] = _name_pattern(
+                self.organisations if kind == "organisation" else self.people
+            )
+        return self._patterns[kind]
+
+
+def _resident_id(match: re.Match[str]) -> str:
+    return tag("id_number") if is_resident_id(match.group(0)) else match.group(0)
+
+
+def scrub(text: str, terms: ScrubTerms | None = None) -> str:
+    """Replace every identifier in `text`; text without any comes back unchanged."""
+    text = EMAIL.sub(tag("email"), text)
+    text = URL.sub(tag("url"), text)
+    text = RESIDENT_ID_18.sub(_resident_id, text)
+    text = RESIDENT_ID_15.sub(tag("id_number"), text)
+    for phone in PHONE_PATTERNS:
+        text = phone.sub(tag("phone"), text)
+    text = DATE.sub(tag("date"), text)
+    text = LONG_DIGITS.sub(tag("number"), text)
+    if terms is not None:
+        for kind in ("organisation", "person"):
+            pattern = terms.pattern(kind)
+            if pattern is not None:
+                text = pattern.sub(tag(kind), text)
+    return text

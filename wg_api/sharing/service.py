@@ -1,0 +1,372 @@
+"""Sharing rules: who may share where, the anonymised projection, withdrawal, reading, insights."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wg_api.findings import service as findings
+from wg_api.findings.schemas import Finding
+from wg_api.identity import service as identity
+from wg_api.platform.errors import (
+    FieldError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    ProblemError,
+    ValidationFailed,
+)
+from wg_api.platform.events import record_event
+from wg_api.platform.models import Record
+from wg_api.platform.pagination import Page, paginate
+from wg_api.sharing import repository
+from wg_api.sharing.anonymise import anonymise
+from wg_api.sharing.repository import SharedFilters
+from wg_api.sharing.schemas import (
+    DIMENSIONS,
+    ChildLabourCounts,
+    InsightCell,
+    Insights,
+    Share,
+    SharedFinding,
+    ShareIn,
+)
+from wg_api.sharing.scrub import ScrubTerms
+from wg_api.suppliers import service as suppliers
+from wg_api.suppliers.schemas import Supplier
+from wg_api.working_groups import service as groups
+
+ROUNDING_BASE = 5
+SHARING_ROLES = ("member", "facilitator")
+PERIOD = re.compile(r"^[0-9]{4}-Q[1-4]$")
+SHARE_NOT_FOUND = "No such share."
+SHARED_NOT_FOUND = "No such shared finding."
+
+
+class GroupTooSmall(ProblemError):
+    status = 409
+    kind = "group-below-anonymity-threshold"
+    title = "Group below its anonymity threshold"
+    description = (
+        "The working group has fewer member tenants than its anonymity threshold; with so few "
+        "members a shared finding would point at its contributor. Invite more members first."
+    )
+
+
+class AlreadyShared(ProblemError):
+    status = 409
+    kind = "already-shared"
+    title = "Already shared"
+    description = "This finding already has an active share in that working group."
+
+
+def share_out(row: Record) -> Share:
+    return Share(
+        id=row.id,
+        finding_id=row.finding_id,
+        working_group_id=row.group_id,
+        shared_finding_id=row.shared_finding_id,
+        status=row.status,
+        include_description=row.include_description,
+        created_at=row.created_at,
+        withdrawn_at=row.withdrawn_at,
+    )
+
+
+def shared_out(row: Record) -> SharedFinding:
+    case = row.child_labour_case
+    return SharedFinding(
+        id=row.id,
+        supplier=Supplier(
+            id=row.supplier_id,
+            name=row.supplier_name,
+            local_name=row.supplier_local_name,
+            address=row.supplier_address,
+            country=row.supplier_country,
+            province=row.supplier_province,
+            city=row.supplier_city,
+            sector=row.supplier_sector,
+            os_id=row.supplier_os_id,
+        ),
+        kind=row.kind,
+        area=row.area,
+        severity=row.severity,
+        basis=row.basis,
+        status=row.status,
+        observed_period=row.observed_period,
+        title=row.title,
+        description=row.description,
+        affected_workers_band=row.affected_workers_band,
+        source_scheme=row.source_scheme,
+        child_labour_case=msgspec.convert(case, ChildLabourCounts) if case is not None else None,
+        is_own=bool(row.is_own),
+    )
+
+
+async def _scrub_terms(
+    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, finding: Finding
+) -> ScrubTerms:
+    organisations: list[str] = []
+    for name, slug in await groups.member_tenant_names(session, group_id):
+        organisations += [name, slug]
+    own_names, people = await identity.names_to_scrub(session, tenant_id)
+    organisations += own_names
+    if finding.cap is not None and finding.cap.contact:
+        people.append(finding.cap.contact)
+    return ScrubTerms(organisations=tuple(organisations), people=tuple(people))
+
+
+async def _projection(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    group_id: uuid.UUID,
+    finding: Finding,
+    include_description: bool,
+) -> dict[str, Any]:
+    supplier = await suppliers.get_canonical(session, finding.supplier_id)
+    if supplier is None:  # a finding always references a registry row (FK)
+        raise NotFound(SHARED_NOT_FOUND)
+    terms = await _scrub_terms(session, tenant_id, group_id, finding)
+    return anonymise(
+        finding, country=supplier.country, include_description=include_description, terms=terms
+    )
+
+
+async def _published(
+    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
+) -> SharedFinding:
+    row = await repository.shared_one(session, tenant_id, group_id, shared_id)
+    assert row is not None
+    return shared_out(row)
+
+
+async def _tell_others(
+    session: AsyncSession, group_id: uuid.UUID, event_type: str, data: dict[str, Any]
+) -> None:
+    await groups.publish_to_members(session, group_id, event_type, data, include_self=False)
+
+
+async def share(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, data: ShareIn
+) -> Share:
+    finding = await findings.get_for_update(session, tenant_id, finding_id)
+    membership = await groups.membership(session, data.working_group_id, tenant_id)
+    if membership is None:
+        raise ValidationFailed(
+            "You can only share into a working group your tenant is a member of.",
+            errors=[FieldError("working_group_id", "is not a working group you belong to")],
+        )
+    if membership.role not in SHARING_ROLES:
+        raise Forbidden("Observers cannot share findings into a working group.")
+    members = await groups.active_member_count(session, data.working_group_id)
+    threshold = membership.anonymity_threshold
+    if members < threshold:
+        raise GroupTooSmall(
+            f"The group has {members} member tenants and its anonymity threshold is {threshold}."
+        )
+    existing = await repository.active_share(session, tenant_id, finding_id, data.working_group_id)
+    if existing is not None:
+        raise AlreadyShared(f"Share {existing.id} is active; withdraw it to share again.")
+    values = await _projection(
+        session, tenant_id, data.working_group_id, finding, data.include_description
+    )
+    shared_id = await repository.insert_shared_finding(
+        session, data.working_group_id, tenant_id, values
+    )
+    row = await repository.insert_share(
+        session,
+        tenant_id=tenant_id,
+        finding_id=finding_id,
+        group_id=data.working_group_id,
+        shared_finding_id=shared_id,
+        include_description=data.include_description,
+    )
+    result = share_out(row)
+    await record_event(session, tenant_id, "share.created", result)
+    published = await _published(session, tenant_id, data.working_group_id, shared_id)
+    published.is_own = False
+    await _tell_others(
+        session,
+        data.working_group_id,
+        "shared_finding.published",
+        {"working_group_id": str(data.working_group_id), **msgspec.to_builtins(published)},
+    )
+    return result
+
+
+async def list_shares(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID
+) -> list[Share]:
+    await findings.get(session, tenant_id, finding_id)
+    return [share_out(r) for r in await repository.shares_of(session, tenant_id, finding_id)]
+
+
+async def _withdraw(session: AsyncSession, tenant_id: uuid.UUID, row: Record) -> Share:
+    shared_id = row.shared_finding_id
+    if shared_id is not None:
+        await repository.delete_shared_finding(session, shared_id)
+    withdrawn = share_out(await repository.mark_withdrawn(session, tenant_id, row.id))
+    await record_event(session, tenant_id, "share.withdrawn", withdrawn)
+    if shared_id is not None:
+        await _tell_others(
+            session,
+            row.group_id,
+            "shared_finding.withdrawn",
+            {"working_group_id": str(row.group_id), "id": str(shared_id)},
+        )
+    return withdrawn
+
+
+async def withdraw(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, share_id: uuid.UUID
+) -> Share:
+    """Works after the tenant left the group too: what it shared stays its own to withdraw."""
+    row = await repository.share_by_id(session, tenant_id, finding_id, share_id)
+    if row is None:
+        raise NotFound(SHARE_NOT_FOUND)
+    if row.status != "active":
+        return share_out(row)
+    return await _withdraw(session, tenant_id, row)
+
+
+async def withdraw_all(session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID) -> None:
+    """Before a finding is deleted: every active share disappears for everyone."""
+    for row in await repository.shares_of(
+        session, tenant_id, finding_id, active_only=True, for_update=True
+    ):
+        await _withdraw(session, tenant_id, row)
+
+
+async def refresh(session: AsyncSession, tenant_id: uuid.UUID, finding: Finding) -> None:
+    """After the source finding changed: rebuild (and scrub again) every active share."""
+    for row in await repository.shares_of(
+        session, tenant_id, finding.id, active_only=True, for_update=True
+    ):
+        if row.shared_finding_id is None:
+            continue
+        before = await repository.shared_one(
+            session, tenant_id, row.group_id, row.shared_finding_id
+        )
+        values = await _projection(
+            session, tenant_id, row.group_id, finding, row.include_description
+        )
+        await repository.update_shared_finding(session, row.shared_finding_id, values)
+        after = await _published(session, tenant_id, row.group_id, row.shared_finding_id)
+        if before is not None and shared_out(before) == after:
+            continue
+        after.is_own = False
+        await _tell_others(
+            session,
+            row.group_id,
+            "shared_finding.updated",
+            {"working_group_id": str(row.group_id), **msgspec.to_builtins(after)},
+        )
+
+
+def _shared_cursor(after: tuple[Any, ...] | None) -> tuple[str, uuid.UUID, str, uuid.UUID] | None:
+    if after is None:
+        return None
+    try:
+        name, supplier_id, period, shared_id = after
+        if not isinstance(name, str) or not isinstance(period, str):
+            raise ValueError("cursor fields")
+        return name, uuid.UUID(supplier_id), period, uuid.UUID(shared_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest("The cursor is not valid; use next_cursor as given.") from exc
+
+
+def check_period(period: str | None) -> None:
+    if period is not None and not PERIOD.match(period):
+        raise ValidationFailed(
+            "The period is not valid.", errors=[FieldError("period", "must look like 2026-Q3")]
+        )
+
+
+async def list_shared(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    group_id: uuid.UUID,
+    filters: SharedFilters,
+    *,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> Page[SharedFinding]:
+    await groups.require_member(session, group_id, tenant_id)
+    check_period(filters.period)
+    rows = await repository.shared_in_group(
+        session, tenant_id, group_id, filters, after=_shared_cursor(after), limit=limit
+    )
+    items = [(row.supplier_name, shared_out(row)) for row in rows]
+    page = paginate(
+        items,
+        limit,
+        lambda item: [item[0], str(item[1].supplier.id), item[1].observed_period, str(item[1].id)],
+    )
+    return Page(items=[shared for _, shared in page.items], next_cursor=page.next_cursor)
+
+
+async def get_shared(
+    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
+) -> SharedFinding:
+    await groups.require_member(session, group_id, tenant_id)
+    row = await repository.shared_one(session, tenant_id, group_id, shared_id)
+    if row is None:
+        raise NotFound(SHARED_NOT_FOUND)
+    return shared_out(row)
+
+
+def parse_group_by(raw: str | None) -> list[str]:
+    if raw is None or not raw.strip():
+        return []
+    dims = [d.strip() for d in raw.split(",")]
+    unknown = [d for d in dims if d not in DIMENSIONS]
+    if unknown or len(set(dims)) != len(dims):
+        raise ValidationFailed(
+            "group_by is not valid.",
+            errors=[
+                FieldError(
+                    "group_by",
+                    f"must be distinct values among {', '.join(DIMENSIONS)}"
+                    + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+                )
+            ],
+        )
+    return dims
+
+
+async def insights(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    group_id: uuid.UUID,
+    dimensions: list[str],
+    filters: SharedFilters,
+) -> Insights:
+    membership = await groups.require_member(session, group_id, tenant_id)
+    check_period(filters.period)
+    rows = await repository.insight_cells(session, group_id, dimensions, filters, ROUNDING_BASE)
+    cells = [
+        InsightCell(
+            key={d: row.cell.get(d) for d in dimensions},
+            findings=row.findings,
+            suppliers=row.suppliers,
+            contributors=row.contributors,
+        )
+        for row in rows
+        if row.findings is not None
+    ]
+    cells.sort(key=lambda c: tuple((c.key[d] or "") for d in dimensions))
+    return Insights(
+        group_by=dimensions,
+        threshold=max(3, membership.anonymity_threshold),
+        rounding_base=ROUNDING_BASE,
+        cells=cells,
+        suppressed_cells=sum(1 for row in rows if row.findings is None),
+    )
+
+
+async def supplier_visible_in_shares(session: AsyncSession, supplier_id: uuid.UUID) -> bool:
+    return await repository.supplier_in_visible_share(session, supplier_id)
