@@ -15,7 +15,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wg_api.platform.errors import Gone
+from wg_api.platform.errors import Gone, InvalidRequest
 from wg_api.platform.models import events
 from wg_api.platform.pagination import decode_cursor, encode_cursor
 
@@ -64,20 +64,27 @@ async def read_feed(
     limit: int,
     retention_days: int,
 ) -> EventFeed:
-    after_xid, after_seq = "0", 0
+    after_xid, after_seq = 0, 0
     if after:
         xid, seq, occurred_ts = decode_cursor(after, 3)
-        if not (isinstance(xid, str) and xid.isdigit() and isinstance(seq, int)):
-            from wg_api.platform.errors import InvalidRequest
-
+        if not (
+            isinstance(xid, str)
+            and xid.isascii()
+            and xid.isdigit()
+            and int(xid) < 2**64
+            and type(seq) is int
+            and 0 <= seq < 2**63
+            and type(occurred_ts) in (int, float)
+        ):
             raise InvalidRequest("The cursor is not valid; use next_cursor as given.")
         oldest = datetime.now(UTC) - timedelta(days=retention_days)
-        if isinstance(occurred_ts, int | float) and occurred_ts < oldest.timestamp():
+        if occurred_ts < oldest.timestamp():
             raise Gone(
                 f"The cursor is older than the {retention_days}-day retention; "
                 "start again from the beginning of the feed."
             )
-        after_xid, after_seq = xid, seq
+        # asyncpg sends an xid8 parameter as an integer.
+        after_xid, after_seq = int(xid), seq
     rows = (
         await session.execute(
             _FEED,
