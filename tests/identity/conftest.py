@@ -120,7 +120,9 @@ class LocalIdentityProvider:
         self.jwks_path = f"/{self.tag}/jwks.json"
         self.jwks_uri = f"{self.base}{self.jwks_path}"
         self.discovery_path = f"/{self.tag}/.well-known/openid-configuration"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
         self.add_key()
 

@@ -206,8 +206,8 @@ class Authenticator:
         self._providers: ExpiringCache[str, repository.ProviderRecord | None] = ExpiringCache(
             PROVIDER_CACHE_SECONDS, clock
         )
-        self._users: ExpiringCache[tuple[uuid.UUID, str, str, str], uuid.UUID] = ExpiringCache(
-            USER_TOUCH_SECONDS, clock
+        self._users: ExpiringCache[tuple[uuid.UUID, str], tuple[uuid.UUID, str, str]] = (
+            ExpiringCache(USER_TOUCH_SECONDS, clock)
         )
 
     async def authenticate(self, token: str) -> Principal:
@@ -313,10 +313,11 @@ class Authenticator:
         email: str | None,
         role: str,
     ) -> uuid.UUID:
-        cache_key = (provider.id, subject, name, role)
-        found, cached = self._users.get(cache_key)
-        if found and cached is not None:
-            return cached
+        """The person's user id; the database is written on first sight, when their name or
+        role changed, and every few minutes otherwise (their last-seen time)."""
+        found, cached = self._users.get((provider.id, subject))
+        if found and cached is not None and cached[1:] == (name, role):
+            return cached[0]
         async with self.database.transaction(provider.tenant_id) as session:
             user_id = await service.record_person_seen(
                 session,
@@ -326,7 +327,7 @@ class Authenticator:
                 email=email[:320] if email else None,
                 role=role,
             )
-        self._users.put(cache_key, user_id)
+        self._users.put((provider.id, subject), (user_id, name, role))
         return user_id
 
 
