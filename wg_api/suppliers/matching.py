@@ -57,6 +57,8 @@ _CJK_SUFFIXES = tuple(
         reverse=True,
     )
 )
+# The same suffixes as a PostgreSQL regular expression, to strip them from stored local names.
+CJK_SUFFIX_PATTERN = "(" + "|".join(_CJK_SUFFIXES) + ")$"
 _ADDRESS_WORDS = {
     "rd": "road",
     "st": "street",
@@ -83,12 +85,22 @@ def _strip_accents(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("đ", "d")
 
 
+def _strip_cjk_suffix(text: str) -> str:
+    for suffix in _CJK_SUFFIXES:
+        if text.endswith(suffix):
+            # A name that is nothing but a suffix stays whole (有限公司 must not become 有限).
+            return text[: -len(suffix)] if len(text) > len(suffix) else text
+    return text
+
+
+def normalise_local_name(local_name: str) -> str:
+    """A local name in its own script without its legal suffix, for similarity only."""
+    return _strip_cjk_suffix(unicodedata.normalize("NFKC", local_name).strip())
+
+
 def normalise_name(name: str) -> str:
     text = unicodedata.normalize("NFKC", name).strip()
-    for suffix in _CJK_SUFFIXES:
-        if text.endswith(suffix) and len(text) > len(suffix):
-            text = text[: -len(suffix)]
-            break
+    text = _strip_cjk_suffix(text)
     folded = _strip_accents(_fold(text))
     for prefix in _VIETNAMESE_PREFIXES:
         if folded.startswith(prefix + " "):

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.platform.models import Record
+from wg_api.suppliers.matching import CJK_SUFFIX_PATTERN
 from wg_api.suppliers.models import supplier_links, suppliers
 
 CANONICAL = (
@@ -53,16 +54,21 @@ async def insert_supplier(session: AsyncSession, values: dict[str, Any]) -> Reco
 async def similar(
     session: AsyncSession, *, match_name: str, local_name: str | None, country: str, limit: int
 ) -> list[Record]:
-    """Registry rows in `country` whose normalised name (or local name) resembles the given one."""
+    """Registry rows in `country` whose normalised name (or local name) resembles the given one.
+
+    `local_name` must already be normalised (`normalise_local_name`).
+    """
     name_similarity = sa.func.similarity(suppliers.c.match_name, match_name)
+    # Stored local names keep their legal suffix (有限公司, ...); compare them without it.
+    stored_local = sa.func.regexp_replace(
+        sa.func.btrim(sa.func.coalesce(suppliers.c.local_name, "")), CJK_SUFFIX_PATTERN, ""
+    )
     local_similarity = (
-        sa.func.similarity(sa.func.coalesce(suppliers.c.local_name, ""), local_name)
-        if local_name
-        else sa.literal(0.0)
+        sa.func.similarity(stored_local, local_name) if local_name else sa.literal(0.0)
     )
     condition: sa.ColumnElement[bool] = suppliers.c.match_name.op("%")(match_name)
     if local_name:
-        condition = sa.or_(condition, suppliers.c.local_name.op("%")(local_name))
+        condition = sa.or_(condition, stored_local.op("%")(local_name))
     statement = (
         sa.select(
             *CANONICAL,

@@ -12,7 +12,12 @@ from wg_api.platform.events import record_event
 from wg_api.platform.models import Record
 from wg_api.platform.pagination import Page, paginate
 from wg_api.suppliers import repository
-from wg_api.suppliers.matching import match_key, normalise_address, normalise_name
+from wg_api.suppliers.matching import (
+    match_key,
+    normalise_address,
+    normalise_local_name,
+    normalise_name,
+)
 from wg_api.suppliers.schemas import (
     Candidate,
     MatchResult,
@@ -77,7 +82,7 @@ async def match(session: AsyncSession, query: SupplierMatchIn) -> SupplierMatchO
     rows = await repository.similar(
         session,
         match_name=normalise_name(query.name),
-        local_name=query.local_name,
+        local_name=normalise_local_name(query.local_name) if query.local_name else None,
         country=query.country,
         limit=MAX_CANDIDATES * 2,
     )
