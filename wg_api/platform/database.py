@@ -76,13 +76,19 @@ def _connect_args(url: URL) -> tuple[URL, dict[str, Any]]:
     return url, {}
 
 
-def make_engine(url: URL, *, pool_size: int = 5, application_name: str = "wg-api") -> AsyncEngine:
+def make_engine(
+    url: URL,
+    *,
+    pool_size: int = 5,
+    max_overflow: int | None = None,
+    application_name: str = "wg-api",
+) -> AsyncEngine:
     bare, connect_args = _connect_args(url)
     connect_args["server_settings"] = {"application_name": application_name}
     return create_async_engine(
         bare,
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
         pool_recycle=1800,
         connect_args=connect_args,
     )
@@ -144,6 +150,8 @@ async def ensure_roles(admin_url: URL, settings: Settings) -> None:
                 f"ALTER ROLE {app} NOSUPERUSER NOBYPASSRLS",
                 f'GRANT CONNECT ON DATABASE "{database}" TO {app}, {system}',
                 f"GRANT USAGE ON SCHEMA public TO {app}, {system}",
+                # PostgreSQL before 15 lets every role create in public; only the owner may.
+                "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
                 f"GRANT USAGE, CREATE ON SCHEMA public TO {owner}",
                 "CREATE EXTENSION IF NOT EXISTS pg_trgm",
             ]
@@ -176,7 +184,9 @@ class Database:
         )
 
     @classmethod
-    def connect(cls, admin_url: URL, settings: Settings) -> Database:
+    def connect(
+        cls, admin_url: URL, settings: Settings, *, max_overflow: int | None = None
+    ) -> Database:
         app_url = (
             asyncpg_url(settings.app_database_url)
             if settings.app_database_url
@@ -189,7 +199,9 @@ class Database:
         )
         return cls(
             admin_url=admin_url,
-            app_engine=make_engine(app_url, pool_size=settings.db_pool_size),
+            app_engine=make_engine(
+                app_url, pool_size=settings.db_pool_size, max_overflow=max_overflow
+            ),
             system_engine=make_engine(system_url, pool_size=2, application_name="wg-api-system"),
         )
 
