@@ -39,8 +39,14 @@ StatusFilter = Annotated[
 ]
 
 
-def _with_etag(resource: msgspec.Struct, status_code: int = 200) -> Response[Any]:
-    return Response(resource, status_code=status_code, headers={"ETag": etag_of(resource)})
+def _with_etag(resource: msgspec.Struct) -> Response[Any]:
+    return Response(resource, headers={"ETag": etag_of(resource)})
+
+
+def _created(resource: msgspec.Struct, location: str) -> Response[Any]:
+    return Response(
+        resource, status_code=201, headers={"ETag": etag_of(resource), "Location": location}
+    )
 
 
 class WorkingGroupsController(Controller):
@@ -54,7 +60,7 @@ class WorkingGroupsController(Controller):
         """Your tenant becomes the group's first member, as its facilitator. `timezone` is an
         IANA zone (default Asia/Hong_Kong); `anonymity_threshold` is at least 3 (default 3)."""
         group = await service.create_group(db_session, request.user.tenant_id, data)
-        return _with_etag(group, 201)
+        return _created(group, f"/v1/working-groups/{group.id}")
 
     @get(summary="Your working groups", **requires(READ))
     async def list_groups(
@@ -177,7 +183,8 @@ class WorkingGroupsController(Controller):
         role; it joins when it accepts. 422 for an unknown slug; 409 if it is already a member
         or already has a pending invitation."""
         member = await service.require_member(db_session, group_id, request.user.tenant_id)
-        return _with_etag(await service.invite(db_session, member, data), 201)
+        invitation = await service.invite(db_session, member, data)
+        return _created(invitation, f"/v1/working-groups/{group_id}/invitations/{invitation.id}")
 
     @get(
         "/{group_id:uuid}/invitations",
@@ -198,6 +205,22 @@ class WorkingGroupsController(Controller):
             db_session, member, status=status, after=page.after, limit=page.limit
         )
         return page_response(request, result)
+
+    @get(
+        "/{group_id:uuid}/invitations/{invitation_id:uuid}",
+        summary="One of the group's invitations",
+        **requires(READ),
+    )
+    async def get_invitation(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        group_id: uuid.UUID,
+        invitation_id: uuid.UUID,
+    ) -> Response[Invitation]:
+        """Facilitators only."""
+        member = await service.require_member(db_session, group_id, request.user.tenant_id)
+        return _with_etag(await service.get_group_invitation(db_session, member, invitation_id))
 
     @post(
         "/{group_id:uuid}/invitations/{invitation_id:uuid}/revoke",

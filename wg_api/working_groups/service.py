@@ -397,6 +397,18 @@ async def list_group_invitations(
     return paginate(items, limit, lambda i: [i.created_at, i.id])
 
 
+async def get_group_invitation(
+    session: AsyncSession, caller: Membership, invitation_id: uuid.UUID
+) -> Invitation:
+    require_facilitator(caller)
+    row = await repository.invitation_of_group(
+        session, caller.group_id, invitation_id, for_update=False
+    )
+    if row is None:
+        raise NotFound(INVITATION_NOT_FOUND)
+    return _invitation_out(row, caller.group.name)
+
+
 async def revoke(session: AsyncSession, caller: Membership, invitation_id: uuid.UUID) -> Invitation:
     require_facilitator(caller)
     row = await repository.invitation_of_group(
