@@ -127,6 +127,15 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from wg_api.platform.jobs import run_worker
+    from wg_api.platform.observability import configure_logging
+
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wg-api", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("demo", help="seed the demo data set").set_defaults(func=cmd_demo)
+    sub.add_parser(
+        "worker", help="run scheduled jobs (one worker leads the scheduler, all run jobs)"
+    ).set_defaults(func=cmd_worker)
     return parser
 
 

@@ -20,6 +20,16 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _env_str(name: str, default: str) -> str:
     raw = os.environ.get(name)
     return default if raw is None or raw == "" else raw
@@ -48,6 +58,9 @@ class Settings:
     db_pool_size: int = 10
     job_poll_seconds: float = 1.0
     leader_retry_seconds: float = 2.0
+    job_interval_seconds: int = 0
+    job_timeout_seconds: float = 300.0
+    job_retry_seconds: float = 30.0
     role_prefix: str = "wg"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -91,6 +104,11 @@ class Settings:
             rate_limit_per_minute=_env_int("WG_RATE_LIMIT_PER_MINUTE", 600),
             token_rate_limit_per_minute=_env_int("WG_TOKEN_RATE_LIMIT_PER_MINUTE", 30),
             db_pool_size=_env_int("WG_DB_POOL_SIZE", 10),
+            job_poll_seconds=_env_float("WG_JOB_POLL_SECONDS", 1.0),
+            leader_retry_seconds=_env_float("WG_LEADER_RETRY_SECONDS", 2.0),
+            job_interval_seconds=_env_int("WG_JOB_INTERVAL_SECONDS", 0),
+            job_timeout_seconds=_env_float("WG_JOB_TIMEOUT_SECONDS", 300.0),
+            job_retry_seconds=_env_float("WG_JOB_RETRY_SECONDS", 30.0),
             role_prefix=_env_str("WG_DB_ROLE_PREFIX", "wg"),
         )
 
