@@ -206,9 +206,12 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
             )
         try:
             answer: TokenAnswer = self.create_token_response(request)
-            return answer
         finally:
             self._client = None
+        if answer.body.get("error") == "invalid_client":
+            # One answer for an unknown client, a wrong secret and a revoked client alike.
+            answer.body["error_description"] = "Client authentication failed."
+        return answer
 
 
 def client_id_from_request(headers: dict[str, str], form: dict[str, str]) -> str | None:
