@@ -273,9 +273,11 @@ def upgrade() -> None:
             caller uuid := {CURRENT_TENANT};
             published int;
         BEGIN
+            -- Active members speak to the group; a former member only to withdraw what it shared.
             IF caller IS NULL OR NOT EXISTS (
                 SELECT 1 FROM public.working_group_members m
                 WHERE m.group_id = p_group AND m.tenant_id = caller
+                  AND (m.status = 'active' OR p_type = 'shared_finding.withdrawn')
             ) THEN
                 RAISE EXCEPTION 'not a member of this group' USING ERRCODE = '42501';
             END IF;
