@@ -88,12 +88,12 @@ async def assert_forbidden(
 
 
 async def events_of(
-    client: httpx.AsyncClient, headers: dict[str, str], types: str
+    client: httpx.AsyncClient, headers: dict[str, str], types: str, *, at_least: int = 1
 ) -> list[dict[str, Any]]:
-    """The caller's events of `types`, waiting briefly for concurrent transactions to finish.
+    """The caller's events of `types`, waiting briefly until at least `at_least` are there.
 
     The feed hides events of transactions younger than the oldest running one, so a background
-    transaction (the rate limiter's flush) can hold back the newest event for a moment.
+    transaction (the rate limiter's flush) can hold back the newest events for a moment.
     """
     items: list[dict[str, Any]] = []
     for _ in range(50):
@@ -102,7 +102,7 @@ async def events_of(
         )
         assert response.status_code == 200, response.text
         items = response.json()["items"]
-        if items:
+        if len(items) >= at_least:
             return items
         await asyncio.sleep(0.05)
     return items

@@ -492,6 +492,11 @@ async def test_lists_page_by_name_and_filter(client, make_tenant):
     )
     assert {s["id"] for s in in_vietnam.json()["items"]} == {made[2]["id"], made[4]["id"]}
     assert f"{token}-code" not in in_vietnam.text
+    for wildcard in ("%", "_", "\\"):  # LIKE wildcards are searched for, not expanded
+        literal = await client.get("/v1/supplier-registry", params={"q": wildcard}, headers=headers)
+        assert literal.json()["items"] == []
+        own = await client.get("/v1/suppliers", params={"q": wildcard}, headers=headers)
+        assert own.json()["items"] == []
     by_os = await new_supplier(client, headers, os_id=(identifier := os_id()))
     found = await client.get(
         "/v1/supplier-registry", params={"q": identifier.lower()}, headers=other_headers

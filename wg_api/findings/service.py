@@ -224,6 +224,12 @@ async def list_page(
     after: tuple[Any, ...] | None,
     limit: int,
 ) -> Page[Finding]:
+    if filters.updated_since is not None and filters.updated_since.utcoffset() is None:
+        # Without an offset the moment is ambiguous (UTC? the tenant's zone?): refuse to guess.
+        raise InvalidRequest(
+            "updated_since needs a time zone offset.",
+            errors=[FieldError("updated_since", "must be RFC 3339 with Z or an offset")],
+        )
     rows = await repository.list_page(
         session, tenant_id, filters, after=_cursor(after), limit=limit
     )
