@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from tests.identity.conftest import (
@@ -20,7 +22,9 @@ from wg_api.identity.scopes import ROLE_SCOPES
 from wg_api.platform.pagination import encode_cursor
 
 
-async def request_token(client, client_id: str, secret: str, scope: str | None = None):
+async def request_token(
+    client: httpx.AsyncClient, client_id: str, secret: str, scope: str | None = None
+) -> httpx.Response:
     form = {"grant_type": "client_credentials"}
     if scope:
         form["scope"] = scope
@@ -28,7 +32,7 @@ async def request_token(client, client_id: str, secret: str, scope: str | None =
     return await client.post("/oauth/token", data=form, headers={"Authorization": f"Basic {basic}"})
 
 
-async def create(client, headers, **body):
+async def create(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> httpx.Response:
     return await client.post("/v1/api-clients", json={"name": "sync", **body}, headers=headers)
 
 
@@ -269,7 +273,7 @@ async def test_bad_values_are_422_and_wrong_types_400(client, make_tenant, datab
     tenant = await make_tenant()
     headers = await tenant.headers()
     before = await tenant_state(database, tenant.id)
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"name": ""}, "name"),
         ({"name": "x" * 101}, "name"),
         ({"role": "owner"}, "role"),

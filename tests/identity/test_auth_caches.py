@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,9 @@ class FakeClock:
         return self.now
 
 
-async def new_client_token(client, tenant, role: str = "editor") -> tuple[str, str]:
+async def new_client_token(
+    client: httpx.AsyncClient, tenant: Any, role: str = "editor"
+) -> tuple[str, str]:
     headers = await tenant.headers()
     made = (
         await client.post("/v1/api-clients", json={"name": "cached", "role": role}, headers=headers)

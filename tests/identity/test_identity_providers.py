@@ -8,7 +8,9 @@ import hmac
 import json
 import time
 import uuid
+from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from tests.identity.conftest import (
@@ -23,7 +25,7 @@ from tests.identity.conftest import (
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY
 
 
-def hs256_with_public_key(idp) -> str:
+def hs256_with_public_key(idp: Any) -> str:
     """Algorithm confusion: the provider's published RSA key used as an HMAC secret."""
     kid = idp.published[0]
     _, claims, _ = idp.token(kid=kid).split(".")
@@ -31,17 +33,21 @@ def hs256_with_public_key(idp) -> str:
     signing_input = header.rstrip(b"=") + b"." + claims.encode()
     secret = idp.keys[kid].as_pem(private=False)
     mac = hmac.new(secret, signing_input, hashlib.sha256).digest()
-    return (signing_input + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
+    token: str = (signing_input + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
+    return token
 
 
-async def register(client, tenant, idp, **overrides):
+async def register(
+    client: httpx.AsyncClient, tenant: Any, idp: Any, **overrides: Any
+) -> dict[str, Any]:
     response = await client.post(
         "/v1/identity-providers",
         json=idp.provider_body(**overrides),
         headers=await tenant.headers(),
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    provider: dict[str, Any] = response.json()
+    return provider
 
 
 async def test_register_list_read_and_remove(client, make_tenant, local_idp, database):
@@ -206,7 +212,7 @@ async def test_roles_come_from_the_claim_and_changes_are_audited(
     tenant = await make_tenant()
     idp = local_idp()
     await register(client, tenant, idp, default_role="viewer", role_claim="groups")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({}, "viewer"),
         ({"groups": "editor"}, "editor"),
         ({"groups": ["staff", "editor", "admin"]}, "admin"),

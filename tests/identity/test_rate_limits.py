@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import random
+from typing import Any
 
 from tests.identity.conftest import another_app, assert_problem, bearer
-from wg_api.identity.rate_limit import LIMITER_STATE_KEY, WINDOW_SECONDS
+from wg_api.identity.rate_limit import LIMITER_STATE_KEY, WINDOW_SECONDS, RateLimiter
 
 YEAR_2001 = 978_307_200
 
@@ -22,8 +23,8 @@ def frozen_mid_window() -> float:
     return YEAR_2001 + minute * WINDOW_SECONDS + 30.0
 
 
-def freeze(app, at: float):
-    limiter = app.state[LIMITER_STATE_KEY]
+def freeze(app: Any, at: float) -> RateLimiter:
+    limiter: RateLimiter = app.state[LIMITER_STATE_KEY]
     limiter.clock = lambda: at
     return limiter
 

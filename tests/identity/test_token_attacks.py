@@ -11,13 +11,17 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
+import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from tests.identity.conftest import assert_problem, assert_unauthorized, bearer, tenant_state
 from wg_api.identity.keys import SigningKeys
+from wg_api.platform.database import Database
+from wg_api.settings import Settings
 
 NEW_CLIENT = {"name": "intruder", "role": "admin"}
 
@@ -26,26 +30,34 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def segments(token: str) -> tuple[dict, dict, str]:
+def segments(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     header, payload, signature = token.split(".")
-    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return (
-        json.loads(base64.urlsafe_b64decode(pad(header))),
-        json.loads(base64.urlsafe_b64decode(pad(payload))),
-        signature,
-    )
+
+    def decode(segment: str) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(
+            base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        )
+        return decoded
+
+    return decode(header), decode(payload), signature
 
 
-def unsigned(header: dict, payload: dict) -> str:
+def unsigned(header: dict[str, Any], payload: dict[str, Any]) -> str:
     return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
 
 
 @pytest.fixture(scope="module")
-def service_keys(settings):
+def service_keys(settings: Settings) -> SigningKeys:
     return SigningKeys.load_or_create(settings.key_file)
 
 
-async def attempt(client, database, tenant, headers, url="/v1/api-clients"):
+async def attempt(
+    client: httpx.AsyncClient,
+    database: Database,
+    tenant: Any,
+    headers: dict[str, Any],
+    url: str = "/v1/api-clients",
+) -> dict[str, Any]:
     before = await tenant_state(database, tenant.id)
     response = await client.post(url, json=NEW_CLIENT, headers=headers)
     body = assert_unauthorized(response)
@@ -53,13 +65,15 @@ async def attempt(client, database, tenant, headers, url="/v1/api-clients"):
     return body
 
 
-async def real_token(tenant) -> tuple[str, dict, dict]:
+async def real_token(tenant: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     token = await tenant.token()
     header, claims, _ = segments(token)
     return token, header, claims
 
 
-def signed_by_service(service_keys, header: dict, claims: dict) -> str:
+def signed_by_service(
+    service_keys: SigningKeys, header: dict[str, Any], claims: dict[str, Any]
+) -> str:
     return jwt.encode(header, claims, service_keys.key_set, algorithms=["RS256"])
 
 
