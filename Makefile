@@ -39,8 +39,14 @@ typecheck: install
 openapi: install
 	$(UV) run --frozen wg-api openapi export
 
+# The load tool is wrk (C, epoll): installed from the system's packages when missing.
 bench: install
-	$(UV) run --frozen python -m bench.run
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive sh -c 'apt-get install -y -qq wrk || \
+	  (apt-get update -qq && apt-get install -y -qq wrk)' >/dev/null; } || \
+	  { command -v brew >/dev/null && brew install wrk; } || \
+	  { echo "make bench needs wrk: install it with your package manager"; exit 1; }
+	$(UV) run --frozen python -m bench.run $(BENCH_ARGS)
 
 clean-data:
 	rm -rf .wg-data

@@ -1,0 +1,1 @@
+"""Benchmarks: the data generator, a bare Litestar + asyncpg ceiling and the runner."""

@@ -1,0 +1,164 @@
+"""The ceiling: the bench's queries answered by bare Litestar + raw asyncpg, nothing else.
+
+No authentication, no SQLAlchemy, no services or Structs: the tenant comes as `?tenant_id=`. Each
+endpoint does the database work of its real counterpart, the way the real one does it: one
+transaction as the app role (row-level security applies), the tenant bound with
+`set_config('app.tenant_id', $1, true)`, the same SELECT, the rows encoded as JSON. What the real
+endpoint spends beyond this is the cost of the framework around the query: auth, validation,
+SQLAlchemy, Structs. Served by uvicorn with the settings `wg-api serve` uses.
+
+    python -m bench.ceiling --port 8101     # reads DATABASE_URL etc. like `wg-api serve`
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+import uvicorn
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+
+from bench.generate import connect_kwargs
+from wg_api.platform.database import asyncpg_url, resolve_admin_url, role_url
+from wg_api.settings import Settings
+
+FINDING_COLUMNS = (
+    "id, supplier_id, external_id, kind, area, severity, basis, title, description, observed_on, "
+    "source_scheme, source_reference, status, affected_workers, cap, child_labour_case, "
+    "created_at, updated_at"
+)
+SUPPLIER_COLUMNS = (
+    "s.id, s.name, s.local_name, s.address, s.country, s.province, s.city, s.sector, s.os_id, "
+    "l.internal_code, l.created_at"
+)
+PAGE = 50
+
+TenantId = Annotated[uuid.UUID, QueryParameter(name="tenant_id")]
+
+
+async def _read(state: State, tenant_id: uuid.UUID, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """One transaction as the app role with the tenant bound, like every real /v1 request."""
+    pool: asyncpg.Pool = state.pool
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+        rows: Sequence[asyncpg.Record] = await conn.fetch(sql, *args)
+    return [dict(row) for row in rows]
+
+
+def _page(rows: list[dict[str, Any]], keyset: tuple[str, ...]) -> dict[str, Any]:
+    """The shape of a real page: `items`, and a keyset `next_cursor` when one more row exists."""
+    items = rows[:PAGE]
+    cursor = None
+    if len(rows) > PAGE:
+        last = msgspec.json.encode([items[-1][key] for key in keyset])
+        cursor = base64.urlsafe_b64encode(last).rstrip(b"=").decode()
+    return {"items": items, "next_cursor": cursor}
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/me")
+async def me(state: State, tenant_id: TenantId) -> dict[str, Any]:
+    rows = await _read(
+        state, tenant_id, "SELECT id, slug, name, kind FROM tenants WHERE id = $1", tenant_id
+    )
+    return {"tenant": rows[0] if rows else None}
+
+
+@get("/findings")
+async def findings(
+    state: State,
+    tenant_id: TenantId,
+    area: Annotated[str | None, QueryParameter(name="area")] = None,
+    status: Annotated[str | None, QueryParameter(name="status")] = None,
+) -> dict[str, Any]:
+    """The tenant's newest 50 findings (51 read, to know whether there is a next page)."""
+    conditions, args = ["tenant_id = $1"], [str(tenant_id)]
+    for column, value in (("area", area), ("status", status)):
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{column} = ${len(args)}")
+    sql = (
+        f"SELECT {FINDING_COLUMNS} FROM findings WHERE {' AND '.join(conditions)} "
+        f"ORDER BY observed_on DESC, id DESC LIMIT {PAGE + 1}"
+    )
+    return _page(await _read(state, tenant_id, sql, *args), ("observed_on", "id"))
+
+
+@get("/suppliers")
+async def suppliers(state: State, tenant_id: TenantId) -> dict[str, Any]:
+    """The tenant's linked suppliers by name, with its internal codes."""
+    sql = (
+        f"SELECT {SUPPLIER_COLUMNS} FROM suppliers s "
+        "JOIN supplier_links l ON l.supplier_id = s.id WHERE l.tenant_id = $1 "
+        f"ORDER BY s.name, s.id LIMIT {PAGE + 1}"
+    )
+    return _page(await _read(state, tenant_id, sql, tenant_id), ("name", "id"))
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for jsonb in ("json", "jsonb"):
+        await conn.set_type_codec(
+            jsonb,
+            schema="pg_catalog",
+            encoder=lambda value: msgspec.json.encode(value).decode(),
+            decoder=msgspec.json.decode,
+        )
+
+
+def create_app(settings: Settings) -> Litestar:
+    app_url = (
+        asyncpg_url(settings.app_database_url)
+        if settings.app_database_url
+        else role_url(resolve_admin_url(settings), settings.app_role)
+    )
+
+    async def open_pool(app: Litestar) -> None:
+        # As many connections as the real engine may open: pool_size plus its overflow.
+        app.state.pool = await asyncpg.create_pool(
+            **connect_kwargs(app_url),
+            min_size=settings.db_pool_size,
+            max_size=settings.db_pool_size * 3,
+            init=_init_connection,
+            server_settings={"application_name": "wg-bench-ceiling"},
+        )
+
+    async def close_pool(app: Litestar) -> None:
+        await app.state.pool.close()
+
+    return Litestar(
+        route_handlers=[healthz, me, findings, suppliers],
+        on_startup=[open_pool],
+        on_shutdown=[close_pool],
+        openapi_config=None,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ceiling", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8101)
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        create_app(Settings.from_env()),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

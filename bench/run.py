@@ -1,0 +1,554 @@
+"""The bench runner: real endpoints beside their ceiling, under the same load, in one run.
+
+    make bench                          # generate the data set if needed, then every endpoint
+    make bench BENCH_ARGS=--quick       # 2 s per endpoint: a smoke run
+    uv run python -m bench.run --only findings --duration 20
+
+It generates the data set if it is missing (bench/generate.py), starts `wg-api serve` and the
+ceiling app (bench/ceiling.py) on free ports of 127.0.0.1 against the bench database, drives each
+endpoint with wrk from a separate process (32 connections for a fixed time, after a warm-up), and
+prints throughput, p50, p99, errors and the server's resident memory, with the ceiling's figures
+and the ratio beside them. An endpoint that answers 404 (not built yet) is skipped with a note.
+The figures also go to bench/results/<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+
+from bench.generate import (
+    BENCH_DATABASE,
+    BIG_TENANT_SLUG,
+    Spec,
+    bench_admin_url,
+    bench_clients,
+    connect_kwargs,
+    generate,
+    libpq_url,
+)
+from wg_api.settings import PROJECT_ROOT, Settings
+
+RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
+HOST = "127.0.0.1"
+# Targets of the design brief ("Performance targets").
+TARGET_RATIO = 0.60
+TARGET_P99_MS = 50.0
+TARGET_RSS_MB = 250.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One line of the table. Paths may name `{tenant_id}` and `{group_id}` of the data set."""
+
+    name: str
+    path: str
+    ceiling: str | None
+    auth: bool = True
+    # The design brief's throughput and p99 targets apply to list and read endpoints.
+    targeted: bool = True
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("healthz", "/healthz", "/healthz", auth=False, targeted=False),
+    Endpoint("me", "/v1/me", "/me?tenant_id={tenant_id}"),
+    Endpoint("findings", "/v1/findings", "/findings?tenant_id={tenant_id}"),
+    Endpoint(
+        "findings?area&status",
+        "/v1/findings?area=health_and_safety&status=open",
+        "/findings?tenant_id={tenant_id}&area=health_and_safety&status=open",
+    ),
+    Endpoint("suppliers", "/v1/suppliers", "/suppliers?tenant_id={tenant_id}"),
+    Endpoint("shared-findings", "/v1/working-groups/{group_id}/shared-findings", None),
+    Endpoint("insights", "/v1/working-groups/{group_id}/insights?group_by=area,country", None),
+)
+
+
+@dataclass
+class Load:
+    """What wrk measured for one endpoint on one server."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rss_mb: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Line:
+    endpoint: Endpoint
+    real: Load | None = None
+    ceiling: Load | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.real is None or self.ceiling is None or not self.ceiling.rps:
+            return None
+        return self.real.rps / self.ceiling.rps
+
+    def verdict(self) -> str:
+        if self.real is None or not self.endpoint.targeted:
+            return ""
+        misses = []
+        if self.ratio is not None and self.ratio < TARGET_RATIO:
+            misses.append("ratio")
+        if self.real.p99_ms >= TARGET_P99_MS:
+            misses.append("p99")
+        if self.real.errors:
+            misses.append("errors")
+        return "ok" if not misses else "MISS " + ",".join(misses)
+
+
+@dataclass
+class Options:
+    duration: float
+    warmup: float
+    connections: int
+    only: list[str] = field(default_factory=list)
+    database: str = BENCH_DATABASE
+
+
+# ---- the load tool -------------------------------------------------------------------------------
+
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK_JSON {\\"requests\\": %d, \\"duration_us\\": %d, "
+    .. "\\"p50_us\\": %d, \\"p99_us\\": %d, \\"connect\\": %d, \\"read\\": %d, "
+    .. "\\"write\\": %d, \\"status\\": %d, \\"timeout\\": %d}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def wrk_path() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit(
+            "The bench drives load with wrk, which is not installed. `make bench` installs it "
+            "(Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk)."
+        )
+    return found
+
+
+def run_wrk(
+    url: str, headers: dict[str, str], seconds: float, connections: int, script: Path
+) -> dict[str, int]:
+    """wrk in its own process, one thread (the server has the other core), bounded in time."""
+    command = [
+        wrk_path(),
+        "--threads",
+        "1",
+        "--connections",
+        str(connections),
+        "--duration",
+        f"{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "--script",
+        str(script),
+    ]
+    for name, value in headers.items():
+        command += ["--header", f"{name}: {value}"]
+    finished = subprocess.run(
+        [*command, url], capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    for line in finished.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            report: dict[str, int] = json.loads(line.removeprefix("WRK_JSON "))
+            return report
+    raise RuntimeError(f"wrk gave no report: {finished.stdout}\n{finished.stderr}")
+
+
+# ---- servers -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server process and any children it started."""
+        try:
+            parent = psutil.Process(self.process.pid)
+            processes = [parent, *parent.children(recursive=True)]
+            return sum(p.memory_info().rss for p in processes) / 2**20
+        except psutil.NoSuchProcess:
+            return float("nan")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_server(
+    name: str, command: list[str], env: dict[str, str], port: int, logs: Path
+) -> Server:
+    log = logs / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT
+        )
+    server = Server(name, process, f"http://{HOST}:{port}", log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200:
+                return server
+        time.sleep(0.2)
+    server.stop()
+    raise SystemExit(f"{name} did not answer /healthz within 90 s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def servers(
+    settings: Settings, database_url: str, workdir: Path
+) -> Iterator[tuple[Server, Server]]:
+    real_port, ceiling_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "WG_DATA_DIR": str(workdir),  # its own signing keys; the database is DATABASE_URL's
+        "WG_PUBLIC_URL": f"http://{HOST}:{real_port}",
+        "WG_LOG_LEVEL": "WARNING",
+        "WG_RATE_LIMIT_PER_MINUTE": str(10**9),
+        "WG_TOKEN_TTL_SECONDS": "3600",
+        "PYTHONUNBUFFERED": "1",
+    }
+    started: list[Server] = []
+    try:
+        started.append(
+            start_server(
+                "wg-api",
+                [
+                    sys.executable,
+                    "-m",
+                    "wg_api.cli",
+                    "serve",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(real_port),
+                ],
+                env,
+                real_port,
+                workdir,
+            )
+        )
+        started.append(
+            start_server(
+                "ceiling",
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.ceiling",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(ceiling_port),
+                ],
+                env,
+                ceiling_port,
+                workdir,
+            )
+        )
+        yield started[0], started[1]
+    finally:
+        for server in started:
+            server.stop()
+
+
+# ---- measuring -----------------------------------------------------------------------------------
+
+
+def get_token(server: Server, client_id: str, client_secret: str) -> str:
+    response = httpx.post(
+        f"{server.base_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, client_secret),
+        timeout=10,
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+def measure(
+    server: Server, path: str, headers: dict[str, str], options: Options, script: Path
+) -> Load | str:
+    """Warm up, then load; a string says why the endpoint was not measured."""
+    url = server.base_url + path
+    probe = httpx.get(url, headers=headers, timeout=10)
+    if probe.status_code == 404:
+        return "not built yet (404)"
+    if probe.status_code != 200:
+        return f"answers {probe.status_code}: {probe.text[:200]}"
+    with contextlib.suppress(ValueError):
+        body = probe.json()
+        if isinstance(body, dict) and body.get("items") == []:
+            return "empty list: the bench data set has nothing for it yet"
+    if options.warmup > 0:
+        run_wrk(url, headers, options.warmup, options.connections, script)
+    report = run_wrk(url, headers, options.duration, options.connections, script)
+    errors = sum(report[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return Load(
+        requests=report["requests"],
+        seconds=report["duration_us"] / 1e6,
+        p50_ms=report["p50_us"] / 1000,
+        p99_ms=report["p99_us"] / 1000,
+        errors=errors,
+        rss_mb=server.rss_mb(),
+    )
+
+
+async def dataset_context(admin_url: Any) -> dict[str, str]:
+    conn = await asyncpg.connect(**connect_kwargs(admin_url))
+    try:
+        tenant_id = await conn.fetchval("SELECT id FROM tenants WHERE slug = $1", BIG_TENANT_SLUG)
+        group_id = await conn.fetchval(
+            "SELECT group_id FROM working_group_members WHERE tenant_id = $1 "
+            "AND role IN ('member', 'facilitator') AND status = 'active' ORDER BY group_id LIMIT 1",
+            tenant_id,
+        )
+        findings = await conn.fetchval(
+            "SELECT count(*) FROM findings WHERE tenant_id = $1", tenant_id
+        )
+        postgres = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    return {
+        "tenant_id": str(tenant_id),
+        "group_id": str(group_id),
+        "tenant_findings": str(findings),
+        "postgres": str(postgres),
+    }
+
+
+def run(settings: Settings, options: Options) -> list[Line]:
+    wrk_path()
+    spec = Spec()
+    result = asyncio.run(generate(settings, spec, database=options.database))
+    print(
+        f"data set: {'present' if result.skipped else 'generated'} "
+        f"({result.seconds:.1f} s): {json.dumps(result.counts)}"
+    )
+    admin_url = bench_admin_url(settings, options.database)
+    context = asyncio.run(dataset_context(admin_url))
+    credentials = asyncio.run(bench_clients(admin_url, settings, [BIG_TENANT_SLUG]))[
+        BIG_TENANT_SLUG
+    ]
+    chosen = [e for e in ENDPOINTS if not options.only or e.name in options.only]
+    lines: list[Line] = []
+    with tempfile.TemporaryDirectory(prefix="wg-bench-") as tmp:
+        workdir = Path(tmp)
+        script = workdir / "report.lua"
+        script.write_text(WRK_REPORT)
+        with servers(settings, libpq_url(admin_url), workdir) as (real, ceiling):
+            for endpoint in chosen:
+                line = Line(endpoint)
+                lines.append(line)
+                headers: dict[str, str] = {}
+                if endpoint.auth:
+                    token = get_token(real, credentials.client_id, credentials.client_secret)
+                    headers["Authorization"] = f"Bearer {token}"
+                measured = measure(real, endpoint.path.format(**context), headers, options, script)
+                if isinstance(measured, str):
+                    line.note = measured
+                    print(f"  {endpoint.name}: skipped, {measured}")
+                    continue
+                line.real = measured
+                if endpoint.ceiling is not None:
+                    ceiling_load = measure(
+                        ceiling, endpoint.ceiling.format(**context), {}, options, script
+                    )
+                    if isinstance(ceiling_load, str):
+                        line.note = f"ceiling {ceiling_load}"
+                    else:
+                        line.ceiling = ceiling_load
+                else:
+                    line.note = "no ceiling endpoint yet"
+                print(f"  {endpoint.name}: {line.real.rps:,.0f} req/s", flush=True)
+    report(lines, options, context)
+    return lines
+
+
+# ---- the report ----------------------------------------------------------------------------------
+
+
+def _fmt(load: Load | None) -> list[str]:
+    if load is None:
+        return ["", "", "", "", ""]
+    return [
+        f"{load.rps:,.0f}",
+        f"{load.p50_ms:.1f}",
+        f"{load.p99_ms:.1f}",
+        str(load.errors),
+        f"{load.rss_mb:.0f}",
+    ]
+
+
+def table(lines: list[Line]) -> str:
+    header = [
+        "endpoint",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "RSS MB",
+        "ceiling req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "RSS MB",
+        "ratio",
+        "target",
+    ]
+    rows = []
+    for line in lines:
+        ratio = f"{line.ratio:.0%}" if line.ratio is not None else ""
+        rows.append(
+            [line.endpoint.name, *_fmt(line.real), *_fmt(line.ceiling), ratio, line.verdict()]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    out = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def auth_cost(lines: list[Line]) -> str | None:
+    """Server time per request of /v1/me over /healthz (the server is one process: 1/throughput)."""
+    by_name = {line.endpoint.name: line.real for line in lines}
+    health, me = by_name.get("healthz"), by_name.get("me")
+    if health is None or me is None or not health.rps or not me.rps:
+        return None
+    service = 1e6 / me.rps - 1e6 / health.rps
+    p50 = (me.p50_ms - health.p50_ms) * 1000
+    return (
+        f"auth cost (/v1/me over /healthz): {service:,.0f} µs more server time per request "
+        f"(from 1/throughput), p50 {p50:+,.0f} µs"
+    )
+
+
+def report(lines: list[Line], options: Options, context: dict[str, str]) -> None:
+    load1, _, _ = os.getloadavg()
+    print()
+    print(
+        f"{options.connections} connections, {options.duration:g} s per endpoint after "
+        f"{options.warmup:g} s warm-up; tenant with {context['tenant_findings']} findings; "
+        f"PostgreSQL {context['postgres']}; Python {platform.python_version()}; "
+        f"{os.cpu_count()} cores, load average {load1:.2f}"
+    )
+    print(table(lines))
+    for line in lines:
+        if line.note:
+            print(f"  {line.endpoint.name}: {line.note}")
+    if cost := auth_cost(lines):
+        print(cost)
+    rss = max((line.real.rss_mb for line in lines if line.real), default=0.0)
+    print(
+        f"targets: list/read endpoints >= {TARGET_RATIO:.0%} of the ceiling with p99 < "
+        f"{TARGET_P99_MS:g} ms at 32 connections; API worker RSS < {TARGET_RSS_MB:g} MB "
+        f"(max seen {rss:.0f} MB: {'ok' if rss < TARGET_RSS_MB else 'MISS'})"
+    )
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / time.strftime("%Y%m%d-%H%M%S.json")
+    path.write_text(
+        json.dumps(
+            {
+                "options": asdict(options),
+                "context": context,
+                "load_average": load1,
+                "lines": [
+                    {
+                        "endpoint": line.endpoint.name,
+                        "path": line.endpoint.path,
+                        "real": asdict(line.real) if line.real else None,
+                        "ceiling": asdict(line.ceiling) if line.ceiling else None,
+                        "ratio": line.ratio,
+                        "note": line.note,
+                    }
+                    for line in lines
+                ],
+            },
+            indent=2,
+        )
+    )
+    print(f"written to {path.relative_to(PROJECT_ROOT)}")
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="2 s per endpoint, 1 s warm-up")
+    parser.add_argument("--only", action="append", default=[], choices=[e.name for e in ENDPOINTS])
+    parser.add_argument("--database", default=BENCH_DATABASE)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 2.0, 1.0
+    if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 60:
+        parser.error("--duration must be 1..600 s and --warmup 0..60 s")
+    if not 1 <= args.connections <= 1000:
+        parser.error("--connections must be 1..1000")
+    return Options(args.duration, args.warmup, args.connections, args.only, args.database)
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(Settings.from_env(), parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
