@@ -35,6 +35,12 @@ from wg_api.platform.jobs import (
 from wg_api.platform.models import events, idempotency_keys, jobs
 
 INTERVAL_SECONDS = 1
+PURGE_JOBS = [
+    "purge-idempotency-keys",
+    "purge-events",
+    "purge-rate-limit-windows",
+    "purge-finished-jobs",
+]
 
 
 class WorkerProcess:
@@ -124,6 +130,8 @@ async def test_two_workers_run_each_job_once_and_a_standby_takes_over(
         first_leader = await eventually(leader, within=30, workers=workers)
         assert first_leader in by_id
         await eventually(both_started, within=30, workers=workers)
+        [worker_jobs] = {tuple(w.logged("worker started")[0]["jobs"]) for w in workers}
+        assert set(registry.names) <= set(worker_jobs)
 
         # A backlog both workers race for, on top of what the leader schedules every second.
         backlog = [datetime(2000, 1, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(60)]
@@ -133,7 +141,7 @@ async def test_two_workers_run_each_job_once_and_a_standby_takes_over(
         await asyncio.sleep(3 * INTERVAL_SECONDS)
         cutoff = datetime.now(UTC) - timedelta(seconds=0.5)
         ours = sa.or_(jobs.c.fire_time >= started_at, jobs.c.fire_time.in_(backlog))
-        settled = sa.and_(ours, jobs.c.fire_time <= cutoff, jobs.c.name.in_(registry.names))
+        settled = sa.and_(ours, jobs.c.fire_time <= cutoff, jobs.c.name.in_(worker_jobs))
 
         async def all_settled() -> bool:
             rows = await job_rows(database, settled)
@@ -142,8 +150,8 @@ async def test_two_workers_run_each_job_once_and_a_standby_takes_over(
         await eventually(all_settled, within=10, workers=workers)
         rows = await job_rows(database, settled)
         scheduled = [row for row in rows if row.fire_time >= started_at]
-        assert {row.name for row in scheduled} == set(registry.names)
-        for name in registry.names:
+        assert {row.name for row in scheduled} == set(worker_jobs)
+        for name in worker_jobs:
             fire_times = {row.fire_time for row in scheduled if row.name == name}
             assert len(fire_times) >= 2, (name, fire_times)
             assert all(t.microsecond == 0 and t.second % INTERVAL_SECONDS == 0 for t in fire_times)
@@ -203,7 +211,7 @@ async def test_two_workers_run_each_job_once_and_a_standby_takes_over(
 
         async def survivor_runs_every_job() -> bool:
             rows = await job_rows(database, after_kill)
-            return {row.name for row in rows} == set(registry.names)
+            return {row.name for row in rows} == set(worker_jobs)
 
         await eventually(survivor_runs_every_job, within=10, workers=workers)
 
@@ -272,7 +280,7 @@ async def test_purge_jobs_delete_what_expired_and_keep_the_rest(database, settin
 
     fire_time = datetime(2002, 1, 1, tzinfo=UTC)
     async with database.system_transaction() as session:
-        for name in registry.names:
+        for name in PURGE_JOBS:
             assert await enqueue(session, name, fire_time)
     runner = JobRunner(database, settings, registry, worker_id="test-purge")
     while await runner.run_one():
@@ -280,7 +288,7 @@ async def test_purge_jobs_delete_what_expired_and_keep_the_rest(database, settin
 
     rows = await job_rows(database, jobs.c.fire_time == fire_time)
     assert {(row.name, row.status, row.attempts) for row in rows} == {
-        (name, "done", 1) for name in registry.names
+        (name, "done", 1) for name in PURGE_JOBS
     }
     assert all(row.result["deleted"] >= 1 for row in rows), [row.result for row in rows]
 
@@ -384,6 +392,25 @@ async def test_a_job_that_keeps_failing_is_marked_failed(database, settings):
     assert (row.status, row.attempts, row.last_error) == ("failed", 2, "ValueError: bad input")
     await asyncio.sleep(0.05)
     assert not await runner.run_one()
+
+
+async def test_a_job_that_runs_too_long_is_cancelled_and_its_writes_rolled_back(database, settings):
+    async def hang(job: JobContext) -> None:
+        await asyncio.sleep(30)
+
+    name = f"test-slow-{uuid.uuid4().hex[:8]}"
+    jobs_registry, bucket = _bucket_registry(name, hang, max_attempts=1)
+    runner = JobRunner(
+        database, dataclasses.replace(settings, job_timeout_seconds=0.3), jobs_registry, "w1"
+    )
+    async with database.system_transaction() as session:
+        await enqueue(session, name, datetime(2003, 1, 1, tzinfo=UTC))
+    started = time.monotonic()
+    assert await runner.run_one()
+    assert time.monotonic() - started < 5
+    [row] = await job_rows(database, jobs.c.name == name)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 1, "timed out after 0.3 s")
+    assert await attempts_written(database, bucket) == []
 
 
 async def test_a_job_whose_worker_died_is_claimed_again_after_the_timeout(database, settings):

@@ -335,7 +335,12 @@ class JobRunner:
         except Exception as exc:
             final = claimed.attempt >= definition.max_attempts
             log.exception("job failed", extra={**self._log(claimed), "final": final})
-            await self._finish_failed(claimed, f"{type(exc).__name__}: {exc}"[:2000], final=final)
+            error = (
+                f"timed out after {self.settings.job_timeout_seconds:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {exc}"[:2000]
+            )
+            await self._finish_failed(claimed, error, final=final)
             return True
         log.info(
             "job done",
