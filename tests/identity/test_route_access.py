@@ -6,6 +6,7 @@ import re
 import uuid
 from typing import Any
 
+import pytest
 from litestar import get
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
@@ -71,6 +72,13 @@ async def test_openapi_declares_each_operations_scope(settings):
             operation = paths[openapi_path][method.lower()]
             scopes = [access["scope"]] if access["scope"] else []
             assert operation["security"] == [{"bearerAuth": scopes}], (method, path)
+
+
+def test_a_misspelt_scope_or_role_fails_at_import_time() -> None:
+    with pytest.raises(ValueError, match="unknown scope"):
+        requires("finding:read")
+    with pytest.raises(ValueError, match="unknown role"):
+        requires("admin", role="administrator")
 
 
 def concrete(path: str) -> str:

@@ -20,7 +20,7 @@ from litestar.handlers.base import BaseRouteHandler
 from wg_api.identity import repository, service
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.principal import Principal
-from wg_api.identity.scopes import ROLE_RANK, ROLE_SCOPES, TENANT_ROLES
+from wg_api.identity.scopes import ROLE_RANK, ROLE_SCOPES, SCOPES, TENANT_ROLES
 from wg_api.identity.tokens import (
     PROVIDER_ALGORITHMS,
     scopes_for,
@@ -384,8 +384,13 @@ def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
 def requires(scope: str | None, *, role: str | None = None) -> dict[str, Any]:
     """Route decorator arguments: the guard, its OpenAPI security entry and metadata for tests.
 
-    `scope=None` means any authenticated caller (e.g. GET /v1/me).
+    `scope=None` means any authenticated caller (e.g. GET /v1/me). A scope or role that does not
+    exist fails at import time, so a typo cannot make a route unreachable or open.
     """
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+    if role is not None and role not in ROLE_RANK:
+        raise ValueError(f"unknown role {role!r}")
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = _principal(connection)
