@@ -159,23 +159,9 @@ def upgrade() -> None:
         $$
         """
     )
-    op.execute(
-        """
-        CREATE FUNCTION rate_limit_purge(p_before timestamptz)
-        RETURNS bigint
-        LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public
-        AS $$
-            WITH gone AS (
-                DELETE FROM public.rate_limit_windows WHERE window_start < p_before RETURNING 1
-            )
-            SELECT count(*) FROM gone
-        $$
-        """
-    )
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION rate_limit_purge(timestamptz)")
     op.execute("DROP FUNCTION rate_limit_hit(text, timestamptz, bigint)")
     op.execute("DROP TABLE rate_limit_windows")
     op.execute("DROP FUNCTION identity_provider_for_issuer(text)")

@@ -4,8 +4,8 @@ The counters live in PostgreSQL (one row per bucket and minute, behind `rate_lim
 already the one store all replicas share, so no Redis is needed. To keep it off the hot path, each
 replica counts locally and adds its counts to PostgreSQL once a second, reading back the total of
 all replicas; a request is refused when that total plus the local unsent count reaches the limit.
-Replicas can therefore overshoot by at most one second of traffic. Each replica also deletes windows
-older than the previous minute, once a minute.
+Replicas can therefore overshoot by at most one second of traffic. Old windows are deleted by the
+worker's `purge-rate-limit-windows` job.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ class RateLimiter:
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _purged_window: int = 0
 
     def hit(self, bucket: str, limit: int, now: float | None = None) -> Decision:
         now = self.clock() if now is None else now
@@ -76,9 +75,9 @@ class RateLimiter:
     async def _flush(self) -> None:
         # Sorted, so two replicas lock the same rows in the same order and never deadlock.
         pending = sorted((key, b.window, b.unsent) for key, b in self._buckets.items())
-        current = int(self.clock() // WINDOW_SECONDS)
-        if not pending and self._purged_window == current:
+        if not pending:
             return
+        current = int(self.clock() // WINDOW_SECONDS)
         async with self.database.transaction() as session:
             for key, window, unsent in pending:
                 if window < current and unsent == 0:
@@ -93,12 +92,6 @@ class RateLimiter:
                 if state is not None and state.window == window:
                     state.unsent -= unsent
                     state.known_total = int(total or 0)
-            if self._purged_window != current:
-                before = datetime.fromtimestamp((current - 1) * WINDOW_SECONDS, UTC)
-                await session.execute(
-                    sa.text("SELECT rate_limit_purge(:before)"), {"before": before}
-                )
-                self._purged_window = current
 
     async def _run(self) -> None:
         while True:
