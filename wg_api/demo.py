@@ -1,13 +1,29 @@
 """`wg-api demo`: a seeded, fictional data set so the API has something to show.
 
-Idempotent: tenants are created once; each run issues fresh demo clients (revoking the previous
-ones) because a secret can only be shown when it is made.
+A facilitator and four brands; a working group with all of them; suppliers in Guangdong, Jiangsu
+and Vietnam (several shared between brands, each brand typing them its own way); findings across
+areas (child labour as counts only, young workers, working hours, migrant parent workers, health
+and safety, ...), shared anonymised into the group. Every name is made up.
+
+Tenants and clients are made directly (there is no API for creating tenants); everything else goes
+through the public HTTP API in-process, with the demo clients' own tokens, exactly as a client
+would do it. Idempotent: a second run finds the group, its members, the supplier links (matched by
+name and address) and the findings (by external id) and adds nothing; each run issues fresh demo
+clients (revoking the previous ones) because a secret can only be shown when it is made.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from wg_api.identity import repository, service
@@ -44,10 +60,596 @@ DEMO_TENANTS: list[dict[str, str]] = [
 ]
 
 DEMO_CLIENT_NAME = "demo"
+FACILITATOR = "bridgeway"
+
+DEMO_GROUP: dict[str, Any] = {
+    "name": "Pearl River and Yangtze Child Rights Working Group",
+    "description": (
+        "Brands sourcing from the same factories in southern and eastern China and in Vietnam: "
+        "child labour prevention and remediation, young workers, migrant parent workers and "
+        "their left-behind children. Meets quarterly in Hong Kong or online."
+    ),
+    "timezone": "Asia/Hong_Kong",
+    "anonymity_threshold": 3,
+}
+
+# The registry entries, as the first brand to link each one types it.
+SUPPLIERS: dict[str, dict[str, str]] = {
+    "dongguan-brightway": {
+        "name": "Dongguan Brightway Garment Co., Ltd.",
+        "local_name": "东莞市明途制衣有限公司",
+        "address": "No. 26 Xinan Industrial Road, Chang'an Town, Dongguan",
+        "country": "CN",
+        "province": "Guangdong",
+        "city": "Dongguan",
+        "sector": "apparel",
+        "os_id": "CN2024113A7F3KQ",
+    },
+    "shenzhen-silver-lake": {
+        "name": "Shenzhen Silver Lake Toys Factory",
+        "local_name": "深圳市银湖玩具厂",
+        "address": "No. 8 Longgang Avenue, Henggang Street, Longgang District, Shenzhen",
+        "country": "CN",
+        "province": "Guangdong",
+        "city": "Shenzhen",
+        "sector": "toys",
+    },
+    "foshan-evergreen": {
+        "name": "Foshan Evergreen Home Products Co., Ltd.",
+        "local_name": "佛山市常青家居用品有限公司",
+        "address": "No. 3 Lecong Road, Shunde District, Foshan",
+        "country": "CN",
+        "province": "Guangdong",
+        "city": "Foshan",
+        "sector": "home goods",
+    },
+    "suzhou-morning-star": {
+        "name": "Suzhou Morning Star Textile Co., Ltd.",
+        "local_name": "苏州晨星纺织有限公司",
+        "address": "No. 115 Tongyuan Road, Suzhou Industrial Park, Suzhou",
+        "country": "CN",
+        "province": "Jiangsu",
+        "city": "Suzhou",
+        "sector": "textiles",
+    },
+    "changzhou-riverbend": {
+        "name": "Changzhou Riverbend Hardware Factory",
+        "local_name": "常州河湾五金厂",
+        "address": "No. 42 Huashan Road, Xinbei District, Changzhou",
+        "country": "CN",
+        "province": "Jiangsu",
+        "city": "Changzhou",
+        "sector": "hardware",
+    },
+    "song-xanh": {
+        "name": "Song Xanh Garment Co., Ltd.",
+        "local_name": "Công ty TNHH May mặc Sông Xanh",
+        "address": "Lot C4, Tan Uyen Industrial Park, Binh Duong",
+        "country": "VN",
+        "province": "Binh Duong",
+        "city": "Tan Uyen",
+        "sector": "apparel",
+    },
+    "hoa-sen": {
+        "name": "Hoa Sen Toys JSC",
+        "local_name": "Công ty Cổ phần Đồ chơi Hoa Sen",
+        "address": "Lot 12, Trang Due Industrial Park, An Duong, Hai Phong",
+        "country": "VN",
+        "province": "Hai Phong",
+        "city": "An Duong",
+        "sector": "toys",
+    },
+}
+
+# Who sources where, and how each brand types the factory (the registry matches them up).
+SUPPLIER_LINKS: dict[str, list[tuple[str, dict[str, str]]]] = {
+    "northwind-apparel": [
+        ("dongguan-brightway", {"internal_code": "NW-DG-014"}),
+        ("suzhou-morning-star", {"internal_code": "NW-SZ-003"}),
+        ("song-xanh", {"internal_code": "NW-VN-021"}),
+    ],
+    "lumen-toys": [
+        ("shenzhen-silver-lake", {"internal_code": "LT-0087"}),
+        ("hoa-sen", {"internal_code": "LT-0112"}),
+    ],
+    "harbor-home": [
+        ("foshan-evergreen", {"internal_code": "HH/FS/2"}),
+        (
+            "suzhou-morning-star",
+            {
+                "name": "SUZHOU MORNING STAR TEXTILE COMPANY LIMITED",
+                "address": "115 Tongyuan Rd, Suzhou Industrial Park, Suzhou",
+                "internal_code": "HH/SZ/7",
+            },
+        ),
+        (
+            "shenzhen-silver-lake",
+            {
+                "name": "shenzhen silver lake toys",
+                "address": "8 Longgang Ave., Henggang Street, Longgang Dist., Shenzhen",
+                "internal_code": "HH/SZ/9",
+            },
+        ),
+        ("changzhou-riverbend", {"internal_code": "HH/CZ/1"}),
+    ],
+    "kestrel-outdoor": [
+        (
+            "dongguan-brightway",
+            {"by": "os_id", "internal_code": "KO-CN-DG1"},
+        ),
+        (
+            "suzhou-morning-star",
+            {
+                "name": "Suzhou Morning Star Textile Co Ltd",
+                "address": "no. 115 tongyuan road, suzhou industrial park, suzhou",
+                "internal_code": "KO-CN-SZ4",
+            },
+        ),
+        (
+            "changzhou-riverbend",
+            {
+                "name": "Changzhou Riverbend Hardware",
+                "address": "42 Huashan Rd., Xinbei Dist., Changzhou",
+                "internal_code": "KO-CN-CZ2",
+            },
+        ),
+        (
+            "song-xanh",
+            {
+                "name": "SONG XANH GARMENT COMPANY LIMITED",
+                "address": "lot c4 tan uyen industrial park binh duong",
+                "internal_code": "KO-VN-07",
+            },
+        ),
+    ],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoFinding:
+    external_id: str
+    brand: str
+    supplier: str
+    kind: str
+    area: str
+    severity: str | None
+    title: str
+    description: str
+    days_ago: int
+    scheme: str
+    status: str = "open"
+    affected_workers: int | None = None
+    cap: tuple[str, str, int] | None = None  # root cause, planned actions, days to fix
+    child_labour_case: dict[str, Any] | None = None
+
+
+FINDINGS: list[DemoFinding] = [
+    DemoFinding(
+        "DEMO-NW-001",
+        "northwind-apparel",
+        "dongguan-brightway",
+        "non_compliance",
+        "child_labour",
+        "zero_tolerance",
+        "Workers below the legal minimum age in the packing section",
+        "Two workers were confirmed to be under 16 and one could not prove their age. "
+        "Hiring accepted photocopied ID cards without checking the originals.",
+        75,
+        "amfori_bsci",
+        status="remediation_in_progress",
+        affected_workers=3,
+        cap=(
+            "Age checks at hiring accepted copies of ID cards",
+            "Verify original ID cards at hiring; remediation with school enrolment and wage "
+            "continuation until the legal working age",
+            120,
+        ),
+        child_labour_case={
+            "confirmed_under_min_age": 2,
+            "young_workers_in_hazardous_work": 0,
+            "age_unconfirmed": 1,
+            "remediation": "school",
+        },
+    ),
+    DemoFinding(
+        "DEMO-NW-002",
+        "northwind-apparel",
+        "dongguan-brightway",
+        "non_compliance",
+        "working_hours",
+        "major",
+        "Weekly hours above 72 in peak season",
+        "Sewing lines averaged 72 hours a week for six weeks in September and October, "
+        "with one rest day in fourteen.",
+        75,
+        "amfori_bsci",
+        affected_workers=240,
+        cap=(
+            "Order peaks without capacity planning",
+            "Joint production planning with buyers; overtime capped at 60 hours",
+            90,
+        ),
+    ),
+    DemoFinding(
+        "DEMO-NW-003",
+        "northwind-apparel",
+        "suzhou-morning-star",
+        "non_compliance",
+        "young_workers",
+        "minor",
+        "Health checks of young workers overdue",
+        "Three registered workers aged 16 to 17 had no periodic health check this year; "
+        "none works nights or with chemicals.",
+        40,
+        "slcp",
+        affected_workers=3,
+        child_labour_case={"young_workers_in_hazardous_work": 0, "age_unconfirmed": 0},
+    ),
+    DemoFinding(
+        "DEMO-NW-004",
+        "northwind-apparel",
+        "song-xanh",
+        "good_practice",
+        "migrant_parent_workers",
+        None,
+        "Summer child-friendly space for workers' children",
+        "For six weeks in July and August the factory ran a supervised space with a "
+        "teacher for 45 children of migrant workers who joined their parents for the holidays.",
+        110,
+        "internal",
+        status="verified",
+        affected_workers=45,
+    ),
+    DemoFinding(
+        "DEMO-LT-001",
+        "lumen-toys",
+        "shenzhen-silver-lake",
+        "non_compliance",
+        "health_and_safety",
+        "critical",
+        "Emergency exit blocked in the moulding workshop",
+        "Cartons of finished goods blocked one of two emergency exits on the second floor.",
+        20,
+        "smeta",
+        status="resolved",
+        affected_workers=85,
+        cap=("No owner for keeping exits clear", "Daily exit check by shift leaders", 30),
+    ),
+    DemoFinding(
+        "DEMO-LT-002",
+        "lumen-toys",
+        "shenzhen-silver-lake",
+        "observation",
+        "migrant_parent_workers",
+        None,
+        "Most workers are parents whose children stay in their home provinces",
+        "About 70 % of the workers interviewed have children living with grandparents; "
+        "there is no leave policy for family visits outside Chinese New Year.",
+        20,
+        "smeta",
+        affected_workers=310,
+    ),
+    DemoFinding(
+        "DEMO-LT-003",
+        "lumen-toys",
+        "hoa-sen",
+        "non_compliance",
+        "young_workers",
+        "major",
+        "Young workers assigned to the paint-spraying line",
+        "Four workers aged 16 and 17 worked on the spraying line without respiratory protection.",
+        55,
+        "rba_vap",
+        status="remediation_in_progress",
+        affected_workers=4,
+        cap=(
+            "No list of tasks forbidden to young workers",
+            "Move young workers to assembly; publish a hazardous-task list; train supervisors",
+            45,
+        ),
+        child_labour_case={"young_workers_in_hazardous_work": 4, "remediation": "training"},
+    ),
+    DemoFinding(
+        "DEMO-HH-001",
+        "harbor-home",
+        "foshan-evergreen",
+        "non_compliance",
+        "fair_remuneration",
+        "major",
+        "Piece rates leave some workers below the minimum wage",
+        "Payroll for August shows 18 workers on piece rates paid below the local minimum "
+        "wage for a normal working week.",
+        35,
+        "amfori_bsci",
+        affected_workers=18,
+        cap=("Piece rates not checked against the minimum wage", "Top-up and back pay", 60),
+    ),
+    DemoFinding(
+        "DEMO-HH-002",
+        "harbor-home",
+        "suzhou-morning-star",
+        "non_compliance",
+        "working_hours",
+        "minor",
+        "Overtime records incomplete for the dyeing section",
+        "Time records for the dyeing section miss the overtime of two weekends in October.",
+        40,
+        "slcp",
+        affected_workers=26,
+    ),
+    DemoFinding(
+        "DEMO-HH-003",
+        "harbor-home",
+        "changzhou-riverbend",
+        "non_compliance",
+        "health_and_safety",
+        "major",
+        "No hearing protection in the stamping area",
+        "Noise in the stamping area exceeds 90 dB; ear plugs are not provided or worn.",
+        15,
+        "internal",
+        affected_workers=32,
+        cap=("Noise never measured", "Provide and enforce hearing protection; measure noise", 30),
+    ),
+    DemoFinding(
+        "DEMO-HH-004",
+        "harbor-home",
+        "shenzhen-silver-lake",
+        "good_practice",
+        "child_labour",
+        None,
+        "Age verification records complete and checked at hiring",
+        "Every personnel file sampled had a verified copy of the original ID card and a "
+        "record of who checked it.",
+        20,
+        "smeta",
+        status="verified",
+    ),
+    DemoFinding(
+        "DEMO-KO-001",
+        "kestrel-outdoor",
+        "dongguan-brightway",
+        "non_compliance",
+        "working_hours",
+        "critical",
+        "Rest days skipped for three consecutive weeks",
+        "Workers on the cutting line worked 21 days without a rest day before a shipment.",
+        70,
+        "other",
+        affected_workers=60,
+    ),
+    DemoFinding(
+        "DEMO-KO-002",
+        "kestrel-outdoor",
+        "song-xanh",
+        "non_compliance",
+        "health_and_safety",
+        "major",
+        "Missing machine guards on cutting machines",
+        "Four of eleven band knives had their guards removed to speed up cutting.",
+        50,
+        "amfori_bsci",
+        status="remediation_in_progress",
+        affected_workers=11,
+    ),
+    DemoFinding(
+        "DEMO-KO-003",
+        "kestrel-outdoor",
+        "changzhou-riverbend",
+        "non_compliance",
+        "environment",
+        "minor",
+        "Wastewater treatment log incomplete",
+        "The treatment log misses daily readings for most of September.",
+        15,
+        "internal",
+    ),
+    DemoFinding(
+        "DEMO-KO-004",
+        "kestrel-outdoor",
+        "suzhou-morning-star",
+        "good_practice",
+        "migrant_parent_workers",
+        None,
+        "Parent-worker hotline and summer programme for left-behind children",
+        "A counselling hotline for parent workers, and paid travel for children to spend "
+        "the summer with their parents, run with a local NGO.",
+        100,
+        "internal",
+        status="verified",
+        affected_workers=120,
+    ),
+]
+
+
+class DemoApiError(RuntimeError):
+    """The API refused a demo request: the data set and the API disagree."""
+
+
+@contextlib.asynccontextmanager
+async def _in_process_api(
+    settings: Settings, database: Database
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole ASGI app (with its lifespan) served in this event loop, without a socket.
+
+    Not Litestar's AsyncTestClient: it runs the app in a thread with a loop of its own, and the
+    database's pooled asyncpg connections belong to this loop.
+    """
+    from wg_api.app import asgi_app
+
+    app = asgi_app(settings, database)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    lifespan = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
+    )
+    await inbox.put({"type": "lifespan.startup"})
+    started = await outbox.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise DemoApiError(f"the app did not start: {started}")
+    # A log line per demo request would drown what the demo prints.
+    quiet = {name: logging.getLogger(name) for name in ("httpx", "wg_api.access")}
+    levels = {name: logger.level for name, logger in quiet.items()}
+    try:
+        for logger in quiet.values():
+            logger.setLevel(logging.WARNING)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=settings.public_url
+        ) as http:
+            yield http
+    finally:
+        for name, logger in quiet.items():
+            logger.setLevel(levels[name])
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await lifespan
+
+
+class _DemoClient:
+    """Calls the API as one of the demo tenants."""
+
+    def __init__(self, http: httpx.AsyncClient, slug: str, token: str) -> None:
+        self.http = http
+        self.slug = slug
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    @classmethod
+    async def login(
+        cls, http: httpx.AsyncClient, slug: str, client_id: str, client_secret: str
+    ) -> _DemoClient:
+        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+        response = await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        if response.status_code != 200:
+            raise DemoApiError(f"{slug}: no token: {response.text}")
+        return cls(http, slug, response.json()["access_token"])
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        expect: tuple[int, ...] = (200, 201),
+    ) -> Any:
+        response = await self.http.request(
+            method, path, json=json, params=params, headers=self.headers
+        )
+        if response.status_code not in expect:
+            raise DemoApiError(
+                f"{self.slug}: {method} {path} answered {response.status_code}: {response.text}"
+            )
+        return response.json() if response.content else None
+
+    async def all_pages(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query = {**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
+            page = await self.call("GET", path, params=query)
+            items.extend(page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
+
+
+async def _working_group(clients: dict[str, _DemoClient]) -> dict[str, Any]:
+    """The demo group, made by the facilitator, with every brand a member."""
+    facilitator = clients[FACILITATOR]
+    groups = await facilitator.all_pages("/v1/working-groups")
+    group = next((g for g in groups if g["name"] == DEMO_GROUP["name"]), None)
+    if group is None:
+        group = await facilitator.call("POST", "/v1/working-groups", json=DEMO_GROUP)
+    members_path = f"/v1/working-groups/{group['id']}/members"
+    members = {m["tenant"]["slug"] for m in await facilitator.all_pages(members_path)}
+    for slug, brand in clients.items():
+        if slug in members:
+            continue
+        pending = await brand.all_pages("/v1/invitations", status="pending")
+        invitation = next((i for i in pending if i["working_group"]["id"] == group["id"]), None)
+        if invitation is None:
+            invitation = await facilitator.call(
+                "POST",
+                f"/v1/working-groups/{group['id']}/invitations",
+                json={"tenant_slug": slug, "role": "member"},
+            )
+        await brand.call("POST", f"/v1/invitations/{invitation['id']}/accept")
+    result: dict[str, Any] = await facilitator.call("GET", f"/v1/working-groups/{group['id']}")
+    return result
+
+
+async def _link_suppliers(clients: dict[str, _DemoClient]) -> dict[tuple[str, str], str]:
+    """Each brand links its suppliers, typed its own way; answers (brand, key) -> supplier id."""
+    ids: dict[tuple[str, str], str] = {}
+    for slug, links in SUPPLIER_LINKS.items():
+        for key, typed in links:
+            if typed.get("by") == "os_id":
+                body: dict[str, Any] = {"os_id": SUPPLIERS[key]["os_id"]}
+            else:
+                body = {k: v for k, v in SUPPLIERS[key].items() if k not in typed}
+                body |= {k: v for k, v in typed.items() if k != "internal_code"}
+            body["internal_code"] = typed["internal_code"]
+            result = await clients[slug].call("POST", "/v1/suppliers", json=body)
+            ids[(slug, key)] = result["supplier"]["id"]
+    for key in SUPPLIERS:
+        if len({v for (_, k), v in ids.items() if k == key}) > 1:
+            raise DemoApiError(f"{key}: the brands' typings did not match one supplier")
+    return ids
+
+
+def _finding_body(spec: DemoFinding, supplier_id: str, today: date) -> dict[str, Any]:
+    observed = today - timedelta(days=spec.days_ago)
+    body: dict[str, Any] = {
+        "supplier_id": supplier_id,
+        "kind": spec.kind,
+        "area": spec.area,
+        "severity": spec.severity,
+        "title": spec.title,
+        "description": spec.description,
+        "observed_on": observed.isoformat(),
+        "source": {"scheme": spec.scheme, "reference": f"{spec.scheme.upper()}-{spec.external_id}"},
+        "status": spec.status,
+        "affected_workers": spec.affected_workers,
+        "child_labour_case": spec.child_labour_case,
+    }
+    if spec.cap is not None:
+        root_cause, planned_actions, days = spec.cap
+        body["cap"] = {
+            "root_cause": root_cause,
+            "planned_actions": planned_actions,
+            "due_on": (observed + timedelta(days=days)).isoformat(),
+            "contact": "Factory compliance manager",
+        }
+    return body
+
+
+async def _record_findings(
+    clients: dict[str, _DemoClient],
+    supplier_ids: dict[tuple[str, str], str],
+    group_id: str,
+) -> int:
+    """Each finding by its external id (created once, replaced after), shared into the group."""
+    today = date.today()
+    for spec in FINDINGS:
+        brand = clients[spec.brand]
+        body = _finding_body(spec, supplier_ids[(spec.brand, spec.supplier)], today)
+        finding = await brand.call(
+            "PUT", f"/v1/findings/by-external-id/{spec.external_id}", json=body
+        )
+        shares_path = f"/v1/findings/{finding['id']}/shares"
+        shares = await brand.call("GET", shares_path)
+        if not any(s["working_group_id"] == group_id and s["status"] == "active" for s in shares):
+            await brand.call("POST", shares_path, json={"working_group_id": group_id})
+    return len(FINDINGS)
 
 
 async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
     tenants_out: list[dict[str, Any]] = []
+    credentials: dict[str, tuple[str, str]] = {}
     async with database.system_transaction() as session:
         for spec in DEMO_TENANTS:
             row = await repository.tenant_by_slug(session, spec["slug"])
@@ -64,6 +666,7 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
             client = await service.create_client(
                 session, tenant_id=tenant["id"], name=DEMO_CLIENT_NAME, role="admin", scopes=None
             )
+            credentials[spec["slug"]] = (client.client_id, client.client_secret)
             tenants_out.append(
                 {
                     "tenant": {k: tenant[k] for k in ("id", "slug", "name", "kind")},
@@ -75,4 +678,21 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
                     ),
                 }
             )
-    return {"tenants": tenants_out}
+    async with _in_process_api(settings, database) as http:
+        clients = {
+            slug: await _DemoClient.login(http, slug, client_id, secret)
+            for slug, (client_id, secret) in credentials.items()
+        }
+        group = await _working_group(clients)
+        supplier_ids = await _link_suppliers(clients)
+        findings = await _record_findings(clients, supplier_ids, group["id"])
+    return {
+        "tenants": tenants_out,
+        "working_group": {
+            "id": group["id"],
+            "name": group["name"],
+            "member_count": group["member_count"],
+        },
+        "suppliers": len(set(supplier_ids.values())),
+        "findings": findings,
+    }
