@@ -100,7 +100,8 @@ class Settings:
             idempotency_ttl_hours=_env_int("WG_IDEMPOTENCY_TTL_HOURS", 24),
             event_retention_days=_env_int("WG_EVENT_RETENTION_DAYS", 30),
             token_ttl_seconds=_env_int("WG_TOKEN_TTL_SECONDS", 900),
-            revocation_cache_seconds=_env_int("WG_REVOCATION_CACHE_SECONDS", 30),
+            # Capped: a revoked client's live tokens must stop working within 60 seconds.
+            revocation_cache_seconds=min(60, _env_int("WG_REVOCATION_CACHE_SECONDS", 30)),
             rate_limit_per_minute=_env_int("WG_RATE_LIMIT_PER_MINUTE", 600),
             token_rate_limit_per_minute=_env_int("WG_TOKEN_RATE_LIMIT_PER_MINUTE", 30),
             db_pool_size=_env_int("WG_DB_POOL_SIZE", 10),

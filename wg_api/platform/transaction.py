@@ -35,6 +35,8 @@ from wg_api.settings import Settings
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REPLAYED_HEADERS = ("content-type", "location", "etag")
 TX_SCOPE_KEY = "wg.tx"
+# Secrets are shown once and stored only as hashes: a stored replay never keeps them.
+SECRET_FIELDS = frozenset({"client_secret", "secret"})
 
 
 class RequestTransaction:
@@ -207,7 +209,9 @@ class TransactionMiddleware:
             for name, value in start.get("headers", [])
             if name.decode("latin-1").lower() in REPLAYED_HEADERS
         }
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        body = _without_secrets(
+            b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        )
         expires_at = datetime.now(UTC) + ttl
         statement = insert(idempotency_keys).values(
             tenant_id=tenant_id,
@@ -269,3 +273,18 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _without_secrets(body: bytes) -> bytes:
+    """The response body to keep for replays: top-level secret fields become null."""
+    if not any(field.encode() in body for field in SECRET_FIELDS):
+        return body
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body
+    if not isinstance(document, dict):
+        return body
+    return msgspec.json.encode(
+        {k: (None if k in SECRET_FIELDS else v) for k, v in document.items()}
+    )
