@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+
+import sqlalchemy as sa
 
 from tests.findings.conftest import days_ago, finding_body, random_finding_path, ts
 from tests.suppliers.conftest import PROBLEM_JSON, assert_hidden, events_of, new_supplier
@@ -333,3 +336,65 @@ async def test_every_write_records_its_event_for_the_owner_only(client, make_own
     assert theirs.status_code == 200
     assert theirs.json()["items"] == []
     assert finding["id"] not in theirs.text
+
+
+async def test_concurrent_writes_with_one_external_id_make_one_finding(client, make_owner):
+    owner = await make_owner()
+    body = finding_body(owner.supplier_id)
+    puts = await asyncio.gather(
+        *(
+            client.put("/v1/findings/by-external-id/RACE-1", json=body, headers=owner.headers)
+            for _ in range(6)
+        )
+    )
+    assert sorted(r.status_code for r in puts) == [200, 200, 200, 200, 200, 201]
+    assert len({r.json()["id"] for r in puts}) == 1
+    posts = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/findings", json={**body, "external_id": "RACE-2"}, headers=owner.headers
+            )
+            for _ in range(6)
+        )
+    )
+    assert sorted(r.status_code for r in posts) == [201, 409, 409, 409, 409, 409]
+    assert len(await owner.list()) == 2
+
+
+async def test_findings_stay_on_a_supplier_you_have_unlinked(client, make_owner, database):
+    owner = await make_owner()
+    finding = await owner.create(external_id="HIST-1", cap=None)
+    path = f"/v1/findings/{finding['id']}"
+    unlinked = await client.delete(f"/v1/suppliers/{owner.supplier_id}", headers=owner.headers)
+    assert unlinked.status_code == 204
+
+    # The history can still be kept up to date...
+    resolved = await client.patch(path, json={"status": "resolved"}, headers=owner.headers)
+    assert resolved.status_code == 200, resolved.text
+    replaced = await client.put(
+        "/v1/findings/by-external-id/HIST-1",
+        json=finding_body(owner.supplier_id, status="verified", cap=None),
+        headers=owner.headers,
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["id"] == finding["id"]
+    # ...but nothing new goes on a supplier you no longer link to.
+    for response in (
+        await client.post(
+            "/v1/findings", json=finding_body(owner.supplier_id), headers=owner.headers
+        ),
+        await client.put(
+            "/v1/findings/by-external-id/HIST-2",
+            json=finding_body(owner.supplier_id),
+            headers=owner.headers,
+        ),
+    ):
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["supplier_id"]
+    # Without a CAP or a case, the columns are SQL NULL (not the JSON value null).
+    async with database.system_transaction() as session:
+        nulls = await session.execute(
+            sa.text("SELECT cap IS NULL, child_labour_case IS NULL FROM findings WHERE id = :id"),
+            {"id": finding["id"]},
+        )
+        assert nulls.one() == (True, True)

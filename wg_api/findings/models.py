@@ -27,8 +27,9 @@ findings = sa.Table(
     sa.Column("source_reference", sa.Text),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("affected_workers", sa.Integer),
-    sa.Column("cap", JSONB),
-    sa.Column("child_labour_case", JSONB),
+    # Python None is SQL NULL, not the JSON value null, so `IS NULL` means "no CAP".
+    sa.Column("cap", JSONB(none_as_null=True)),
+    sa.Column("child_labour_case", JSONB(none_as_null=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
 )

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as insert_on_conflict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings.models import findings
@@ -31,6 +32,23 @@ async def insert(session: AsyncSession, tenant_id: uuid.UUID, values: dict[str, 
     statement = sa.insert(findings).values(tenant_id=tenant_id, **values).returning(*COLUMNS)
     row: Record = (await session.execute(statement)).one()
     return row
+
+
+async def insert_unless_external_id_taken(
+    session: AsyncSession, tenant_id: uuid.UUID, values: dict[str, Any]
+) -> Record | None:
+    """Insert, or None when the tenant already has a finding with this external id (a concurrent
+    request may have just inserted it: the unique index decides, not an earlier SELECT)."""
+    statement = (
+        insert_on_conflict(findings)
+        .values(tenant_id=tenant_id, **values)
+        .on_conflict_do_nothing(
+            index_elements=[findings.c.tenant_id, findings.c.external_id],
+            index_where=findings.c.external_id.is_not(None),
+        )
+        .returning(*COLUMNS)
+    )
+    return (await session.execute(statement)).one_or_none()
 
 
 async def get(

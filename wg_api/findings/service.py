@@ -78,9 +78,18 @@ def _rule_errors(fields: FindingFields) -> list[FieldError]:
     return errors
 
 
-async def _validate(session: AsyncSession, tenant_id: uuid.UUID, fields: FindingFields) -> None:
+async def _validate(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    fields: FindingFields,
+    current_supplier_id: uuid.UUID | None = None,
+) -> None:
+    """The rules, and the supplier link; a finding may stay on a supplier the tenant has since
+    unlinked (its history), but may only be put on one the tenant links to."""
     errors = _rule_errors(fields)
-    if not await suppliers.is_linked(session, tenant_id, fields.supplier_id):
+    if fields.supplier_id != current_supplier_id and not await suppliers.is_linked(
+        session, tenant_id, fields.supplier_id
+    ):
         errors.append(
             FieldError(
                 "supplier_id", "is not one of your suppliers; link it with POST /v1/suppliers"
@@ -119,15 +128,27 @@ async def create(session: AsyncSession, tenant_id: uuid.UUID, data: FindingIn) -
     if data.external_id is not None and await repository.external_id_taken(
         session, tenant_id, data.external_id, None
     ):
-        raise Conflict(
-            "You already have a finding with this external_id; "
-            "use PUT /v1/findings/by-external-id/{external_id} to replace it.",
-            errors=[FieldError("external_id", "already used")],
+        raise _external_id_conflict()
+    if data.external_id is None:
+        row = await repository.insert(session, tenant_id, _columns(data, None))
+    else:
+        inserted = await repository.insert_unless_external_id_taken(
+            session, tenant_id, _columns(data, data.external_id)
         )
-    row = await repository.insert(session, tenant_id, _columns(data, data.external_id))
+        if inserted is None:
+            raise _external_id_conflict()
+        row = inserted
     finding = finding_out(row)
     await record_event(session, tenant_id, "finding.created", finding)
     return finding
+
+
+def _external_id_conflict() -> Conflict:
+    return Conflict(
+        "You already have a finding with this external_id; "
+        "use PUT /v1/findings/by-external-id/{external_id} to replace it.",
+        errors=[FieldError("external_id", "already used")],
+    )
 
 
 async def put_by_external_id(
@@ -139,13 +160,23 @@ async def put_by_external_id(
             "The body's external_id differs from the path's.",
             errors=[FieldError("external_id", "must match the path or be left out")],
         )
-    await _validate(session, tenant_id, data)
     existing = await repository.get_by_external_id(session, tenant_id, external_id, for_update=True)
+    await _validate(session, tenant_id, data, existing.supplier_id if existing else None)
     if existing is None:
-        row = await repository.insert(session, tenant_id, _columns(data, external_id))
-        finding = finding_out(row)
-        await record_event(session, tenant_id, "finding.created", finding)
-        return finding, True
+        row = await repository.insert_unless_external_id_taken(
+            session, tenant_id, _columns(data, external_id)
+        )
+        if row is not None:
+            finding = finding_out(row)
+            await record_event(session, tenant_id, "finding.created", finding)
+            return finding, True
+        # A concurrent request with the same key inserted it first: replace that one.
+        existing = await repository.get_by_external_id(
+            session, tenant_id, external_id, for_update=True
+        )
+        if existing is None:
+            raise Conflict("The finding changed concurrently; retry the request.")
+        await _validate(session, tenant_id, data, existing.supplier_id)
     row = await repository.update(session, tenant_id, existing.id, _columns(data, external_id))
     finding = finding_out(row)
     await record_event(session, tenant_id, "finding.updated", finding)
@@ -185,7 +216,7 @@ async def change(
         merged = msgspec.convert(msgspec.to_builtins(merged_fields), FindingIn, strict=False)
     except msgspec.ValidationError as exc:
         raise ValidationFailed(str(exc)) from exc
-    await _validate(session, tenant_id, merged)
+    await _validate(session, tenant_id, merged, current.supplier_id)
     if merged.external_id is not None and await repository.external_id_taken(
         session, tenant_id, merged.external_id, current.id
     ):
