@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -502,3 +503,29 @@ async def test_lists_page_by_name_and_filter(client, make_tenant):
         "/v1/supplier-registry", params={"q": identifier.lower()}, headers=other_headers
     )
     assert [s["id"] for s in found.json()["items"]] == [by_os["id"]]
+
+
+async def test_concurrent_links(client, make_tenant):
+    brands = [await make_tenant() for _ in range(4)]
+    headers = [await brand.headers() for brand in brands]
+    body = factory()
+    same_factory = await asyncio.gather(
+        *(client.post("/v1/suppliers", json=body, headers=h) for h in headers)
+    )
+    assert sorted(r.status_code for r in same_factory) == [200, 200, 200, 201]
+    assert len({r.json()["supplier"]["id"] for r in same_factory}) == 1
+
+    # One tenant racing itself for one internal code on three new factories: one wins, the
+    # others are 409 and leave nothing behind, not even their new registry entries.
+    bodies = [factory(internal_code="SAME-CODE") for _ in range(3)]
+    racing = await asyncio.gather(
+        *(client.post("/v1/suppliers", json=b, headers=headers[0]) for b in bodies)
+    )
+    assert sorted(r.status_code for r in racing) == [201, 409, 409]
+    for b, response in zip(bodies, racing, strict=True):
+        registry = await client.get(
+            "/v1/supplier-registry", params={"q": b["name"][:30]}, headers=headers[0]
+        )
+        assert len(registry.json()["items"]) == (1 if response.status_code == 201 else 0)
+    coded = await client.get("/v1/suppliers", params={"q": "SAME-CODE"}, headers=headers[0])
+    assert len(coded.json()["items"]) == 1

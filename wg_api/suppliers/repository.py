@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.platform.models import Record
@@ -83,9 +84,14 @@ async def similar(
     return list((await session.execute(statement)).all())
 
 
+INTERNAL_CODE_INDEX = "supplier_links_internal_code"
+
+
 async def link(
     session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID, internal_code: str | None
-) -> Record:
+) -> Record | None:
+    """Link (or keep the link, setting the code if given). None when the tenant's internal code
+    is taken by another of its suppliers, e.g. by a concurrent request."""
     statement = insert(supplier_links).values(
         tenant_id=tenant_id, supplier_id=supplier_id, internal_code=internal_code
     )
@@ -97,8 +103,16 @@ async def link(
             )
         },
     ).returning(supplier_links.c.internal_code, supplier_links.c.created_at)
-    row: Record = (await session.execute(upsert)).one()
-    return row
+    if internal_code is None:
+        row: Record = (await session.execute(upsert)).one()
+        return row
+    try:
+        async with session.begin_nested():
+            return (await session.execute(upsert)).one()
+    except IntegrityError as exc:
+        if INTERNAL_CODE_INDEX in str(exc.orig):
+            return None
+        raise
 
 
 async def internal_code_owner(

@@ -157,14 +157,17 @@ async def link_or_create(
                     raise Conflict("The supplier was created concurrently; retry the request.")
                 method, status = "name_address", "exact"
     assert row is not None
+    code_taken = Conflict(
+        "You already use this internal_code for another of your suppliers.",
+        errors=[FieldError("internal_code", "already used for another supplier")],
+    )
     if data.internal_code is not None:
         owner = await repository.internal_code_owner(session, tenant_id, data.internal_code)
         if owner is not None and owner != row.id:
-            raise Conflict(
-                "You already use this internal_code for another of your suppliers.",
-                errors=[FieldError("internal_code", "already used for another supplier")],
-            )
+            raise code_taken
     link = await repository.link(session, tenant_id, row.id, data.internal_code)
+    if link is None:
+        raise code_taken
     result = SupplierLinkOut(
         supplier=supplier_out(row),
         match=MatchResult(status=status, method=method),  # type: ignore[arg-type]
