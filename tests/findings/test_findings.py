@@ -398,3 +398,19 @@ async def test_findings_stay_on_a_supplier_you_have_unlinked(client, make_owner,
             {"id": finding["id"]},
         )
         assert nulls.one() == (True, True)
+
+
+async def test_a_retried_post_with_an_idempotency_key_records_one_finding(client, make_owner):
+    owner = await make_owner()
+    body = finding_body(owner.supplier_id)
+    headers = {**owner.headers, "Idempotency-Key": "retry-7f3a"}
+    first = await client.post("/v1/findings", json=body, headers=headers)
+    again = await client.post("/v1/findings", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert [f["id"] for f in await owner.list()] == [first.json()["id"]]
+    other = await client.post(
+        "/v1/findings", json={**body, "title": "Something else"}, headers=headers
+    )
+    assert other.status_code == 422
