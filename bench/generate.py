@@ -39,6 +39,7 @@ BENCH_DATABASE = "wg_bench"
 # Bump when the shape of the generated data changes, so an older set is regenerated.
 DATASET_VERSION = 1
 BIG_TENANT_SLUG = "big-brand"
+BENCH_CLIENT_NAME = "bench runner"
 CHUNK_ROWS = 20_000
 
 
@@ -814,7 +815,8 @@ class Credentials:
 async def bench_clients(
     admin_url: URL, settings: Settings, slugs: Sequence[str]
 ) -> dict[str, Credentials]:
-    """A fresh admin API client for each tenant (a secret is shown only when it is made)."""
+    """A fresh admin API client for each tenant (a secret is shown only when it is made); the
+    previous run's are revoked."""
     database = Database.connect(admin_url, settings)
     found: dict[str, Credentials] = {}
     try:
@@ -826,8 +828,15 @@ async def bench_clients(
                 if tenant_id is None:
                     raise SystemExit(f"no tenant {slug!r} in the bench database: generate first")
                 session.info["tenant_id"] = tenant_id
+                await session.execute(
+                    sa.text(
+                        "UPDATE api_clients SET revoked_at = now() WHERE tenant_id = :tenant "
+                        "AND name = :name AND revoked_at IS NULL"
+                    ),
+                    {"tenant": tenant_id, "name": BENCH_CLIENT_NAME},
+                )
                 client = await identity.create_client(
-                    session, tenant_id=tenant_id, name="bench runner", role="admin", scopes=None
+                    session, tenant_id=tenant_id, name=BENCH_CLIENT_NAME, role="admin", scopes=None
                 )
                 found[slug] = Credentials(tenant_id, client.client_id, client.client_secret)
     finally:

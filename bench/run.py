@@ -91,6 +91,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float  # the server process's CPU time per request (PostgreSQL's not included)
     rss_mb: float
 
     @property
@@ -110,6 +111,14 @@ class Line:
         if self.real is None or self.ceiling is None or not self.ceiling.rps:
             return None
         return self.real.rps / self.ceiling.rps
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """Ceiling CPU per request / real CPU per request: the throughput ratio of two
+        CPU-bound single-process servers, and much less disturbed by other work on the machine."""
+        if self.real is None or self.ceiling is None or not self.real.cpu_us:
+            return None
+        return self.ceiling.cpu_us / self.real.cpu_us
 
     def verdict(self) -> str:
         if self.real is None or not self.endpoint.targeted:
@@ -204,12 +213,20 @@ class Server:
     base_url: str
     log: Path
 
+    def _processes(self) -> list[psutil.Process]:
+        parent = psutil.Process(self.process.pid)
+        return [parent, *parent.children(recursive=True)]
+
     def rss_mb(self) -> float:
         """Resident memory of the server process and any children it started."""
         try:
-            parent = psutil.Process(self.process.pid)
-            processes = [parent, *parent.children(recursive=True)]
-            return sum(p.memory_info().rss for p in processes) / 2**20
+            return sum(p.memory_info().rss for p in self._processes()) / 2**20
+        except psutil.NoSuchProcess:
+            return float("nan")
+
+    def cpu_seconds(self) -> float:
+        try:
+            return sum(sum(p.cpu_times()[:2]) for p in self._processes())
         except psutil.NoSuchProcess:
             return float("nan")
 
@@ -338,7 +355,9 @@ def measure(
             return "empty list: the bench data set has nothing for it yet"
     if options.warmup > 0:
         run_wrk(url, headers, options.warmup, options.connections, script)
+    cpu_before = server.cpu_seconds()
     report = run_wrk(url, headers, options.duration, options.connections, script)
+    cpu = server.cpu_seconds() - cpu_before
     errors = sum(report[k] for k in ("connect", "read", "write", "status", "timeout"))
     return Load(
         requests=report["requests"],
@@ -346,6 +365,7 @@ def measure(
         p50_ms=report["p50_us"] / 1000,
         p99_ms=report["p99_us"] / 1000,
         errors=errors,
+        cpu_us=cpu / report["requests"] * 1e6 if report["requests"] else 0.0,
         rss_mb=server.rss_mb(),
     )
 
@@ -426,12 +446,13 @@ def run(settings: Settings, options: Options) -> list[Line]:
 
 def _fmt(load: Load | None) -> list[str]:
     if load is None:
-        return ["", "", "", "", ""]
+        return ["", "", "", "", "", ""]
     return [
         f"{load.rps:,.0f}",
         f"{load.p50_ms:.1f}",
         f"{load.p99_ms:.1f}",
         str(load.errors),
+        f"{load.cpu_us:,.0f}",
         f"{load.rss_mb:.0f}",
     ]
 
@@ -443,20 +464,31 @@ def table(lines: list[Line]) -> str:
         "p50 ms",
         "p99 ms",
         "errors",
+        "CPU µs/req",
         "RSS MB",
         "ceiling req/s",
         "p50 ms",
         "p99 ms",
         "errors",
+        "CPU µs/req",
         "RSS MB",
         "ratio",
+        "CPU ratio",
         "target",
     ]
     rows = []
     for line in lines:
         ratio = f"{line.ratio:.0%}" if line.ratio is not None else ""
+        cpu_ratio = f"{line.cpu_ratio:.0%}" if line.cpu_ratio is not None else ""
         rows.append(
-            [line.endpoint.name, *_fmt(line.real), *_fmt(line.ceiling), ratio, line.verdict()]
+            [
+                line.endpoint.name,
+                *_fmt(line.real),
+                *_fmt(line.ceiling),
+                ratio,
+                cpu_ratio,
+                line.verdict(),
+            ]
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     out = [
@@ -472,16 +504,17 @@ def table(lines: list[Line]) -> str:
 
 
 def auth_cost(lines: list[Line]) -> str | None:
-    """Server time per request of /v1/me over /healthz (the server is one process: 1/throughput)."""
+    """What /v1/me costs the server beyond /healthz: authentication, rate limit, transaction."""
     by_name = {line.endpoint.name: line.real for line in lines}
     health, me = by_name.get("healthz"), by_name.get("me")
     if health is None or me is None or not health.rps or not me.rps:
         return None
+    cpu = me.cpu_us - health.cpu_us
     service = 1e6 / me.rps - 1e6 / health.rps
-    p50 = (me.p50_ms - health.p50_ms) * 1000
     return (
-        f"auth cost (/v1/me over /healthz): {service:,.0f} µs more server time per request "
-        f"(from 1/throughput), p50 {p50:+,.0f} µs"
+        f"auth cost (/v1/me over /healthz): {cpu:+,.0f} µs of server CPU per request; "
+        f"{service:+,.0f} µs of server time per request from throughput (1/req/s); "
+        f"p50 {(me.p50_ms - health.p50_ms) * 1000:+,.0f} µs"
     )
 
 
@@ -525,6 +558,7 @@ def report(lines: list[Line], options: Options, context: dict[str, str]) -> None
                         "real": asdict(line.real) if line.real else None,
                         "ceiling": asdict(line.ceiling) if line.ceiling else None,
                         "ratio": line.ratio,
+                        "cpu_ratio": line.cpu_ratio,
                         "note": line.note,
                     }
                     for line in lines
