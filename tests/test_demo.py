@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from wg_api.demo import DEMO_GROUP, DEMO_TENANTS, FINDINGS, SUPPLIERS, seed_demo
+from wg_api.platform.database import Database
 
 DEMO_SLUGS = [t["slug"] for t in DEMO_TENANTS]
 
@@ -38,7 +41,7 @@ COUNTS = {
 }
 
 
-async def _counts(database):
+async def _counts(database: Database) -> dict[str, Any]:
     params = {
         "slugs": DEMO_SLUGS,
         "group": DEMO_GROUP["name"],
@@ -48,7 +51,7 @@ async def _counts(database):
         return {name: await session.scalar(sa.text(sql), params) for name, sql in COUNTS.items()}
 
 
-async def _token_status(client, entry):
+async def _token_status(client: httpx.AsyncClient, entry: dict[str, Any]) -> tuple[int, Any]:
     basic = base64.b64encode(f"{entry['client_id']}:{entry['client_secret']}".encode()).decode()
     response = await client.post(
         "/oauth/token",

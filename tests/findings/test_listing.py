@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from tests.findings.conftest import days_ago, ts
 from tests.suppliers.conftest import PROBLEM_JSON, new_supplier
 
 
-def _newest_first(findings):
+def _newest_first(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(findings, key=lambda f: (f["observed_on"], f["id"]), reverse=True)
 
 
@@ -106,7 +107,7 @@ async def test_every_filter(client, make_owner):
         observed_on=days_ago(20),
     )
 
-    async def ids(**params):
+    async def ids(**params: Any) -> set[str]:
         return {f["id"] for f in await owner.list(**params)}
 
     assert await ids(supplier_id=owner.supplier_id) == {hours["id"], child["id"], young["id"]}

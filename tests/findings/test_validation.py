@@ -4,6 +4,8 @@ written either way."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -11,8 +13,8 @@ from tests.findings.conftest import days_ago, finding_body
 from tests.suppliers.conftest import PROBLEM_JSON, new_supplier
 
 
-def _nested(**changes):
-    def change(body):
+def _nested(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    def change(body: dict[str, Any]) -> None:
         for dotted, value in changes.items():
             *parents, leaf = dotted.split(".")
             target = body
@@ -23,8 +25,8 @@ def _nested(**changes):
     return change
 
 
-def _without(*fields):
-    def change(body):
+def _without(*fields: str) -> Callable[[dict[str, Any]], None]:
+    def change(body: dict[str, Any]) -> None:
         for field in fields:
             del body[field]
 

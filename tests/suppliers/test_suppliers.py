@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import count_rows
@@ -33,7 +35,9 @@ CANONICAL_FIELDS = {
 MATCH_QUERY = {"name": "Sunrise Garment", "address": "Humen Town", "country": "CN"}
 
 
-async def _all_pages(client, path, headers, **params):
+async def _all_pages(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], **params: Any
+) -> tuple[list[dict[str, Any]], int]:
     items, cursor, pages = [], None, 0
     while True:
         query = dict(params, **({"cursor": cursor} if cursor else {}))
