@@ -169,6 +169,8 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         state=_initial_state(settings),
         debug=False,
+        # Logging is ours (JSON, configured in asgi_app); Litestar must not replace it.
+        logging_config=None,
     )
 
 

@@ -49,9 +49,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from wg_api.app import asgi_app
     from wg_api.platform.database import resolve_admin_url
+    from wg_api.platform.embedded import stop_on_termination
     from wg_api.platform.migrate import migrate
 
     asyncio.run(migrate(resolve_admin_url(settings), settings))
+    stop_on_termination()
     uvicorn.run(
         asgi_app(settings),
         host=args.host,

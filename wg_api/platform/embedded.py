@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import warnings
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 log = logging.getLogger("wg_api.embedded")
@@ -35,3 +37,26 @@ def embedded_admin_url(pg_data_dir: Path, database: str) -> str:
         log.info("embedded postgres ready", extra={"pgdata": str(pg_data_dir)})
     uri: str = server.get_uri(database=database)
     return uri
+
+
+def release_all() -> None:
+    """Drop this process's handle on every embedded server; the last handle stops the server."""
+    while _servers:
+        _, server = _servers.popitem()
+        server._cleanup()
+
+
+def stop_on_termination() -> None:
+    """Release the embedded server on SIGTERM/SIGINT too, not only on a normal exit.
+
+    uvicorn restores the previous handlers and re-raises the signal after its graceful shutdown,
+    which would skip `atexit`; installed before uvicorn starts, this handler runs last.
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+
+        def handler(received: int, frame: FrameType | None) -> None:
+            release_all()
+            signal.signal(received, signal.SIG_DFL)
+            os.kill(os.getpid(), received)
+
+        signal.signal(signum, handler)
