@@ -169,6 +169,7 @@ def upgrade() -> None:
                 cells AS (
                     SELECT %1$s sum(n) AS findings, count(*) AS contributors, max(n) AS top
                     FROM per_contributor GROUP BY %1$s ()
+                    HAVING count(*) > 0  -- no findings at all is no cell, not a suppressed one
                 ),
                 supplier_counts AS (
                     SELECT %1$s count(DISTINCT supplier_id) AS suppliers
@@ -204,8 +205,75 @@ def upgrade() -> None:
         f"group_insights(uuid, text[], uuid, text, text, text, text, text, int) TO {app}"
     )
 
+    # Events about a shared finding go to the group's other active members; the right to speak
+    # comes from having contributed the record, so a contributor that left can still announce
+    # a change or a withdrawal of what it shared (and nothing else).
+    op.execute(
+        f"""
+        CREATE FUNCTION publish_shared_finding_event(p_shared uuid, p_type text, p_data jsonb)
+        RETURNS int
+        LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public
+        AS $$
+        DECLARE
+            caller uuid := {CURRENT_TENANT};
+            target uuid;
+            published int;
+        BEGIN
+            IF p_type NOT IN ('shared_finding.published', 'shared_finding.updated',
+                              'shared_finding.withdrawn')
+               OR p_data ->> 'id' IS DISTINCT FROM p_shared::text THEN
+                RAISE EXCEPTION 'not an event about this shared finding' USING ERRCODE = '22023';
+            END IF;
+            SELECT s.group_id INTO target FROM public.shared_findings s
+            WHERE s.id = p_shared AND s.contributor = caller;
+            IF target IS NULL THEN
+                RAISE EXCEPTION 'not the contributor of this shared finding'
+                    USING ERRCODE = '42501';
+            END IF;
+            INSERT INTO public.events (tenant_id, type, data)
+            SELECT m.tenant_id, p_type, p_data FROM public.working_group_members m
+            WHERE m.group_id = target AND m.status = 'active' AND m.tenant_id <> caller;
+            GET DIAGNOSTICS published = ROW_COUNT;
+            RETURN published;
+        END
+        $$
+        """
+    )
+    # The names scrubbed out of shared text: every tenant that is, was or is invited to be in the
+    # group. Row-level security shows a former member none of them, yet its changes still flow
+    # into what it shared.
+    op.execute(
+        f"""
+        CREATE FUNCTION shared_finding_scrub_names(p_group uuid)
+        RETURNS TABLE (name text, slug text)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+        AS $$
+            SELECT t.name, t.slug FROM public.tenants t
+            WHERE EXISTS (
+                SELECT 1 FROM public.working_group_members me
+                WHERE me.group_id = p_group AND me.tenant_id = {CURRENT_TENANT}
+            )
+            AND (
+                t.id IN (SELECT m.tenant_id FROM public.working_group_members m
+                         WHERE m.group_id = p_group)
+                OR t.id IN (SELECT i.tenant_id FROM public.invitations i
+                            WHERE i.group_id = p_group AND i.status = 'pending')
+            )
+            ORDER BY t.slug
+        $$
+        """
+    )
+    for function in (
+        "publish_shared_finding_event(uuid, text, jsonb)",
+        "shared_finding_scrub_names(uuid)",
+    ):
+        op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {app}")
+
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION shared_finding_scrub_names(uuid)")
+    op.execute("DROP FUNCTION publish_shared_finding_event(uuid, text, jsonb)")
     op.execute(
         "DROP FUNCTION group_insights(uuid, text[], uuid, text, text, text, text, text, int)"
     )

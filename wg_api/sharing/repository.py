@@ -7,12 +7,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.platform.models import Record
 from wg_api.sharing.models import shared_findings, shares
 from wg_api.suppliers.models import suppliers
+from wg_api.working_groups.models import working_group_members
+
+SHARING_ROLES = ("member", "facilitator")
 
 SHARE_COLUMNS = (
     shares.c.id,
@@ -34,6 +38,35 @@ class SharedFilters:
     country: str | None = None
     period: str | None = None
     kind: str | None = None
+
+
+async def sharing_member_count(session: AsyncSession, group_id: uuid.UUID) -> int:
+    """Active member tenants that may share; observers never contribute, so they do not count."""
+    statement = sa.select(sa.func.count()).where(
+        working_group_members.c.group_id == group_id,
+        working_group_members.c.status == "active",
+        working_group_members.c.role.in_(SHARING_ROLES),
+    )
+    return int(await session.scalar(statement) or 0)
+
+
+async def scrub_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[str, str]]:
+    """(name, slug) of every tenant that is, was or is invited to be in the group."""
+    rows = await session.execute(
+        sa.text("SELECT name, slug FROM shared_finding_scrub_names(:group_id)"),
+        {"group_id": group_id},
+    )
+    return [(row.name, row.slug) for row in rows]
+
+
+async def publish_to_group(
+    session: AsyncSession, shared_id: uuid.UUID, type: str, data: dict[str, Any]
+) -> None:
+    """`type` into the feed of the group's other active members; only the contributor may."""
+    await session.execute(
+        sa.text("SELECT publish_shared_finding_event(:id, :type, CAST(:data AS jsonb))"),
+        {"id": shared_id, "type": type, "data": msgspec.json.encode(data).decode()},
+    )
 
 
 async def insert_shared_finding(

@@ -8,24 +8,28 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import QueryParameter
 
-from wg_api.findings.schemas import Area, Kind, Severity
+from wg_api.findings.schemas import AREAS
 from wg_api.identity.auth import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.http import Body, etag_of
 from wg_api.platform.pagination import Page, Pagination, page_response
 from wg_api.platform.transaction import DbSession
 from wg_api.sharing import service
-from wg_api.sharing.repository import SharedFilters
 from wg_api.sharing.schemas import Insights, Share, SharedFinding, ShareIn
+from wg_api.sharing.service import KINDS, SEVERITIES
 
+# Filter values are checked by the service, so a value outside its vocabulary is a 422 like
+# every other well-formed but unacceptable value; the enums here document them.
 SupplierQuery = Annotated[uuid.UUID | None, QueryParameter(name="supplier_id")]
-AreaQuery = Annotated[Area | None, QueryParameter(name="area")]
-SeverityQuery = Annotated[Severity | None, QueryParameter(name="severity")]
-CountryQuery = Annotated[str | None, QueryParameter(name="country", pattern=r"^[A-Z]{2}$")]
-PeriodQuery = Annotated[
-    str | None, QueryParameter(name="period", max_length=7, description="A quarter: 2026-Q3.")
+AreaQuery = Annotated[str | None, QueryParameter(name="area", enum=list(AREAS))]
+SeverityQuery = Annotated[str | None, QueryParameter(name="severity", enum=list(SEVERITIES))]
+CountryQuery = Annotated[
+    str | None, QueryParameter(name="country", description="ISO 3166-1 alpha-2, such as CN.")
 ]
-KindQuery = Annotated[Kind | None, QueryParameter(name="kind")]
+PeriodQuery = Annotated[
+    str | None, QueryParameter(name="period", description="A quarter: 2026-Q3.")
+]
+KindQuery = Annotated[str | None, QueryParameter(name="kind", enum=list(KINDS))]
 
 
 class SharesController(Controller):
@@ -87,7 +91,7 @@ class SharedFindingsController(Controller):
         kind: KindQuery = None,
     ) -> Response[Page[SharedFinding]]:
         """Ordered by supplier, then newest quarter first; never by when they were shared."""
-        filters = SharedFilters(
+        filters = service.shared_filters(
             supplier_id=supplier_id,
             area=area,
             severity=severity,
@@ -150,7 +154,8 @@ class SharedFindingsController(Controller):
         """A cell is published only when at least `threshold` distinct contributors stand behind
         it and none accounts for more than 85 % of its findings; counts are rounded to
         `rounding_base`; suppressed cells are counted, never listed."""
-        filters = SharedFilters(
+        dimensions, filters = service.insight_query(
+            group_by,
             supplier_id=supplier_id,
             area=area,
             severity=severity,
@@ -159,9 +164,5 @@ class SharedFindingsController(Controller):
             kind=kind,
         )
         return await service.insights(
-            db_session,
-            request.user.tenant_id,
-            group_id,
-            service.parse_group_by(group_by),
-            filters,
+            db_session, request.user.tenant_id, group_id, dimensions, filters
         )

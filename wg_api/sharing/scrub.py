@@ -1,8 +1,9 @@
 """Scrubbing free text before it is shared: every identifier becomes `[redacted:<kind>]`.
 
-Order matters: e-mail addresses and URLs first (they contain digits and names), then Chinese
-resident identity numbers, phone numbers, exact dates, other long digit runs, and finally the names
-of the group's member tenants and of the contributor's own people.
+Order matters: e-mail addresses and URLs first (they contain digits and names), then the names of
+the group's member tenants and of the contributor's own people (a slug such as `acme-20240501`
+must go whole, not leave `acme-` behind a redacted number), then Chinese resident identity
+numbers, phone numbers, exact dates and other long digit runs.
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ from dataclasses import dataclass, field
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+", re.ASCII)
 FULLWIDTH_PUNCTUATION = "\uff0c\u3002"  # ideographic comma and full stop end a URL too
+# Bare domains ("kestrel-apparel.com.cn/audits") are recognised by a known top-level domain, so
+# that "No.18" or "e.g." stay as they are.
+TOP_LEVEL_DOMAINS = (
+    "com|cn|net|org|hk|mo|tw|vn|kh|mm|la|th|my|sg|id|ph|in|bd|pk|lk|jp|kr|au|nz|uk|de|fr|it|nl|"
+    "se|ch|es|eu|us|ca|tr|ae|io|co|ai|app|dev|info|biz|edu|gov|int|xyz|online|site|shop"
+)
+# A URL does not end in the punctuation of the sentence around it: "see https://x.cn/a, then".
 URL = re.compile(
-    rf"(?:(?:https?|ftp)://|www\.)[^\s<>\"'{FULLWIDTH_PUNCTUATION}]+"
-    r"|\b[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.(?:com|cn|net|org|hk|vn|io|info|biz)"
+    rf"(?:(?:https?|ftp)://|www\.)[^\s<>\"'{FULLWIDTH_PUNCTUATION}]*"
+    rf"[^\s<>\"'{FULLWIDTH_PUNCTUATION}.,;:!?)\]]"
+    rf"|\b[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.(?:{TOP_LEVEL_DOMAINS})"
     rf"(?:/[^\s<>\"'{FULLWIDTH_PUNCTUATION}]*)?\b",
     re.IGNORECASE | re.ASCII,
 )
@@ -103,15 +112,14 @@ def scrub(text: str, terms: ScrubTerms | None = None) -> str:
     """Replace every identifier in `text`; text without any comes back unchanged."""
     text = EMAIL.sub(tag("email"), text)
     text = URL.sub(tag("url"), text)
-    text = RESIDENT_ID_18.sub(_resident_id, text)
-    text = RESIDENT_ID_15.sub(tag("id_number"), text)
-    for phone in PHONE_PATTERNS:
-        text = phone.sub(tag("phone"), text)
-    text = DATE.sub(tag("date"), text)
-    text = LONG_DIGITS.sub(tag("number"), text)
     if terms is not None:
         for kind in ("organisation", "person"):
             pattern = terms.pattern(kind)
             if pattern is not None:
                 text = pattern.sub(tag(kind), text)
-    return text
+    text = RESIDENT_ID_18.sub(_resident_id, text)
+    text = RESIDENT_ID_15.sub(tag("id_number"), text)
+    for phone in PHONE_PATTERNS:
+        text = phone.sub(tag("phone"), text)
+    text = DATE.sub(tag("date"), text)
+    return LONG_DIGITS.sub(tag("number"), text)

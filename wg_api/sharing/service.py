@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings import service as findings
-from wg_api.findings.schemas import Finding
+from wg_api.findings.schemas import AREAS, Finding, Kind, Severity
 from wg_api.identity import service as identity
 from wg_api.platform.errors import (
     FieldError,
@@ -41,8 +41,11 @@ from wg_api.suppliers.schemas import Supplier
 from wg_api.working_groups import service as groups
 
 ROUNDING_BASE = 5
-SHARING_ROLES = ("member", "facilitator")
+SHARING_ROLES = repository.SHARING_ROLES
 PERIOD = re.compile(r"^[0-9]{4}-Q[1-4]$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+KINDS: tuple[str, ...] = get_args(Kind)
 SHARE_NOT_FOUND = "No such share."
 SHARED_NOT_FOUND = "No such shared finding."
 
@@ -52,8 +55,9 @@ class GroupTooSmall(ProblemError):
     kind = "group-below-anonymity-threshold"
     title = "Group below its anonymity threshold"
     description = (
-        "The working group has fewer member tenants than its anonymity threshold; with so few "
-        "members a shared finding would point at its contributor. Invite more members first."
+        "The working group has fewer member tenants that can share (members and facilitators; "
+        "observers do not count) than its anonymity threshold; with so few a shared finding "
+        "would point at its contributor. Invite more members first."
     )
 
 
@@ -111,7 +115,7 @@ async def _scrub_terms(
     session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, finding: Finding
 ) -> ScrubTerms:
     organisations: list[str] = []
-    for name, slug in await groups.member_tenant_names(session, group_id):
+    for name, slug in await repository.scrub_names(session, group_id):
         organisations += [name, slug]
     own_names, people = await identity.names_to_scrub(session, tenant_id)
     organisations += own_names
@@ -145,9 +149,12 @@ async def _published(
 
 
 async def _tell_others(
-    session: AsyncSession, group_id: uuid.UUID, event_type: str, data: dict[str, Any]
+    session: AsyncSession, group_id: uuid.UUID, event_type: str, shared: SharedFinding
 ) -> None:
-    await groups.publish_to_members(session, group_id, event_type, data, include_self=False)
+    """The anonymised record, as any other member reads it, to the group's other members."""
+    shared.is_own = False
+    data = {"working_group_id": str(group_id), **msgspec.to_builtins(shared)}
+    await repository.publish_to_group(session, shared.id, event_type, data)
 
 
 async def share(
@@ -162,11 +169,12 @@ async def share(
         )
     if membership.role not in SHARING_ROLES:
         raise Forbidden("Observers cannot share findings into a working group.")
-    members = await groups.active_member_count(session, data.working_group_id)
+    members = await repository.sharing_member_count(session, data.working_group_id)
     threshold = membership.anonymity_threshold
     if members < threshold:
         raise GroupTooSmall(
-            f"The group has {members} member tenants and its anonymity threshold is {threshold}."
+            f"The group has {members} member tenants that can share (observers do not count) "
+            f"and its anonymity threshold is {threshold}."
         )
     existing = await repository.active_share(session, tenant_id, finding_id, data.working_group_id)
     if existing is not None:
@@ -188,13 +196,7 @@ async def share(
     result = share_out(row)
     await record_event(session, tenant_id, "share.created", result)
     published = await _published(session, tenant_id, data.working_group_id, shared_id)
-    published.is_own = False
-    await _tell_others(
-        session,
-        data.working_group_id,
-        "shared_finding.published",
-        {"working_group_id": str(data.working_group_id), **msgspec.to_builtins(published)},
-    )
+    await _tell_others(session, data.working_group_id, "shared_finding.published", published)
     return result
 
 
@@ -208,16 +210,16 @@ async def list_shares(
 async def _withdraw(session: AsyncSession, tenant_id: uuid.UUID, row: Record) -> Share:
     shared_id = row.shared_finding_id
     if shared_id is not None:
-        await repository.delete_shared_finding(session, shared_id)
-    withdrawn = share_out(await repository.mark_withdrawn(session, tenant_id, row.id))
-    await record_event(session, tenant_id, "share.withdrawn", withdrawn)
-    if shared_id is not None:
-        await _tell_others(
+        # Announced while the record still exists: the database checks who contributed it.
+        await repository.publish_to_group(
             session,
-            row.group_id,
+            shared_id,
             "shared_finding.withdrawn",
             {"working_group_id": str(row.group_id), "id": str(shared_id)},
         )
+        await repository.delete_shared_finding(session, shared_id)
+    withdrawn = share_out(await repository.mark_withdrawn(session, tenant_id, row.id))
+    await record_event(session, tenant_id, "share.withdrawn", withdrawn)
     return withdrawn
 
 
@@ -258,13 +260,7 @@ async def refresh(session: AsyncSession, tenant_id: uuid.UUID, finding: Finding)
         after = await _published(session, tenant_id, row.group_id, row.shared_finding_id)
         if before is not None and shared_out(before) == after:
             continue
-        after.is_own = False
-        await _tell_others(
-            session,
-            row.group_id,
-            "shared_finding.updated",
-            {"working_group_id": str(row.group_id), **msgspec.to_builtins(after)},
-        )
+        await _tell_others(session, row.group_id, "shared_finding.updated", after)
 
 
 def _shared_cursor(after: tuple[Any, ...] | None) -> tuple[str, uuid.UUID, str, uuid.UUID] | None:
@@ -279,11 +275,86 @@ def _shared_cursor(after: tuple[Any, ...] | None) -> tuple[str, uuid.UUID, str, 
         raise InvalidRequest("The cursor is not valid; use next_cursor as given.") from exc
 
 
-def check_period(period: str | None) -> None:
+def _one_of(values: tuple[str, ...]) -> str:
+    return "must be one of " + ", ".join(values)
+
+
+def _filter_errors(
+    area: str | None,
+    severity: str | None,
+    country: str | None,
+    period: str | None,
+    kind: str | None,
+) -> list[FieldError]:
+    errors = []
+    if area is not None and area not in AREAS:
+        errors.append(FieldError("area", _one_of(AREAS)))
+    if severity is not None and severity not in SEVERITIES:
+        errors.append(FieldError("severity", _one_of(SEVERITIES)))
+    if kind is not None and kind not in KINDS:
+        errors.append(FieldError("kind", _one_of(KINDS)))
+    if country is not None and not COUNTRY.match(country):
+        errors.append(FieldError("country", "must be an ISO 3166-1 alpha-2 code such as CN"))
     if period is not None and not PERIOD.match(period):
-        raise ValidationFailed(
-            "The period is not valid.", errors=[FieldError("period", "must look like 2026-Q3")]
-        )
+        errors.append(FieldError("period", "must be a quarter such as 2026-Q3"))
+    return errors
+
+
+def shared_filters(
+    *,
+    supplier_id: uuid.UUID | None,
+    area: str | None,
+    severity: str | None,
+    country: str | None,
+    period: str | None,
+    kind: str | None,
+) -> SharedFilters:
+    """The filters of the shared-findings list; a value outside its vocabulary is a 422 naming
+    every such parameter."""
+    errors = _filter_errors(area, severity, country, period, kind)
+    if errors:
+        raise ValidationFailed("Some filters are not valid.", errors=errors)
+    return SharedFilters(
+        supplier_id=supplier_id,
+        area=area,
+        severity=severity,
+        country=country,
+        period=period,
+        kind=kind,
+    )
+
+
+def insight_query(
+    group_by: str | None,
+    *,
+    supplier_id: uuid.UUID | None,
+    area: str | None,
+    severity: str | None,
+    country: str | None,
+    period: str | None,
+    kind: str | None,
+) -> tuple[list[str], SharedFilters]:
+    """The dimensions and filters of an insights query, every bad value named in one 422."""
+    dims = [d.strip() for d in group_by.split(",")] if group_by and group_by.strip() else []
+    errors = []
+    unknown = [d for d in dims if d not in DIMENSIONS]
+    if unknown or len(set(dims)) != len(dims):
+        message = f"must be distinct values among {', '.join(DIMENSIONS)}"
+        if unknown:
+            message += f"; unknown: {', '.join(unknown)}"
+        errors.append(FieldError("group_by", message))
+    errors += _filter_errors(area, severity, country, period, kind)
+    if errors:
+        raise ValidationFailed("Some query parameters are not valid.", errors=errors)
+    filters = SharedFilters(
+        supplier_id=supplier_id,
+        area=area,
+        severity=severity,
+        country=country,
+        period=period,
+        kind=kind,
+    )
+    return dims, filters
 
 
 async def list_shared(
@@ -296,7 +367,6 @@ async def list_shared(
     limit: int,
 ) -> Page[SharedFinding]:
     await groups.require_member(session, group_id, tenant_id)
-    check_period(filters.period)
     rows = await repository.shared_in_group(
         session, tenant_id, group_id, filters, after=_shared_cursor(after), limit=limit
     )
@@ -319,25 +389,6 @@ async def get_shared(
     return shared_out(row)
 
 
-def parse_group_by(raw: str | None) -> list[str]:
-    if raw is None or not raw.strip():
-        return []
-    dims = [d.strip() for d in raw.split(",")]
-    unknown = [d for d in dims if d not in DIMENSIONS]
-    if unknown or len(set(dims)) != len(dims):
-        raise ValidationFailed(
-            "group_by is not valid.",
-            errors=[
-                FieldError(
-                    "group_by",
-                    f"must be distinct values among {', '.join(DIMENSIONS)}"
-                    + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
-                )
-            ],
-        )
-    return dims
-
-
 async def insights(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -346,7 +397,6 @@ async def insights(
     filters: SharedFilters,
 ) -> Insights:
     membership = await groups.require_member(session, group_id, tenant_id)
-    check_period(filters.period)
     rows = await repository.insight_cells(session, group_id, dimensions, filters, ROUNDING_BASE)
     cells = [
         InsightCell(

@@ -1,0 +1,254 @@
+"""Property tests of the scrubber: generated identifiers embedded in random text never survive
+`scrub`, and text without any identifier comes back unchanged. Identifiers are built here, the
+resident identity numbers with their ISO 7064 MOD 11-2 check character computed independently.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from wg_api.sharing.scrub import ScrubTerms, scrub
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DIGIT = "0123456789"
+# Neutral words never contain j, q, x or z; generated names always do, so they cannot collide.
+NEUTRAL_LETTERS = "abcdefghiklmnoprstuvwyABCDEFGHIKLMNOPRSTUVWY"
+NAME_MARKS = "jqxzJQXZ"
+NEUTRAL_CJK = "工厂车间员工加班培训安全检查儿童宿舍食堂"
+NAME_CJK = "华美盛泰宏达鑫隆"
+
+
+def digits(n: int) -> st.SearchStrategy[str]:
+    return st.text(DIGIT, min_size=n, max_size=n)
+
+
+def check_character(first17: str) -> str:
+    weights = [2 ** (17 - i) % 11 for i in range(17)]  # 7, 9, 10, 5, 8, 4, 2, 1, 6, 3, ...
+    return "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
+
+
+@st.composite
+def chinese_mobile(draw: st.DrawFn) -> str:
+    number = "1" + draw(st.sampled_from("3456789")) + draw(digits(9))
+    a, b, c = number[:3], number[3:7], number[7:]
+    return draw(
+        st.sampled_from(
+            [
+                number,
+                f"{a} {b} {c}",
+                f"{a}-{b}-{c}",
+                f"+86 {a} {b} {c}",
+                f"+86{number}",
+                f"+86-{a}-{b}-{c}",
+                f"0086 {number}",
+                f"0086-{number}",
+                f"+86 {number}",
+            ]
+        )
+    )
+
+
+@st.composite
+def chinese_landline(draw: st.DrawFn) -> str:
+    area = draw(
+        st.one_of(
+            st.sampled_from(["10", "20", "21", "22", "23", "24", "25", "27", "28", "29"]),
+            st.sampled_from("3456789").flatmap(lambda first: digits(2).map(lambda r: first + r)),
+        )
+    )
+    local = draw(st.one_of(digits(8), digits(7))).lstrip("0").rjust(7, "5")
+    head, tail = local[:-4], local[-4:]
+    return draw(
+        st.sampled_from(
+            [
+                f"0{area}-{local}",
+                f"0{area}-{head} {tail}",
+                f"(0{area}) {local}",
+                f"(0{area}) {head}-{tail}",
+                f"0{area} {local}",
+                f"+86 {area} {head} {tail}",
+            ]
+        )
+    )
+
+
+@st.composite
+def international(draw: st.DrawFn) -> str:
+    country = draw(st.sampled_from(["1", "44", "33", "49", "852", "853", "84", "855", "65", "91"]))
+    national = draw(st.text(DIGIT, min_size=7, max_size=15 - len(country)))
+    national = draw(st.sampled_from("123456789")) + national[1:]
+    cuts = sorted(draw(st.sets(st.integers(1, len(national) - 1), max_size=3)))
+    parts = [national[i:j] for i, j in zip([0, *cuts], [*cuts, len(national)], strict=True)]
+    separator = draw(st.sampled_from([" ", "-", ".", ""]))
+    return f"+{country} " + separator.join(parts)
+
+
+@st.composite
+def resident_id(draw: st.DrawFn) -> str:
+    region = draw(st.sampled_from("12345678")) + draw(digits(5))
+    born = draw(st.dates(min_value=date(1930, 1, 1), max_value=date(2015, 12, 31)))
+    sequence = draw(digits(3))
+    if draw(st.booleans()):
+        first17 = f"{region}{born:%Y%m%d}{sequence}"
+        check = check_character(first17)
+        return first17 + (check.lower() if draw(st.booleans()) else check)
+    return f"{region}{born:%y%m%d}{sequence}"  # the old 15-digit form
+
+
+@st.composite
+def long_digits(draw: st.DrawFn) -> str:
+    run = draw(st.sampled_from("123456789")) + draw(st.text(DIGIT, min_size=7, max_size=24))
+    if draw(st.booleans()):
+        return run
+    separator = draw(st.sampled_from([" ", "-", "."]))
+    return separator.join(run[i : i + 4] for i in range(0, len(run), 4))
+
+
+label = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
+hyphenated = st.builds(lambda a, b: f"{a}-{b}" if b else a, label, st.one_of(st.just(""), label))
+
+
+@st.composite
+def email(draw: st.DrawFn) -> str:
+    local = draw(st.text("abcdefghijklmnopqrstuvwxyz0123456789._%+-", min_size=1, max_size=20))
+    local = local.strip(".") or "a"
+    labels = draw(st.lists(hyphenated, min_size=1, max_size=3))
+    tld = draw(st.text("abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=6))
+    address = f"{local}@{'.'.join(labels)}.{tld}"
+    return address.upper() if draw(st.booleans()) else address
+
+
+@st.composite
+def url(draw: st.DrawFn) -> str:
+    host = ".".join(draw(st.lists(hyphenated, min_size=1, max_size=3)))
+    tld = draw(st.sampled_from(["com", "cn", "net", "org", "hk", "vn", "io", "com.cn", "co.uk"]))
+    path = draw(st.text("abcdefghijklmnopqrstuvwxyz0123456789/_-?=&%#", max_size=30))
+    path = "/" + path if path else ""
+    form = draw(st.sampled_from(["https://", "http://", "ftp://", "www.", "", "HTTPS://WWW."]))
+    return f"{form}{host}.{tld}{path}"
+
+
+name_word = st.builds(
+    lambda head, mark, tail: (head + mark + tail).capitalize(),
+    st.text(NEUTRAL_LETTERS, min_size=1, max_size=6),
+    st.sampled_from(NAME_MARKS),
+    st.text(NEUTRAL_LETTERS, max_size=6),
+)
+latin_name = st.lists(name_word, min_size=1, max_size=3).map(" ".join)
+cjk_name = st.text(NAME_CJK, min_size=2, max_size=4)
+names = st.lists(st.one_of(latin_name, cjk_name), min_size=1, max_size=5, unique=True)
+
+surrounding = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=40)
+separator = st.sampled_from([" ", ", ", "\n", ": ", " (", ") ", "; "])
+
+
+def digit_windows(identifier: str) -> list[str]:
+    only = re.sub(r"\D", "", identifier)
+    return [only[i : i + 8] for i in range(len(only) - 7)]
+
+
+def survives(identifier: str, scrubbed: str, *, context: str) -> bool:
+    """The identifier, or 8 digits of it in a row (ignoring separators), is still there; digits
+    of the surrounding text could make up such a run too, so that part is checked without."""
+    if identifier.lower() in scrubbed.lower():
+        return True
+    if re.search(r"\d", context):
+        return False
+    scrubbed_digits = re.sub(r"\D", "", scrubbed)
+    return any(window in scrubbed_digits for window in digit_windows(identifier))
+
+
+@FAST
+@given(
+    identifier=st.one_of(
+        chinese_mobile(),
+        chinese_landline(),
+        international(),
+        resident_id(),
+        long_digits(),
+        email(),
+        url(),
+    ),
+    before=surrounding,
+    after=surrounding,
+    left=separator,
+    right=separator,
+)
+@example(identifier="+86 138 1234 5678", before="Call", after="now", left=" ", right=" ")
+@example(identifier="0769-8888 1234", before="Office", after="", left=": ", right=" ")
+@example(identifier="(020) 12345678", before="Tel", after="", left=" ", right=" ")
+@example(identifier="+44 20 7946 0958", before="UK", after="", left=" ", right=" ")
+@example(identifier="11010519491231002X", before="ID", after="", left=" ", right=" ")
+def test_generated_identifiers_never_survive(identifier, before, after, left, right):
+    text = f"{before}{left}{identifier}{right}{after}"
+    scrubbed = scrub(text)
+    assert not survives(identifier, scrubbed, context=before + after), (text, scrubbed)
+    assert "[redacted:" in scrubbed
+
+
+@FAST
+@given(
+    group=names,
+    people=names,
+    pick=st.integers(min_value=0),
+    case=st.sampled_from([str, str.upper, str.lower, str.title]),
+    before=surrounding,
+    after=surrounding,
+    left=separator,
+    right=separator,
+)
+def test_names_of_members_and_the_contributors_people_never_survive(
+    group, people, pick, case, before, after, left, right
+):
+    terms = ScrubTerms(organisations=tuple(group), people=tuple(people))
+    every = [*group, *people]
+    name = case(every[pick % len(every)])
+    text = f"{before}{left}{name}{right}{after}"
+    scrubbed = scrub(text, terms)
+    assert name.lower() not in scrubbed.lower(), (text, scrubbed)
+    assert "[redacted:organisation]" in scrubbed or "[redacted:person]" in scrubbed
+
+
+@FAST
+@given(name=cjk_name, before=st.text(NEUTRAL_CJK, max_size=10), after=st.text(NEUTRAL_CJK))
+def test_chinese_names_are_found_inside_chinese_text(name, before, after):
+    scrubbed = scrub(before + name + after, ScrubTerms(organisations=(name,)))
+    assert scrubbed == f"{before}[redacted:organisation]{after}"
+
+
+neutral_word = st.one_of(
+    st.text(NEUTRAL_LETTERS, min_size=1, max_size=10), st.text(NEUTRAL_CJK, min_size=1, max_size=4)
+)
+short_number = st.integers(min_value=0, max_value=9_999_999).map(str)
+punctuation = st.sampled_from(["", "", ",", ".", ";", ":", "!", "?", "'", '"', ")"])
+
+
+opener = st.sampled_from(["", "", "(", '"'])
+
+
+@st.composite
+def neutral_text(draw: st.DrawFn) -> str:
+    """Words, short numbers (each after a word), punctuation and spaces: no identifier."""
+    pieces = draw(
+        st.lists(
+            st.tuples(opener, neutral_word, punctuation, st.none() | short_number), max_size=15
+        )
+    )
+    words = []
+    for start, word, mark, number in pieces:
+        words.append(f"{start}{word}{mark}")
+        if number is not None:
+            words.append(number)
+    return draw(st.sampled_from([" ", "  ", "\n"])).join(words)
+
+
+@FAST
+@given(text=neutral_text(), group=names, people=names)
+@example(text="Line 3 had 72 hours a week in 2026, 1200 workers.", group=["Qa"], people=["Zo"])
+def test_text_without_identifiers_comes_back_unchanged(text, group, people):
+    assert scrub(text, ScrubTerms(organisations=tuple(group), people=tuple(people))) == text
+    assert scrub(text) == text
