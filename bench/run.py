@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -53,6 +54,7 @@ HOST = "127.0.0.1"
 TARGET_RATIO = 0.60
 TARGET_P99_MS = 50.0
 TARGET_RSS_MB = 250.0
+EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception): ")
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class Options:
     connections: int
     only: list[str] = field(default_factory=list)
     database: str = BENCH_DATABASE
+    # The 1-minute load average before the bench started anything: other work on the machine.
+    load_before: float = 0.0
 
 
 # ---- the load tool -------------------------------------------------------------------------------
@@ -346,7 +350,7 @@ def measure(
         cause = ""
         if probe.status_code >= 500:
             logged = server.log.read_text(errors="replace").splitlines()
-            raised = [line for line in logged if "Error: " in line or "Exception: " in line]
+            raised = [_exception_of(line) for line in logged if "Error: " in line]
             cause = f"; the server logged: {raised[-1][:300]}" if raised else ""
         return f"answers {probe.status_code}{cause}"
     with contextlib.suppress(ValueError):
@@ -368,6 +372,17 @@ def measure(
         cpu_us=cpu / report["requests"] * 1e6 if report["requests"] else 0.0,
         rss_mb=server.rss_mb(),
     )
+
+
+def _exception_of(log_line: str) -> str:
+    """`SomeError: message` from a JSON log line's traceback (or the line itself)."""
+    with contextlib.suppress(ValueError, AttributeError):
+        trace = json.loads(log_line).get("exception")
+        if isinstance(trace, str):
+            raised = [line for line in trace.splitlines() if EXCEPTION_LINE.match(line)]
+            if raised:
+                return raised[-1]
+    return log_line
 
 
 async def dataset_context(admin_url: Any) -> dict[str, str]:
@@ -395,6 +410,7 @@ async def dataset_context(admin_url: Any) -> dict[str, str]:
 
 def run(settings: Settings, options: Options) -> list[Line]:
     wrk_path()
+    options.load_before = os.getloadavg()[0]
     spec = Spec()
     result = asyncio.run(generate(settings, spec, database=options.database))
     print(
@@ -525,7 +541,8 @@ def report(lines: list[Line], options: Options, context: dict[str, str]) -> None
         f"{options.connections} connections, {options.duration:g} s per endpoint after "
         f"{options.warmup:g} s warm-up; tenant with {context['tenant_findings']} findings; "
         f"PostgreSQL {context['postgres']}; Python {platform.python_version()}; "
-        f"{os.cpu_count()} cores, load average {load1:.2f}"
+        f"{os.cpu_count()} cores, load average {options.load_before:.2f} before the run "
+        f"(other work), {load1:.2f} at its end (with the bench's own processes)"
     )
     print(table(lines))
     for line in lines:
