@@ -58,6 +58,9 @@ NUMBERS = MOBILES + LANDLINES + INTERNATIONAL + RESIDENT_IDS + LONG_DIGITS
 CAP_CONTACT = "Zhou Jielun"
 USER_NAMES = ["Chen Meiling", "李美玲"]
 OBSERVED_ON = "2026-08-12"
+EXTERNAL_ID = "QX-ERP-55120"
+INTERNAL_CODE = "QX-SUP-77431"
+SOURCE_REFERENCE = "QX-SMETA-88213"
 PRIVATE_NOTES = ["Root cause known only to us QX-ROOT-71", "Planned with our agent QX-PLAN-72"]
 
 
@@ -94,6 +97,9 @@ def _pii_text(group: SharingGroup, contributor: Actor, variant: int) -> str:
             f"Reports at {', '.join(URLS)}.",
             f"Buyers present: {', '.join(names)}.",
             f"Our contact {CAP_CONTACT} and our staff {USER_NAMES[0]}, {USER_NAMES[1]} attended.",
+            f"Our case {EXTERNAL_ID}, vendor code {INTERNAL_CODE}, audit {SOURCE_REFERENCE},",
+            f"synced by {contributor.handle.client_id}",
+            f"for {contributor.id} ({contributor.id.hex}).",
         ]
     )
 
@@ -143,20 +149,20 @@ async def scene(client: httpx.AsyncClient, make_group: Any, database: Any) -> Sc
     for name in USER_NAMES:
         await add_person(database, contributor, name)
     supplier = await new_supplier(
-        client, contributor, linked=group.members[2:], internal_code="QX-SUP-77431"
+        client, contributor, linked=group.members[2:], internal_code=INTERNAL_CODE
     )
     finding = await record(
         client,
         contributor,
         supplier["id"],
-        external_id="QX-ERP-55120",
+        external_id=EXTERNAL_ID,
         area="child_labour",
         severity="zero_tolerance",
         title=f"{USER_NAMES[0]} ({MOBILES[1]}, {EMAILS[0]}) of {contributor.name} saw it",
         description=_pii_text(group, contributor, 1),
         observed_on=OBSERVED_ON,
         affected_workers=37,
-        source={"scheme": "smeta", "reference": "QX-SMETA-88213"},
+        source={"scheme": "smeta", "reference": SOURCE_REFERENCE},
         cap={
             "root_cause": PRIVATE_NOTES[0],
             "planned_actions": PRIVATE_NOTES[1],
@@ -191,9 +197,9 @@ async def scene(client: httpx.AsyncClient, make_group: Any, database: Any) -> Sc
         contributor.slug,
         contributor.name,
         contributor.handle.client_id,
-        finding["external_id"],
-        "QX-SUP-77431",
-        "QX-SMETA-88213",
+        EXTERNAL_ID,
+        INTERNAL_CODE,
+        SOURCE_REFERENCE,
         CAP_CONTACT,
         finding["id"],
         created["id"],
@@ -243,7 +249,8 @@ async def test_the_scene_exposes_what_other_members_may_read(scene):
     }
     description = shared["description"]
     assert description.startswith("Variant 2. Young workers were found on line 3 on ")
-    for kind in ("email", "phone", "id_number", "number", "url", "organisation", "person"):
+    kinds = ("email", "phone", "id_number", "number", "url", "organisation", "person")
+    for kind in (*kinds, "reference", "credential", "id"):
         assert f"[redacted:{kind}]" in description, (kind, description)
     assert shared["title"].startswith("Still seen by [redacted:person]: call [redacted:phone]")
 

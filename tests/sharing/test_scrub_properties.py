@@ -132,6 +132,22 @@ def url(draw: st.DrawFn) -> str:
     return f"{form}{host}.{tld}{path}"
 
 
+uuid_text = (
+    st.uuids()
+    .map(lambda u: st.sampled_from([str(u), str(u).upper(), u.hex]))
+    .flatmap(lambda forms: forms)
+)
+credential = st.builds(
+    lambda prefix, body: prefix + body,
+    st.sampled_from(["wgc_", "wgs_", "whsec_"]),
+    st.text("abcdef0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_-", min_size=8, max_size=40),
+)
+reference = st.builds(
+    lambda head, number: f"{head}-{number}",
+    st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=2, max_size=6),
+    st.integers(1, 10**9),
+)
+
 name_word = st.builds(
     lambda head, mark, tail: (head + mark + tail).capitalize(),
     st.text(NEUTRAL_LETTERS, min_size=1, max_size=6),
@@ -172,6 +188,8 @@ def survives(identifier: str, scrubbed: str, *, context: str) -> bool:
         long_digits(),
         email(),
         url(),
+        uuid_text,
+        credential,
     ),
     before=surrounding,
     after=surrounding,
@@ -194,6 +212,7 @@ def test_generated_identifiers_never_survive(identifier, before, after, left, ri
 @given(
     group=names,
     people=names,
+    references=st.lists(reference, max_size=3),
     pick=st.integers(min_value=0),
     case=st.sampled_from([str, str.upper, str.lower, str.title]),
     before=surrounding,
@@ -201,16 +220,18 @@ def test_generated_identifiers_never_survive(identifier, before, after, left, ri
     left=separator,
     right=separator,
 )
-def test_names_of_members_and_the_contributors_people_never_survive(
-    group, people, pick, case, before, after, left, right
+def test_names_and_the_contributors_references_never_survive(
+    group, people, references, pick, case, before, after, left, right
 ):
-    terms = ScrubTerms(organisations=tuple(group), people=tuple(people))
-    every = [*group, *people]
+    terms = ScrubTerms(
+        organisations=tuple(group), people=tuple(people), references=tuple(references)
+    )
+    every = [*group, *people, *references]
     name = case(every[pick % len(every)])
     text = f"{before}{left}{name}{right}{after}"
     scrubbed = scrub(text, terms)
     assert name.lower() not in scrubbed.lower(), (text, scrubbed)
-    assert "[redacted:organisation]" in scrubbed or "[redacted:person]" in scrubbed
+    assert re.search(r"\[redacted:(organisation|person|reference)\]", scrubbed), scrubbed
 
 
 @FAST
@@ -247,8 +268,16 @@ def neutral_text(draw: st.DrawFn) -> str:
 
 
 @FAST
-@given(text=neutral_text(), group=names, people=names)
-@example(text="Line 3 had 72 hours a week in 2026, 1200 workers.", group=["Qa"], people=["Zo"])
-def test_text_without_identifiers_comes_back_unchanged(text, group, people):
-    assert scrub(text, ScrubTerms(organisations=tuple(group), people=tuple(people))) == text
+@given(text=neutral_text(), group=names, people=names, references=st.lists(reference, max_size=3))
+@example(
+    text="Line 3 had 72 hours a week in 2026, 1200 workers.",
+    group=["Qa"],
+    people=["Zo"],
+    references=["CAS-1001"],
+)
+def test_text_without_identifiers_comes_back_unchanged(text, group, people, references):
+    terms = ScrubTerms(
+        organisations=tuple(group), people=tuple(people), references=tuple(references)
+    )
+    assert scrub(text, terms) == text
     assert scrub(text) == text

@@ -1,9 +1,10 @@
 """Scrubbing free text before it is shared: every identifier becomes `[redacted:<kind>]`.
 
-Order matters: e-mail addresses and URLs first (they contain digits and names), then the names of
-the group's member tenants and of the contributor's own people (a slug such as `acme-20240501`
-must go whole, not leave `acme-` behind a redacted number), then Chinese resident identity
-numbers, phone numbers, exact dates and other long digit runs.
+Order matters: e-mail addresses, URLs, credentials and UUIDs first (they contain digits and
+names), then the names of the group's member tenants and of the contributor's own people and its
+own references (external id, supplier code, audit reference: `acme-20240501` must go whole, not
+leave `acme-` behind a redacted number), then Chinese resident identity numbers, phone numbers,
+exact dates and other long digit runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ URL = re.compile(
     rf"[^\s<>\"'{FULLWIDTH_PUNCTUATION}.,;:!?)\]]"
     rf"|\b[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.(?:{TOP_LEVEL_DOMAINS})"
     rf"(?:/[^\s<>\"'{FULLWIDTH_PUNCTUATION}]*)?\b",
+    re.IGNORECASE | re.ASCII,
+)
+# The service's own API client ids and secrets, and webhook signing secrets.
+CREDENTIAL = re.compile(r"(?<![\w-])(?:wgc|wgs|whsec)_[A-Za-z0-9_\-+/=]+", re.ASCII)
+# Any UUID (tenant, finding, share, ... ids), with or without hyphens.
+UUID_TEXT = re.compile(
+    r"(?<![0-9a-f])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})"
+    r"(?![0-9a-f])",
     re.IGNORECASE | re.ASCII,
 )
 # 18-character resident identity number: 6-digit region, 8-digit birth date, 3-digit sequence,
@@ -88,19 +97,27 @@ def _name_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts), re.IGNORECASE)
 
 
+TERM_KINDS = ("organisation", "person", "reference")
+
+
 @dataclass(frozen=True)
 class ScrubTerms:
-    """Names to remove: the group's member tenants (names, slugs) and the contributor's people."""
+    """Terms to remove: the group's member tenants (names, slugs), the contributor's people, and
+    the contributor's own references to the finding (external id, supplier code, audit ref)."""
 
     organisations: tuple[str, ...] = ()
     people: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
     _patterns: dict[str, re.Pattern[str] | None] = field(default_factory=dict, compare=False)
 
     def pattern(self, kind: str) -> re.Pattern[str] | None:
         if kind not in self._patterns:
-            self._patterns[kind] = _name_pattern(
-                self.organisations if kind == "organisation" else self.people
-            )
+            terms = {
+                "organisation": self.organisations,
+                "person": self.people,
+                "reference": self.references,
+            }[kind]
+            self._patterns[kind] = _name_pattern(terms)
         return self._patterns[kind]
 
 
@@ -112,8 +129,10 @@ def scrub(text: str, terms: ScrubTerms | None = None) -> str:
     """Replace every identifier in `text`; text without any comes back unchanged."""
     text = EMAIL.sub(tag("email"), text)
     text = URL.sub(tag("url"), text)
+    text = CREDENTIAL.sub(tag("credential"), text)
+    text = UUID_TEXT.sub(tag("id"), text)
     if terms is not None:
-        for kind in ("organisation", "person"):
+        for kind in TERM_KINDS:
             pattern = terms.pattern(kind)
             if pattern is not None:
                 text = pattern.sub(tag(kind), text)

@@ -121,7 +121,17 @@ async def _scrub_terms(
     organisations += own_names
     if finding.cap is not None and finding.cap.contact:
         people.append(finding.cap.contact)
-    return ScrubTerms(organisations=tuple(organisations), people=tuple(people))
+    references = [finding.external_id, finding.source.reference]
+    try:
+        link = await suppliers.get_visible(session, tenant_id, finding.supplier_id)
+        references.append(link.internal_code)
+    except NotFound:  # unlinked since: the code is gone with the link
+        pass
+    return ScrubTerms(
+        organisations=tuple(organisations),
+        people=tuple(people),
+        references=tuple(r for r in references if r),
+    )
 
 
 async def _projection(
