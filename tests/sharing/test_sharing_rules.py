@@ -14,6 +14,7 @@ from tests.sharing.conftest import (
     Actor,
     assert_problem,
     feed,
+    finding_body,
     insights,
     new_supplier,
     record,
@@ -310,3 +311,30 @@ async def test_a_supplier_is_readable_through_a_visible_shared_finding_only(clie
         f"/v1/findings/{shared['finding_id']}/shares/{shared['id']}", headers=contributor.headers
     )
     assert_problem(await client.get(path, headers=reader.headers), 404)
+
+
+async def test_a_replace_by_external_id_flows_into_active_shares(client, make_group):
+    group = await make_group()
+    contributor = group.members[0]
+    supplier = await new_supplier(client, contributor)
+    shared = await record_and_share(
+        client, contributor, supplier["id"], group, external_id="CAS-7001"
+    )
+    replaced = await client.put(
+        "/v1/findings/by-external-id/CAS-7001",
+        json=finding_body(
+            supplier["id"],
+            status="resolved",
+            title="Resolved: overtime capped (case CAS-7001)",
+            description="Checked by zhang.san@factory.example.com.",
+        ),
+        headers=contributor.headers,
+    )
+    assert replaced.status_code == 200, replaced.text
+    one = await client.get(
+        f"{group.path}/shared-findings/{shared['shared_finding_id']}",
+        headers=group.members[1].headers,
+    )
+    assert one.json()["status"] == "resolved"
+    assert one.json()["title"] == "Resolved: overtime capped (case [redacted:reference])"
+    assert one.json()["description"] == "Checked by [redacted:email]."
