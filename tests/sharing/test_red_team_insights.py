@@ -274,3 +274,21 @@ async def test_subtracting_groupings_does_not_pin_a_suppressed_cell(client, make
         client, a, supplier["id"], group, area="child_labour", severity="zero_tolerance"
     )
     assert await answers() == before  # now 3: nobody outside can tell
+
+
+async def test_a_group_with_a_higher_threshold_needs_that_many_contributors(client, make_group):
+    group = await make_group(members=4, threshold=4)
+    a, b, c, d = group.members
+    supplier = await new_supplier(client, a, linked=[b, c, d])
+    for actor in (a, b, c):
+        await record_and_share(client, actor, supplier["id"], group)
+    three = (await insights(client, group.facilitator, group, ("area",))).json()
+    assert three["threshold"] == 4
+    assert three["cells"] == []
+    assert three["suppressed_cells"] == 1
+
+    await record_and_share(client, d, supplier["id"], group)
+    four = (await insights(client, group.facilitator, group, ("area",))).json()
+    assert four["cells"] == [
+        {"key": {"area": "working_hours"}, "findings": 5, "suppliers": 5, "contributors": "3+"}
+    ]
