@@ -186,7 +186,7 @@ async def test_put_refuses_bad_requests(client, make_owner):
         ("/v1/findings/by-external-id/X-1", {**body, "tenant_id": str(uuid.uuid4())}, 400),
         ("/v1/findings/by-external-id/X-1", {**body, "affected_workers": "3"}, 400),
         ("/v1/findings/by-external-id/X-1", {**body, "area": "child_rights"}, 422),
-        ("/v1/findings/by-external-id/" + "x" * 201, body, 400),
+        ("/v1/findings/by-external-id/" + "x" * 201, body, 422),
     ):
         response = await client.put(path, json=payload, headers=owner.headers)
         assert response.status_code == status, (payload, response.text)

@@ -185,7 +185,7 @@ async def test_sharing_twice_into_one_group_is_a_conflict(client, scene):
         ("/shared-findings", {"limit": 201}, 400, None),
         ("/shared-findings", {"limit": 0}, 400, None),
         ("/shared-findings", {"cursor": "bm9wZQ"}, 400, None),
-        ("/shared-findings", {"supplier_id": "not-a-uuid"}, 400, None),
+        ("/shared-findings", {"supplier_id": "not-a-uuid"}, 422, ["supplier_id"]),
         ("/shared-findings", {"area": "child_rights"}, 422, ["area"]),
         ("/shared-findings", {"severity": "high"}, 422, ["severity"]),
         ("/shared-findings", {"kind": "rumour"}, 422, ["kind"]),

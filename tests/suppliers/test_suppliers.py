@@ -368,10 +368,12 @@ async def test_malformed_requests_are_400(client, make_tenant):
     )
     assert not_json.status_code == 400
     for path in ("/v1/suppliers", "/v1/supplier-registry"):
-        for params in ({"limit": 201}, {"limit": 0}, {"cursor": "!!!"}, {"country": "cn"}):
+        for params in ({"limit": 201}, {"limit": 0}, {"cursor": "!!!"}):
             response = await client.get(path, params=params, headers=headers)
             assert response.status_code == 400, (path, params, response.text)
             assert response.headers["content-type"] == PROBLEM_JSON
+        bad_country = await client.get(path, params={"country": "cn"}, headers=headers)
+        assert bad_country.status_code == 422, bad_country.text
     not_an_id = await client.get("/v1/suppliers/not-a-uuid", headers=headers)
     assert not_an_id.status_code == 404
     assert not_an_id.headers["content-type"] == PROBLEM_JSON

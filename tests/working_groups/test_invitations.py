@@ -227,4 +227,4 @@ async def test_invitation_lists_page_newest_first(client, new_actor, room):
         response = await client.get(path, params={"limit": 201}, headers=room.facilitator.headers)
         assert_problem(response, 400)
     response = await client.get("/v1/invitations", params={"status": "lost"}, headers=brand.headers)
-    assert_problem(response, 400)
+    assert_problem(response, 422)

@@ -257,7 +257,7 @@ async def list_page(
 ) -> Page[Finding]:
     if filters.updated_since is not None and filters.updated_since.utcoffset() is None:
         # Without an offset the moment is ambiguous (UTC? the tenant's zone?): refuse to guess.
-        raise InvalidRequest(
+        raise ValidationFailed(
             "updated_since needs a time zone offset.",
             errors=[FieldError("updated_since", "must be RFC 3339 with Z or an offset")],
         )

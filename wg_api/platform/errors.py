@@ -210,6 +210,7 @@ _HTTP_KINDS: dict[int, type[ProblemError]] = {
     )
 }
 
+PAGING_PARAMETERS = frozenset({"limit", "cursor", "after"})
 _TYPE_MISMATCH = re.compile(r"^Expected `[^`]+`, got `[^`]+`$")
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
@@ -259,9 +260,9 @@ def _problem_from_litestar_validation(exc: ValidationException) -> ProblemError:
             )
         status, field_error = field_error_from_msgspec(message)
         errors.append(FieldError(key or field_error.field, field_error.message))
-        # A query, path or header parameter out of range is a malformed request (400), like
-        # `?limit=201`; 422 is kept for values inside a well-formed body.
-        statuses.add(status if from_body else 400)
+        # One rule for bodies and parameters: a wrong type is 400, a well-formed value outside
+        # its vocabulary or range is 422. Paging is the exception api.md fixes: `?limit=201` is 400.
+        statuses.add(400 if key in PAGING_PARAMETERS else status)
     if statuses == {422}:
         return ValidationFailed("Some values are not acceptable.", errors=errors or None)
     return InvalidRequest("The request has invalid parameters or body.", errors=errors or None)
