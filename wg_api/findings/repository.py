@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as insert_on_conflict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings.models import findings
+from wg_api.platform.database import driver_fetch
 from wg_api.platform.models import Record
 
 COLUMNS = tuple(c for c in findings.c if c.name != "tenant_id")
@@ -102,6 +103,9 @@ async def delete(session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.U
     )
 
 
+_LIST_COLUMNS = ", ".join(c.name for c in COLUMNS)
+
+
 async def list_page(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -109,26 +113,39 @@ async def list_page(
     *,
     after: tuple[date, uuid.UUID] | None,
     limit: int,
-) -> list[Record]:
-    """Newest observation first; keyset on (observed_on, id) descending."""
-    statement = sa.select(*COLUMNS).where(findings.c.tenant_id == tenant_id)
+) -> list[Any]:
+    """Newest observation first; keyset on (observed_on, id) descending.
+
+    The hottest read of the API, so it goes straight to the driver (asyncpg Records).
+    """
+    conditions = ["tenant_id = $1"]
+    args: list[Any] = [tenant_id]
+
+    def condition(template: str, value: Any) -> None:
+        args.append(value)
+        conditions.append(template.format(f"${len(args)}"))
+
     if filters.supplier_id is not None:
-        statement = statement.where(findings.c.supplier_id == filters.supplier_id)
+        condition("supplier_id = {}", filters.supplier_id)
     if filters.area is not None:
-        statement = statement.where(findings.c.area == filters.area)
+        condition("area = {}", filters.area)
     if filters.severity is not None:
-        statement = statement.where(findings.c.severity == filters.severity)
+        condition("severity = {}", filters.severity)
     if filters.status is not None:
-        statement = statement.where(findings.c.status == filters.status)
+        condition("status = {}", filters.status)
     if filters.observed_from is not None:
-        statement = statement.where(findings.c.observed_on >= filters.observed_from)
+        condition("observed_on >= {}", filters.observed_from)
     if filters.observed_to is not None:
-        statement = statement.where(findings.c.observed_on <= filters.observed_to)
+        condition("observed_on <= {}", filters.observed_to)
     if filters.updated_since is not None:
-        statement = statement.where(findings.c.updated_at >= filters.updated_since)
+        condition("updated_at >= {}", filters.updated_since)
     if after is not None:
-        statement = statement.where(
-            sa.tuple_(findings.c.observed_on, findings.c.id) < sa.tuple_(after[0], after[1])
-        )
-    statement = statement.order_by(findings.c.observed_on.desc(), findings.c.id.desc())
-    return list((await session.execute(statement.limit(limit + 1))).all())
+        args.extend(after)
+        conditions.append(f"(observed_on, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)
+    # Only fixed column names and $n placeholders are joined in; every value is a parameter.
+    sql = (
+        f"SELECT {_LIST_COLUMNS} FROM findings WHERE {' AND '.join(conditions)} "  # noqa: S608
+        f"ORDER BY observed_on DESC, id DESC LIMIT ${len(args)}"
+    )
+    return await driver_fetch(session, sql, *args)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings import repository
@@ -32,29 +34,29 @@ NOT_FOUND = "No such finding."
 EARLIEST_ZONE = timedelta(hours=14)
 
 
-def finding_out(row: Record) -> Finding:
+def finding_out(row: Record | Mapping[str, Any]) -> Finding:
+    """A Finding from a SQLAlchemy row or an asyncpg Record (the list's driver path)."""
+    m: Mapping[str, Any] = row._mapping if isinstance(row, sa.Row) else row  # type: ignore[assignment]
+    cap = m["cap"]
+    case = m["child_labour_case"]
     return Finding(
-        id=row.id,
-        supplier_id=row.supplier_id,
-        external_id=row.external_id,
-        kind=row.kind,
-        area=row.area,
-        severity=row.severity,
-        basis=row.basis,
-        title=row.title,
-        description=row.description,
-        observed_on=row.observed_on,
-        source=Source(scheme=row.source_scheme, reference=row.source_reference),
-        status=row.status,
-        affected_workers=row.affected_workers,
-        cap=msgspec.convert(row.cap, Cap) if row.cap is not None else None,
-        child_labour_case=(
-            msgspec.convert(row.child_labour_case, ChildLabourCase)
-            if row.child_labour_case is not None
-            else None
-        ),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        id=m["id"],
+        supplier_id=m["supplier_id"],
+        external_id=m["external_id"],
+        kind=m["kind"],
+        area=m["area"],
+        severity=m["severity"],
+        basis=m["basis"],
+        title=m["title"],
+        description=m["description"],
+        observed_on=m["observed_on"],
+        source=Source(scheme=m["source_scheme"], reference=m["source_reference"]),
+        status=m["status"],
+        affected_workers=m["affected_workers"],
+        cap=Cap(**cap) if cap is not None else None,
+        child_labour_case=ChildLabourCase(**case) if case is not None else None,
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
     )
 
 

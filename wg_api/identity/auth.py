@@ -22,6 +22,7 @@ from wg_api.identity.keys import SigningKeys
 from wg_api.identity.principal import Principal
 from wg_api.identity.scopes import ROLE_RANK, ROLE_SCOPES, SCOPES, TENANT_ROLES
 from wg_api.identity.tokens import (
+    LEEWAY_SECONDS,
     PROVIDER_ALGORITHMS,
     scopes_for,
     unverified_parts,
@@ -39,6 +40,7 @@ JWKS_REFETCH_SECONDS = 60.0
 JWKS_MAX_AGE_SECONDS = 3600.0
 JWKS_MAX_BYTES = 512 * 1024
 PROVIDER_CACHE_SECONDS = 60.0
+VERIFIED_TOKEN_SECONDS = 60.0
 USER_TOUCH_SECONDS = 300.0
 CACHE_MAX_ENTRIES = 10_000
 
@@ -209,8 +211,15 @@ class Authenticator:
         self._users: ExpiringCache[tuple[uuid.UUID, str], tuple[uuid.UUID, str, str]] = (
             ExpiringCache(USER_TOUCH_SECONDS, clock)
         )
+        # Claims of service tokens whose signature was checked, keyed by the exact token text;
+        # expiry and revocation are still checked on every request.
+        self._verified: ExpiringCache[str, dict[str, Any]] = ExpiringCache(
+            VERIFIED_TOKEN_SECONDS, clock
+        )
 
     async def authenticate(self, token: str) -> Principal:
+        if self._verified.get(token)[0]:
+            return await self._service_principal(token)
         _, claims = unverified_parts(token)
         issuer = claims.get("iss")
         if not isinstance(issuer, str):
@@ -220,7 +229,16 @@ class Authenticator:
         return await self._person_principal(token, issuer)
 
     async def _service_principal(self, token: str) -> Principal:
-        claims = verify_service_token(token, self.keys, self.settings)
+        found, cached = self._verified.get(token)
+        if found and cached is not None:
+            claims = cached
+            expires = claims.get("exp")
+            if not isinstance(expires, int) or expires + LEEWAY_SECONDS <= time.time():
+                self._verified.pop(token)
+                raise Unauthorized("The token is not valid.")
+        else:
+            claims = verify_service_token(token, self.keys, self.settings)
+            self._verified.put(token, claims)
         try:
             tenant_id = uuid.UUID(claims["tenant_id"])
             client_uuid = uuid.UUID(claims["wg_client"])
@@ -392,7 +410,8 @@ def requires(scope: str | None, *, role: str | None = None) -> dict[str, Any]:
     if role is not None and role not in ROLE_RANK:
         raise ValueError(f"unknown role {role!r}")
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # Async on purpose: Litestar runs a sync guard in a worker thread, on every request.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = _principal(connection)
         if scope is not None and not principal.has_scope(scope):
             raise Forbidden(f"This operation needs the `{scope}` scope.")

@@ -222,3 +222,18 @@ class Database:
     async def dispose(self) -> None:
         await self.app_engine.dispose()
         await self.system_engine.dispose()
+
+
+async def driver_fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+    """Run `sql` ($1, $2... placeholders) with asyncpg on the session's own connection.
+
+    For hot read paths where SQLAlchemy's statement and result machinery costs more than the
+    query. The session's transaction (and so its tenant binding) is begun first, as for any
+    statement; rows are asyncpg Records.
+    """
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    rows: list[Any] = await driver.fetch(sql, *args)
+    return rows
