@@ -40,9 +40,9 @@ class TenantSession(Session):
 @event.listens_for(TenantSession, "after_begin")
 def _bind_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
     tenant_id = session.info.get("tenant_id")
-    connection.execute(
-        sa.text("SELECT set_config('app.tenant_id', :tenant_id, true)"),
-        {"tenant_id": str(tenant_id) if tenant_id else ""},
+    # Driver SQL: this runs at the start of every transaction, so skip statement compilation.
+    connection.exec_driver_sql(
+        "SELECT set_config('app.tenant_id', $1, true)", (str(tenant_id) if tenant_id else "",)
     )
 
 

@@ -33,4 +33,5 @@ supplier_links = sa.Table(
     sa.Column("supplier_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("internal_code", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("supplier_name", sa.Text, nullable=False),  # kept by triggers, for ordering
 )

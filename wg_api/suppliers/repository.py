@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wg_api.platform.database import driver_fetch
 from wg_api.platform.models import Record
 from wg_api.suppliers.matching import CJK_SUFFIX_PATTERN
 from wg_api.suppliers.models import supplier_links, suppliers
@@ -143,6 +144,12 @@ async def is_linked(session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uu
     return (await session.scalar(statement)) is not None
 
 
+_LINKED_COLUMNS = (
+    "s.id, s.name, s.local_name, s.address, s.country, s.province, s.city, s.sector, s.os_id, "
+    "l.internal_code, l.created_at"
+)
+
+
 async def list_linked(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -151,29 +158,39 @@ async def list_linked(
     country: str | None,
     after: tuple[Any, ...] | None,
     limit: int,
-) -> list[Record]:
-    statement = (
-        sa.select(*CANONICAL, supplier_links.c.internal_code, supplier_links.c.created_at)
-        .join(supplier_links, supplier_links.c.supplier_id == suppliers.c.id)
-        .where(supplier_links.c.tenant_id == tenant_id)
-    )
+) -> list[Any]:
+    """The tenant's suppliers by name: one range of `supplier_links_by_name`, which keeps the
+    supplier's name on the link. Hot path, so straight to the driver."""
+    conditions: list[str] = []
+    args: list[Any] = [tenant_id]
+
+    def condition(template: str, *values: Any) -> None:
+        placeholders = []
+        for value in values:
+            args.append(value)
+            placeholders.append(f"${len(args)}")
+        conditions.append(template.format(*placeholders))
+
     if country:
-        statement = statement.where(suppliers.c.country == country)
+        condition("s.country = {}", country)
     if q:
-        pattern = _like(q)
-        statement = statement.where(
-            sa.or_(
-                sa.func.lower(suppliers.c.name).like(pattern),
-                sa.func.lower(sa.func.coalesce(suppliers.c.local_name, "")).like(pattern),
-                sa.func.lower(sa.func.coalesce(supplier_links.c.internal_code, "")).like(pattern),
-            )
+        condition(
+            "(lower(s.name) LIKE {0} OR lower(coalesce(s.local_name, '')) LIKE {0} "
+            "OR lower(coalesce(l.internal_code, '')) LIKE {0})",
+            _like(q),
         )
     if after:
-        statement = statement.where(
-            sa.tuple_(suppliers.c.name, suppliers.c.id) > sa.tuple_(after[0], uuid.UUID(after[1]))
-        )
-    statement = statement.order_by(suppliers.c.name, suppliers.c.id).limit(limit + 1)
-    return list((await session.execute(statement)).all())
+        condition("(l.supplier_name, l.supplier_id) > ({}, {})", after[0], uuid.UUID(after[1]))
+    args.append(limit + 1)
+    where = "".join(f"AND {c} " for c in conditions)
+    # Only fixed column names and $n placeholders are joined in; every value is a parameter.
+    sql = (
+        f"SELECT {_LINKED_COLUMNS} FROM supplier_links l "  # noqa: S608
+        "JOIN suppliers s ON s.id = l.supplier_id "
+        f"WHERE l.tenant_id = $1 {where} "
+        f"ORDER BY l.supplier_name, l.supplier_id LIMIT ${len(args)}"
+    )
+    return await driver_fetch(session, sql, *args)
 
 
 async def search_registry(

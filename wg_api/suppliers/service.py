@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.platform.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -48,19 +49,21 @@ def supplier_out(row: Record) -> Supplier:
     )
 
 
-def my_supplier_out(row: Record) -> MySupplier:
+def my_supplier_out(row: Any) -> MySupplier:
+    """From an asyncpg Record (the list's driver path) or a SQLAlchemy row."""
+    m = row._mapping if isinstance(row, sa.Row) else row
     return MySupplier(
-        id=row.id,
-        name=row.name,
-        local_name=row.local_name,
-        address=row.address,
-        country=row.country,
-        province=row.province,
-        city=row.city,
-        sector=row.sector,
-        os_id=row.os_id,
-        internal_code=row.internal_code,
-        linked_at=row.created_at,
+        id=m["id"],
+        name=m["name"],
+        local_name=m["local_name"],
+        address=m["address"],
+        country=m["country"],
+        province=m["province"],
+        city=m["city"],
+        sector=m["sector"],
+        os_id=m["os_id"],
+        internal_code=m["internal_code"],
+        linked_at=m["created_at"],
     )
 
 
