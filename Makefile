@@ -25,7 +25,7 @@ worker: install
 	$(UV) run --frozen wg-api worker
 
 test: install
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n 2
 
 check: lint typecheck
 
