@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -23,10 +23,10 @@ from wg_api.findings.schemas import (
     FindingPatch,
     Source,
 )
-from wg_api.platform.errors import Conflict, FieldError, InvalidRequest, NotFound, ValidationFailed
+from wg_api.platform.errors import Conflict, FieldError, NotFound, ValidationFailed
 from wg_api.platform.events import record_event
 from wg_api.platform.models import Record
-from wg_api.platform.pagination import Page, paginate
+from wg_api.platform.pagination import Page, day, identifier, keyset, paginate
 from wg_api.suppliers import service as suppliers
 
 NOT_FOUND = "No such finding."
@@ -264,18 +264,8 @@ async def list_page(
             errors=[FieldError("updated_since", "must be RFC 3339 with Z or an offset")],
         )
     rows = await repository.list_page(
-        session, tenant_id, filters, after=_cursor(after), limit=limit
+        session, tenant_id, filters, after=keyset(after, day, identifier), limit=limit
     )
     return paginate(
         [finding_out(r) for r in rows], limit, lambda f: [f.observed_on.isoformat(), str(f.id)]
     )
-
-
-def _cursor(after: tuple[Any, ...] | None) -> tuple[date, uuid.UUID] | None:
-    if after is None:
-        return None
-    try:
-        observed, finding_id = after
-        return date.fromisoformat(observed), uuid.UUID(finding_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest("The cursor is not valid; use next_cursor as given.") from exc

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,7 +30,7 @@ from wg_api.platform.errors import (
     NotFound,
     ValidationFailed,
 )
-from wg_api.platform.pagination import Page, paginate
+from wg_api.platform.pagination import Page, identifier, keyset, moment, paginate
 from wg_api.platform.validation import is_valid_timezone, slug_error
 
 TENANT_KINDS = ("brand", "facilitator")
@@ -219,16 +218,6 @@ async def create_client(
     )
 
 
-def _client_keyset(after: tuple[Any, ...] | None) -> tuple[datetime, uuid.UUID] | None:
-    if after is None:
-        return None
-    try:
-        created_at, row_id = after
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise InvalidRequest(BAD_CURSOR) from exc
-
-
 def _keyset_of(item: ApiClientOut | IdentityProviderOut) -> list[str]:
     return [item.created_at.isoformat(), str(item.id)]
 
@@ -237,7 +226,7 @@ async def list_clients(
     session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
 ) -> Page[ApiClientOut]:
     rows = await repository.list_clients(
-        session, tenant_id, limit=limit + 1, after=_client_keyset(after)
+        session, tenant_id, limit=limit + 1, after=keyset(after, moment, identifier)
     )
     return paginate([client_out(row) for row in rows], limit, _keyset_of)
 
@@ -401,7 +390,7 @@ async def list_identity_providers(
     session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
 ) -> Page[IdentityProviderOut]:
     rows = await repository.list_providers(
-        session, tenant_id, limit=limit + 1, after=_client_keyset(after)
+        session, tenant_id, limit=limit + 1, after=keyset(after, moment, identifier)
     )
     return paginate([provider_out(row) for row in rows], limit, _keyset_of)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeAlias, TypeVar
 from urllib.parse import urlencode
 
@@ -23,6 +25,7 @@ from wg_api.platform.errors import InvalidRequest
 T = TypeVar("T")
 
 PAGE_DEFAULT = 50
+BAD_CURSOR = "The cursor is not valid; use next_cursor as given."
 PAGE_MAX = 200
 
 
@@ -50,9 +53,9 @@ def decode_cursor(cursor: str, arity: int | None = None) -> tuple[Any, ...]:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (binascii.Error, ValueError, msgspec.DecodeError, UnicodeEncodeError) as exc:
-        raise InvalidRequest("The cursor is not valid; use next_cursor as given.") from exc
+        raise InvalidRequest(BAD_CURSOR) from exc
     if not isinstance(values, list) or (arity is not None and len(values) != arity):
-        raise InvalidRequest("The cursor is not valid; use next_cursor as given.")
+        raise InvalidRequest(BAD_CURSOR)
     return tuple(values)
 
 
@@ -91,3 +94,38 @@ def paginate(rows: Sequence[T], limit: int, cursor_of: Any) -> Page[T]:
     items = list(rows[:limit])
     next_cursor = encode_cursor(cursor_of(items[-1])) if len(rows) > limit and items else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+def moment(value: Any) -> datetime:
+    """An aware timestamp, as `datetime.isoformat()` wrote it into the cursor."""
+    parsed = datetime.fromisoformat(text(value))
+    if parsed.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return parsed
+
+
+def day(value: Any) -> date:
+    return date.fromisoformat(text(value))
+
+
+def identifier(value: Any) -> uuid.UUID:
+    return uuid.UUID(text(value))
+
+
+def keyset(after: tuple[Any, ...] | None, *kinds: Callable[[Any], Any]) -> tuple[Any, ...] | None:
+    """The typed sort-key values of a decoded cursor, one converter per position, e.g.
+    `keyset(page.after, day, identifier)`; a cursor of any other shape is a 400."""
+    if after is None:
+        return None
+    if len(after) != len(kinds):
+        raise InvalidRequest(BAD_CURSOR)
+    try:
+        return tuple(kind(value) for kind, value in zip(kinds, after, strict=True))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidRequest(BAD_CURSOR) from exc

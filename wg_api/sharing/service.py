@@ -15,14 +15,13 @@ from wg_api.identity import service as identity
 from wg_api.platform.errors import (
     FieldError,
     Forbidden,
-    InvalidRequest,
     NotFound,
     ProblemError,
     ValidationFailed,
 )
 from wg_api.platform.events import record_event
 from wg_api.platform.models import Record
-from wg_api.platform.pagination import Page, paginate
+from wg_api.platform.pagination import Page, identifier, keyset, paginate, text
 from wg_api.sharing import repository
 from wg_api.sharing.anonymise import anonymise
 from wg_api.sharing.repository import SharedFilters
@@ -273,18 +272,6 @@ async def refresh(session: AsyncSession, tenant_id: uuid.UUID, finding: Finding)
         await _tell_others(session, row.group_id, "shared_finding.updated", after)
 
 
-def _shared_cursor(after: tuple[Any, ...] | None) -> tuple[str, uuid.UUID, str, uuid.UUID] | None:
-    if after is None:
-        return None
-    try:
-        name, supplier_id, period, shared_id = after
-        if not isinstance(name, str) or not isinstance(period, str):
-            raise ValueError("cursor fields")
-        return name, uuid.UUID(supplier_id), period, uuid.UUID(shared_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest("The cursor is not valid; use next_cursor as given.") from exc
-
-
 def _one_of(values: tuple[str, ...]) -> str:
     return "must be one of " + ", ".join(values)
 
@@ -378,7 +365,12 @@ async def list_shared(
 ) -> Page[SharedFinding]:
     await groups.require_member(session, group_id, tenant_id)
     rows = await repository.shared_in_group(
-        session, tenant_id, group_id, filters, after=_shared_cursor(after), limit=limit
+        session,
+        tenant_id,
+        group_id,
+        filters,
+        after=keyset(after, text, identifier, text, identifier),
+        limit=limit,
     )
     items = [(row.supplier_name, shared_out(row)) for row in rows]
     page = paginate(

@@ -180,7 +180,7 @@ async def list_linked(
             _like(q),
         )
     if after:
-        condition("(l.supplier_name, l.supplier_id) > ({}, {})", after[0], uuid.UUID(after[1]))
+        condition("(l.supplier_name, l.supplier_id) > ({}, {})", after[0], after[1])
     args.append(limit + 1)
     where = "".join(f"AND {c} " for c in conditions)
     # Only fixed column names and $n placeholders are joined in; every value is a parameter.
@@ -215,7 +215,7 @@ async def search_registry(
         )
     if after:
         statement = statement.where(
-            sa.tuple_(suppliers.c.name, suppliers.c.id) > sa.tuple_(after[0], uuid.UUID(after[1]))
+            sa.tuple_(suppliers.c.name, suppliers.c.id) > sa.tuple_(after[0], after[1])
         )
     statement = statement.order_by(suppliers.c.name, suppliers.c.id).limit(limit + 1)
     return list((await session.execute(statement)).all())

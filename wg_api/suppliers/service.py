@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wg_api.platform.errors import Conflict, FieldError, NotFound, ValidationFailed
 from wg_api.platform.events import record_event
 from wg_api.platform.models import Record
-from wg_api.platform.pagination import Page, paginate
+from wg_api.platform.pagination import Page, identifier, keyset, paginate, text
 from wg_api.suppliers import repository
 from wg_api.suppliers.matching import (
     match_key,
@@ -190,7 +190,7 @@ async def list_mine(
     limit: int,
 ) -> Page[MySupplier]:
     rows = await repository.list_linked(
-        session, tenant_id, q=q, country=country, after=_name_cursor(after), limit=limit
+        session, tenant_id, q=q, country=country, after=keyset(after, text, identifier), limit=limit
     )
     return paginate([my_supplier_out(r) for r in rows], limit, lambda s: [s.name, str(s.id)])
 
@@ -204,23 +204,9 @@ async def search_registry(
     limit: int,
 ) -> Page[Supplier]:
     rows = await repository.search_registry(
-        session, q=q, country=country, after=_name_cursor(after), limit=limit
+        session, q=q, country=country, after=keyset(after, text, identifier), limit=limit
     )
     return paginate([supplier_out(r) for r in rows], limit, lambda s: [s.name, str(s.id)])
-
-
-def _name_cursor(after: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
-    if after is None:
-        return None
-    from wg_api.platform.errors import InvalidRequest
-
-    if len(after) != 2 or not isinstance(after[0], str) or not isinstance(after[1], str):
-        raise InvalidRequest("The cursor is not valid; use next_cursor as given.")
-    try:
-        uuid.UUID(after[1])
-    except ValueError as exc:
-        raise InvalidRequest("The cursor is not valid; use next_cursor as given.") from exc
-    return after
 
 
 async def get_visible(

@@ -7,7 +7,6 @@ Other domains (sharing, meetings, funding) use `membership`, `require_member`,
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,13 +17,12 @@ from wg_api.platform.errors import (
     Conflict,
     FieldError,
     Forbidden,
-    InvalidRequest,
     NotFound,
     ValidationFailed,
 )
 from wg_api.platform.events import record_event
 from wg_api.platform.models import Record
-from wg_api.platform.pagination import Page, paginate
+from wg_api.platform.pagination import Page, identifier, keyset, moment, paginate
 from wg_api.platform.validation import is_valid_timezone
 from wg_api.working_groups import repository
 from wg_api.working_groups.repository import Membership, WorkingGroupRecord
@@ -94,20 +92,6 @@ async def member_tenant_names(session: AsyncSession, group_id: uuid.UUID) -> lis
 def require_facilitator(member: Membership) -> None:
     if not member.is_facilitator:
         raise Forbidden("Only the group's facilitators may do this.")
-
-
-def _time_id_cursor(after: tuple[Any, ...] | None) -> tuple[datetime, uuid.UUID] | None:
-    if after is None:
-        return None
-    try:
-        stamp, ident = after
-        moment = datetime.fromisoformat(stamp)
-        identity = uuid.UUID(ident)
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise InvalidRequest("The cursor is not valid; use next_cursor as given.") from exc
-    if moment.tzinfo is None:
-        raise InvalidRequest("The cursor is not valid; use next_cursor as given.")
-    return moment, identity
 
 
 def group_out(member: Membership, member_count: int) -> WorkingGroup:
@@ -200,7 +184,7 @@ async def list_groups(
     session: AsyncSession, tenant_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int
 ) -> Page[WorkingGroup]:
     rows = await repository.groups_of(
-        session, tenant_id, after=_time_id_cursor(after), limit=limit + 1
+        session, tenant_id, after=keyset(after, moment, identifier), limit=limit + 1
     )
     items = [group_out(member, count) for member, count in rows]
     return paginate(items, limit, lambda g: [g.created_at, g.id])
@@ -249,7 +233,7 @@ async def list_members(
     session: AsyncSession, member: Membership, *, after: tuple[Any, ...] | None, limit: int
 ) -> Page[Member]:
     rows = await repository.active_members(
-        session, member.group_id, after=_time_id_cursor(after), limit=limit + 1
+        session, member.group_id, after=keyset(after, moment, identifier), limit=limit + 1
     )
     return paginate([_member_out(r) for r in rows], limit, lambda m: [m.joined_at, m.tenant.id])
 
@@ -391,7 +375,11 @@ async def list_group_invitations(
 ) -> Page[Invitation]:
     require_facilitator(caller)
     rows = await repository.invitations_of_group(
-        session, caller.group_id, status=status, after=_time_id_cursor(after), limit=limit + 1
+        session,
+        caller.group_id,
+        status=status,
+        after=keyset(after, moment, identifier),
+        limit=limit + 1,
     )
     items = [_invitation_out(r, caller.group.name) for r in rows]
     return paginate(items, limit, lambda i: [i.created_at, i.id])
@@ -437,7 +425,7 @@ async def list_my_invitations(
     limit: int,
 ) -> Page[Invitation]:
     rows = await repository.invitations_to(
-        session, tenant_id, status=status, after=_time_id_cursor(after), limit=limit + 1
+        session, tenant_id, status=status, after=keyset(after, moment, identifier), limit=limit + 1
     )
     items = [_invitation_out(r, r.group_name) for r in rows]
     return paginate(items, limit, lambda i: [i.created_at, i.id])
