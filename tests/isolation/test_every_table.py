@@ -1,0 +1,70 @@
+"""A wider net than `tenant_id`: every table the app role can read or write is under forced RLS,
+unless it is on this short list of tables that hold nothing private to a tenant."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wg_api.platform.database import make_engine
+
+# Each entry says why the table needs no row-level security.
+SHARED_BY_DESIGN = {
+    "alembic_version": "the migration head; the app role may only read it",
+    "suppliers": "the common supplier registry: canonical fields, nothing about who links to what",
+}
+
+APP_TABLES = sa.text(
+    """
+    SELECT c.relname AS name, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+           (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+      AND (has_table_privilege(:role, c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+           OR has_any_column_privilege(:role, c.oid, 'SELECT, INSERT, UPDATE'))
+    ORDER BY c.relname
+    """
+)
+
+
+@pytest.fixture
+async def admin(admin_url, database) -> AsyncIterator[AsyncConnection]:
+    engine = make_engine(admin_url, pool_size=1, application_name="wg-api-tests")
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
+async def unprotected_tables(admin: AsyncConnection, role: str) -> list[str]:
+    rows = (await admin.execute(APP_TABLES, {"role": role})).all()
+    return [
+        row.name
+        for row in rows
+        if row.name not in SHARED_BY_DESIGN
+        and not (row.enabled and row.forced and row.policies > 0)
+    ]
+
+
+async def test_every_table_the_app_role_touches_is_under_rls(admin, settings):
+    assert await unprotected_tables(admin, settings.app_role) == []
+
+
+async def test_the_net_catches_a_new_table_without_rls(admin, settings):
+    async with admin.begin():
+        await admin.execute(sa.text("CREATE TABLE net_probe (id int, group_id uuid)"))
+        await admin.execute(sa.text(f"GRANT SELECT ON net_probe TO {settings.app_role}"))
+        assert "net_probe" in await unprotected_tables(admin, settings.app_role)
+        await admin.rollback()
+
+
+async def test_the_shared_tables_hold_no_tenant_column(admin):
+    rows = await admin.execute(
+        sa.text(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND column_name IN ('tenant_id', 'contributor', 'created_by')"
+        )
+    )
+    assert not {row.table_name for row in rows} & set(SHARED_BY_DESIGN)
