@@ -142,3 +142,12 @@ def scrub(text: str, terms: ScrubTerms | None = None) -> str:
         text = phone.sub(tag("phone"), text)
     text = DATE.sub(tag("date"), text)
     return LONG_DIGITS.sub(tag("number"), text)
+
+
+def redact_organisations(text: str | None, terms: ScrubTerms) -> str | None:
+    """Only the organisation names: applied again when a shared record is read, so a tenant that
+    joined (or was invited) after the record was shared never finds its own name in it."""
+    if text is None:
+        return None
+    pattern = terms.pattern("organisation")
+    return pattern.sub(tag("organisation"), text) if pattern is not None else text

@@ -34,7 +34,7 @@ from wg_api.sharing.schemas import (
     SharedFinding,
     ShareIn,
 )
-from wg_api.sharing.scrub import ScrubTerms
+from wg_api.sharing.scrub import ScrubTerms, redact_organisations
 from wg_api.suppliers import service as suppliers
 from wg_api.suppliers.schemas import Supplier
 from wg_api.working_groups import service as groups
@@ -80,7 +80,8 @@ def share_out(row: Record) -> Share:
     )
 
 
-def shared_out(row: Record) -> SharedFinding:
+def shared_out(row: Record, names: ScrubTerms | None = None) -> SharedFinding:
+    """The API shape of a shared record; with `names`, member names are redacted once more."""
     case = row.child_labour_case
     return SharedFinding(
         id=row.id,
@@ -101,13 +102,21 @@ def shared_out(row: Record) -> SharedFinding:
         basis=row.basis,
         status=row.status,
         observed_period=row.observed_period,
-        title=row.title,
-        description=row.description,
+        title=row.title if names is None else str(redact_organisations(row.title, names)),
+        description=row.description
+        if names is None
+        else redact_organisations(row.description, names),
         affected_workers_band=row.affected_workers_band,
         source_scheme=row.source_scheme,
         child_labour_case=msgspec.convert(case, ChildLabourCounts) if case is not None else None,
         is_own=bool(row.is_own),
     )
+
+
+async def _group_names(session: AsyncSession, group_id: uuid.UUID) -> ScrubTerms:
+    """Names and slugs of every tenant that is, was or is invited to be in the group."""
+    names = await repository.scrub_names(session, group_id)
+    return ScrubTerms(organisations=tuple(term for pair in names for term in pair))
 
 
 async def _scrub_terms(
@@ -372,7 +381,8 @@ async def list_shared(
         after=keyset(after, text, identifier, text, identifier),
         limit=limit,
     )
-    items = [(row.supplier_name, shared_out(row)) for row in rows]
+    names = await _group_names(session, group_id)
+    items = [(row.supplier_name, shared_out(row, names)) for row in rows]
     page = paginate(
         items,
         limit,
@@ -388,7 +398,7 @@ async def get_shared(
     row = await repository.shared_one(session, tenant_id, group_id, shared_id)
     if row is None:
         raise NotFound(SHARED_NOT_FOUND)
-    return shared_out(row)
+    return shared_out(row, await _group_names(session, group_id))
 
 
 async def insights(
