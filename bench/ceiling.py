@@ -28,6 +28,7 @@ from litestar.params import QueryParameter
 from bench.generate import connect_kwargs
 from wg_api.platform.database import asyncpg_url, resolve_admin_url, role_url
 from wg_api.settings import Settings
+from wg_api.sharing.service import ROUNDING_BASE
 
 FINDING_COLUMNS = (
     "id, supplier_id, external_id, kind, area, severity, basis, title, description, observed_on, "
@@ -38,9 +39,25 @@ SUPPLIER_COLUMNS = (
     "s.id, s.name, s.local_name, s.address, s.country, s.province, s.city, s.sector, s.os_id, "
     "l.internal_code, l.created_at"
 )
+SHARED_COLUMNS = (
+    "f.id, f.group_id, f.kind, f.area, f.severity, f.basis, f.status, f.observed_period, "
+    "f.title, f.description, f.affected_workers_band, f.source_scheme, f.child_labour_case, "
+    "s.id AS supplier_id, s.name AS supplier_name, s.local_name AS supplier_local_name, "
+    "s.address AS supplier_address, s.country AS supplier_country, "
+    "s.province AS supplier_province, s.city AS supplier_city, s.sector AS supplier_sector, "
+    "s.os_id AS supplier_os_id, EXISTS (SELECT 1 FROM shares o WHERE o.shared_finding_id = f.id "
+    "AND o.tenant_id = $2 AND o.status = 'active') AS is_own"
+)
+# The app's call (wg_api.sharing.repository.insight_cells), parameter for parameter.
+INSIGHTS_SQL = (
+    "SELECT cell, findings, suppliers, contributors FROM group_insights($1::uuid, $2::text[], "
+    "$3::uuid, $4::text, $5::text, $6::text, $7::text, $8::text, $9::int)"
+)
 PAGE = 50
 
 TenantId = Annotated[uuid.UUID, QueryParameter(name="tenant_id")]
+GroupId = Annotated[uuid.UUID, QueryParameter(name="group_id")]
+Filter = Annotated[str | None, QueryParameter()]
 
 
 async def _read(state: State, tenant_id: uuid.UUID, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -97,13 +114,68 @@ async def findings(
 
 @get("/suppliers")
 async def suppliers(state: State, tenant_id: TenantId) -> dict[str, Any]:
-    """The tenant's linked suppliers by name, with its internal codes."""
+    """The tenant's linked suppliers by name (kept on the link), with its internal codes."""
     sql = (
-        f"SELECT {SUPPLIER_COLUMNS} FROM suppliers s "
-        "JOIN supplier_links l ON l.supplier_id = s.id WHERE l.tenant_id = $1 "
-        f"ORDER BY s.name, s.id LIMIT {PAGE + 1}"
+        f"SELECT {SUPPLIER_COLUMNS} FROM supplier_links l "
+        "JOIN suppliers s ON s.id = l.supplier_id WHERE l.tenant_id = $1 "
+        f"ORDER BY l.supplier_name, l.supplier_id LIMIT {PAGE + 1}"
     )
     return _page(await _read(state, tenant_id, sql, tenant_id), ("name", "id"))
+
+
+@get("/shared-findings")
+async def shared_findings(
+    state: State, tenant_id: TenantId, group_id: GroupId, area: Filter = None
+) -> dict[str, Any]:
+    """A group's shared findings by supplier name, newest quarter first (row-level security
+    shows them to members), with `is_own` from the caller's shares."""
+    conditions = ["f.group_id = $1"]
+    args: list[Any] = [group_id, tenant_id]
+    if area is not None:
+        args.append(area)
+        conditions.append(f"f.area = ${len(args)}")
+    sql = (
+        f"SELECT {SHARED_COLUMNS} FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id "
+        f"WHERE {' AND '.join(conditions)} "
+        f"ORDER BY s.name, s.id, f.observed_period DESC, f.id LIMIT {PAGE + 1}"
+    )
+    rows = await _read(state, tenant_id, sql, *args)
+    return _page(rows, ("supplier_name", "supplier_id", "observed_period", "id"))
+
+
+@get("/insights")
+async def insights(
+    state: State,
+    tenant_id: TenantId,
+    group_id: GroupId,
+    group_by: Filter = None,
+    area: Filter = None,
+    severity: Filter = None,
+    country: Filter = None,
+    period: Filter = None,
+    kind: Filter = None,
+) -> dict[str, Any]:
+    """The insights function as the app calls it; published cells listed, suppressed counted."""
+    dims = [d for d in (group_by or "").split(",") if d]
+    rows = await _read(
+        state,
+        tenant_id,
+        INSIGHTS_SQL,
+        group_id,
+        dims,
+        None,
+        area,
+        severity,
+        country,
+        period,
+        kind,
+        ROUNDING_BASE,
+    )
+    return {
+        "group_by": dims,
+        "cells": [row for row in rows if row["findings"] is not None],
+        "suppressed_cells": sum(1 for row in rows if row["findings"] is None),
+    }
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -137,7 +209,7 @@ def create_app(settings: Settings) -> Litestar:
         await app.state.pool.close()
 
     return Litestar(
-        route_handlers=[healthz, me, findings, suppliers],
+        route_handlers=[healthz, me, findings, suppliers, shared_findings, insights],
         on_startup=[open_pool],
         on_shutdown=[close_pool],
         openapi_config=None,

@@ -1,4 +1,5 @@
-"""The bench data set: tenants, suppliers with private links, working groups and findings.
+"""The bench data set: tenants, suppliers with private links, working groups, findings and one
+group's million shared findings.
 
 `python -m bench.generate` fills a dedicated database (default `wg_bench`, on the embedded server or
 the server of DATABASE_URL) with COPY, in one transaction, then VACUUM ANALYZE. It records what it
@@ -7,6 +8,12 @@ else or `--force`. Everything comes from a seeded random generator, so two runs 
 
 Findings are written in random tenant order, as months of real traffic would leave them on disk,
 so reading one tenant's newest 50 touches pages spread over the table, not one clustered run.
+
+The first working group is the sharing group: its member brands have shared `shared_findings`
+records into it (a million by default). The big brand's are its own findings (outside the countries
+below), anonymised as the share pipeline does and each with its `shares` row; the other members'
+are generated on their linked suppliers. In most countries many members share; in a few, two
+members share alone or one member holds nearly every record, so the insights there are suppressed.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import random
 import sys
 import time
 import uuid
+from bisect import bisect
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -37,7 +45,7 @@ from wg_api.suppliers.matching import match_key, normalise_name
 
 BENCH_DATABASE = "wg_bench"
 # Bump when the shape of the generated data changes, so an older set is regenerated.
-DATASET_VERSION = 1
+DATASET_VERSION = 2
 BIG_TENANT_SLUG = "big-brand"
 BENCH_CLIENT_NAME = "bench runner"
 CHUNK_ROWS = 20_000
@@ -51,6 +59,7 @@ class Spec:
     suppliers: int = 20_000
     findings: int = 1_000_000
     groups: int = 10
+    shared_findings: int = 1_000_000
     big_share: float = 0.06
     seed: int = 20260701
 
@@ -594,6 +603,238 @@ def finding_rows(
             )
 
 
+# ---- shared findings -----------------------------------------------------------------------------
+
+# Where few members share: every insight cell of Turkey has two contributors (below any threshold),
+# and one member holds about 92 % of India's (above the 85 % dominance limit in most cells).
+FEW_CONTRIBUTORS: dict[str, int] = {"TR": 2}
+DOMINATED: dict[str, float] = {"IN": 0.92}
+DOMINATED_OTHERS = 3
+SHARED_COLUMNS = (
+    "group_id",
+    "contributor",
+    "supplier_id",
+    "country",
+    "kind",
+    "area",
+    "severity",
+    "basis",
+    "status",
+    "observed_period",
+    "title",
+    "description",
+    "affected_workers_band",
+    "source_scheme",
+    "child_labour_case",
+)
+# The anonymiser's head-count bands (wg_api.sharing.anonymise.WORKER_BANDS) for 1..400 workers.
+BANDS = ((10, "1-10"), (50, "11-50"), (200, "51-200"), (1000, "201-1000"))
+
+
+def quarter(day: date) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def _band(workers: int) -> str:
+    return next(label for high, label in BANDS if workers <= high)
+
+
+@dataclass(frozen=True)
+class CountryPlan:
+    """Who shares on the suppliers of one country, and how much each."""
+
+    country: str
+    contributors: list[uuid.UUID]
+    cum_weights: list[float]
+    suppliers: list[list[uuid.UUID]]  # each contributor's linked suppliers in the country
+
+
+def sharing_plans(
+    rng: random.Random,
+    contributors: list[uuid.UUID],
+    links: dict[uuid.UUID, list[uuid.UUID]],
+    country_of: dict[uuid.UUID, str],
+) -> tuple[list[CountryPlan], list[float]]:
+    """Per country: the contributing members with suppliers there and their weights (a few
+    large contributors and a long tail); the countries weighted as the registry's suppliers."""
+    weights = [1 / (rank + 2) ** 0.8 for rank in range(len(contributors))]
+    rng.shuffle(weights)
+    weight_of = dict(zip(contributors, weights, strict=True))
+    country_weight: dict[str, int] = {}
+    for country, *_, weight in GEOGRAPHY:
+        country_weight[country] = country_weight.get(country, 0) + weight
+    plans: list[CountryPlan] = []
+    plan_weights: list[float] = []
+    for country, weight in country_weight.items():
+        there = {c: [s for s in links.get(c, []) if country_of[s] == country] for c in contributors}
+        # Most suppliers there first (then by id), so the choice does not depend on dict order.
+        sharing = sorted((c for c in contributors if there[c]), key=lambda c: (-len(there[c]), c))
+        if not sharing:
+            continue
+        if country in FEW_CONTRIBUTORS:
+            chosen = sharing[: FEW_CONTRIBUTORS[country]]
+            shares = [1.0] * len(chosen)
+        elif country in DOMINATED:
+            chosen = sharing[: 1 + DOMINATED_OTHERS]
+            rest = (1 - DOMINATED[country]) / max(1, len(chosen) - 1)
+            shares = [DOMINATED[country]] + [rest] * (len(chosen) - 1)
+        else:
+            chosen, shares = sharing, [weight_of[c] for c in sharing]
+        plans.append(
+            CountryPlan(country, chosen, list(accumulate(shares)), [there[c] for c in chosen])
+        )
+        plan_weights.append(weight)
+    return plans, list(accumulate(plan_weights))
+
+
+def shared_finding_rows(
+    rng: random.Random,
+    group_id: uuid.UUID,
+    plans: list[CountryPlan],
+    plan_weights: list[float],
+    count: int,
+    today: date,
+) -> Iterator[tuple[Any, ...]]:
+    """Anonymised records as the share pipeline writes them: the quarter, a head-count band,
+    child-labour counts only, the supplier's country; a tenth shared without description."""
+    quarters = [quarter(today - timedelta(days=offset)) for offset in range(3 * 365 + 1)]
+    kinds, kind_w = _weighted(KINDS)
+    areas, area_w = _weighted(AREAS)
+    severities, severity_w = _weighted(SEVERITIES)
+    statuses, status_w = _weighted(STATUSES)
+    bases, basis_w = _weighted(BASES)
+    schemes, scheme_w = _weighted(SCHEMES)
+    descriptions = {
+        area: [
+            f"{rng.choice(OPENINGS)} {title.lower()} in the {rng.choice(DEPARTMENTS)} department, "
+            f"affecting about {rng.randint(2, 300)} workers. {rng.choice(FOLLOW_UPS)}".strip()
+            for title in titles
+            for _ in range(8)
+        ]
+        for area, titles in TITLES.items()
+    }
+    bands = [_band(workers) for workers in range(401)]
+    group = str(group_id)
+    random_ = rng.random
+    randint = rng.randint
+    for start in range(0, count, CHUNK_ROWS):
+        n = min(CHUNK_ROWS, count - start)
+        plan_col = rng.choices(plans, cum_weights=plan_weights, k=n)
+        kind_col = rng.choices(kinds, cum_weights=kind_w, k=n)
+        area_col = rng.choices(areas, cum_weights=area_w, k=n)
+        severity_col = rng.choices(severities, cum_weights=severity_w, k=n)
+        status_col = rng.choices(statuses, cum_weights=status_w, k=n)
+        basis_col = rng.choices(bases, cum_weights=basis_w, k=n)
+        scheme_col = rng.choices(schemes, cum_weights=scheme_w, k=n)
+        for i in range(n):
+            plan = plan_col[i]
+            c = bisect(plan.cum_weights, random_() * plan.cum_weights[-1])
+            suppliers = plan.suppliers[c]
+            area = area_col[i]
+            kind = kind_col[i]
+            case = None
+            if area in ("child_labour", "young_workers") and random_() < 0.5:
+                case = (
+                    f'{{"confirmed_under_min_age": {randint(0, 3)}, '
+                    f'"young_workers_in_hazardous_work": {randint(0, 6)}, '
+                    f'"age_unconfirmed": {randint(0, 4)}}}'
+                )
+            titles = TITLES[area]
+            yield (
+                group,
+                plan.contributors[c],
+                suppliers[int(random_() * len(suppliers))],
+                plan.country,
+                kind,
+                area,
+                severity_col[i] if kind == "non_compliance" else None,
+                basis_col[i],
+                status_col[i],
+                quarters[randint(0, 3 * 365)],
+                titles[int(random_() * len(titles))],
+                descriptions[area][int(random_() * len(descriptions[area]))]
+                if random_() < 0.9
+                else None,
+                bands[randint(1, 400)] if random_() < 0.6 else None,
+                scheme_col[i],
+                case,
+            )
+
+
+# The big brand's own findings, shared into the group through the pipeline's projection (its
+# generated text holds nothing to scrub), each with the `shares` row that makes it `is_own`.
+SHARE_OWN_FINDINGS = """
+WITH own AS (
+    SELECT gen_random_uuid() AS shared_id, f.id AS finding_id, f.supplier_id, s.country,
+           f.kind, f.area, f.severity, f.basis, f.status,
+           to_char(f.observed_on, 'YYYY"-Q"Q') AS observed_period, f.title, f.description,
+           CASE WHEN f.affected_workers IS NULL THEN NULL
+                WHEN f.affected_workers = 0 THEN '0'
+                WHEN f.affected_workers <= 10 THEN '1-10'
+                WHEN f.affected_workers <= 50 THEN '11-50'
+                WHEN f.affected_workers <= 200 THEN '51-200'
+                WHEN f.affected_workers <= 1000 THEN '201-1000'
+                ELSE '1001+' END AS band,
+           f.source_scheme, f.child_labour_case - 'remediation' AS child_labour_case
+    FROM findings f JOIN suppliers s ON s.id = f.supplier_id
+    WHERE f.tenant_id = $1 AND s.country <> ALL ($3::text[])
+    ORDER BY f.observed_on DESC, f.id
+    LIMIT $4
+),
+shared AS (
+    INSERT INTO shared_findings (id, group_id, contributor, supplier_id, country, kind, area,
+        severity, basis, status, observed_period, title, description, affected_workers_band,
+        source_scheme, child_labour_case)
+    SELECT shared_id, $2, $1, supplier_id, country, kind, area, severity, basis, status,
+           observed_period, title, description, band, source_scheme, child_labour_case
+    FROM own
+)
+INSERT INTO shares (tenant_id, finding_id, group_id, shared_finding_id)
+SELECT $1, finding_id, $2, shared_id FROM own
+"""
+
+
+async def _share(
+    conn: asyncpg.Connection,
+    spec: Spec,
+    rng: random.Random,
+    tenants: list[Tenant],
+    links: dict[uuid.UUID, list[uuid.UUID]],
+    country_of: dict[uuid.UUID, str],
+    members: list[tuple[Any, ...]],
+    log: Any,
+) -> None:
+    """The sharing group's shared findings: the big brand's own first, then the other members'."""
+    if not members or spec.shared_findings <= 0:
+        return
+    group_id = members[0][0]
+    big = tenants[0].id
+    contributors = [
+        tenant_id
+        for g, tenant_id, role in members
+        if g == group_id and role == "member" and tenant_id != big and tenant_id in links
+    ]
+    restricted = sorted({*FEW_CONTRIBUTORS, *DOMINATED})
+    started = time.perf_counter()
+    status = await conn.execute(SHARE_OWN_FINDINGS, big, group_id, restricted, spec.shared_findings)
+    own = int(status.split()[-1])
+    plans, plan_weights = sharing_plans(rng, contributors, links, country_of)
+    others = spec.shared_findings - own if plans else 0
+    rows = shared_finding_rows(rng, group_id, plans, plan_weights, others, date.today())
+    async with _indexes_rebuilt_after(conn, "shared_findings", log):
+        await conn.copy_to_table(
+            "shared_findings",
+            source=_chunks(rows),
+            columns=list(SHARED_COLUMNS),
+            format="text",
+            freeze=True,
+        )
+    log(
+        f"shared findings: {own} of the big brand's with their shares, {others} of "
+        f"{len(contributors)} other members in {time.perf_counter() - started:.1f} s"
+    )
+
+
 # ---- the database --------------------------------------------------------------------------------
 
 
@@ -611,6 +852,8 @@ DATA_TABLES = (
     "working_groups",
     "working_group_members",
     "findings",
+    "shared_findings",
+    "shares",
 )
 
 
@@ -713,14 +956,16 @@ async def _fill(conn: asyncpg.Connection, spec: Spec, rng: random.Random, log: A
         ],
     )
     links = make_links(spec, rng, tenants, [row[0] for row in suppliers])
+    name_of = {row[0]: row[1] for row in suppliers}
     await conn.copy_records_to_table(
         "supplier_links",
+        # The supplier's name as the link's trigger keeps it (triggers are off for the load).
         records=[
-            (tenant_id, supplier_id, f"V-{n:05d}" if n % 10 < 7 else None)
+            (tenant_id, supplier_id, f"V-{n:05d}" if n % 10 < 7 else None, name_of[supplier_id])
             for tenant_id, supplier_ids in links.items()
             for n, supplier_id in enumerate(supplier_ids)
         ],
-        columns=["tenant_id", "supplier_id", "internal_code"],
+        columns=["tenant_id", "supplier_id", "internal_code", "supplier_name"],
     )
     groups, members = make_groups(spec, rng, tenants)
     await conn.copy_records_to_table(
@@ -742,6 +987,8 @@ async def _fill(conn: asyncpg.Connection, spec: Spec, rng: random.Random, log: A
             format="text",
             freeze=True,  # truncated in this transaction: rows go in frozen, no hint-bit rewrite
         )
+    country_of = {row[0]: row[4] for row in suppliers}
+    await _share(conn, spec, rng, tenants, links, country_of, members, log)
 
 
 @asynccontextmanager
@@ -798,7 +1045,10 @@ def make_groups(
         members.append((group_id, facilitators[g % len(facilitators)].id, "facilitator"))
         chosen = {brands[0].id, *(b.id for b in rng.sample(brands, min(len(brands), 24)))}
         for tenant_id in sorted(chosen):
-            members.append((group_id, tenant_id, "observer" if rng.random() < 0.1 else "member"))
+            role = "observer" if rng.random() < 0.1 else "member"
+            if g == 0 and tenant_id == brands[0].id:
+                role = "member"  # the sharing group: the big brand shares there
+            members.append((group_id, tenant_id, role))
     return groups, members
 
 
@@ -852,6 +1102,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--suppliers", type=int, default=defaults.suppliers)
     parser.add_argument("--findings", type=int, default=defaults.findings)
     parser.add_argument("--groups", type=int, default=defaults.groups)
+    parser.add_argument(
+        "--shared-findings",
+        type=int,
+        default=defaults.shared_findings,
+        help="shared into the first working group",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--force", action="store_true", help="regenerate even if present")
     parser.add_argument(
@@ -868,6 +1124,7 @@ def spec_of(args: argparse.Namespace) -> Spec:
         suppliers=args.suppliers,
         findings=args.findings,
         groups=args.groups,
+        shared_findings=args.shared_findings,
         seed=args.seed,
     )
 

@@ -17,17 +17,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ import asyncpg
 import httpx
 import psutil
 
+from bench.ceiling import INSIGHTS_SQL
 from bench.generate import (
     BENCH_DATABASE,
     BIG_TENANT_SLUG,
@@ -47,6 +52,7 @@ from bench.generate import (
     libpq_url,
 )
 from wg_api.settings import PROJECT_ROOT, Settings
+from wg_api.sharing.service import ROUNDING_BASE
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 HOST = "127.0.0.1"
@@ -67,6 +73,8 @@ class Endpoint:
     auth: bool = True
     # The design brief's throughput and p99 targets apply to list and read endpoints.
     targeted: bool = True
+    # Concurrent connections if not the run's (--connections).
+    connections: int | None = None
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -79,9 +87,44 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/findings?tenant_id={tenant_id}&area=health_and_safety&status=open",
     ),
     Endpoint("suppliers", "/v1/suppliers", "/suppliers?tenant_id={tenant_id}"),
-    Endpoint("shared-findings", "/v1/working-groups/{group_id}/shared-findings", None),
-    Endpoint("insights", "/v1/working-groups/{group_id}/insights?group_by=area,country", None),
+    Endpoint(
+        "shared-findings",
+        "/v1/working-groups/{group_id}/shared-findings",
+        "/shared-findings?tenant_id={tenant_id}&group_id={group_id}",
+    ),
+    Endpoint(
+        "shared-findings?area",
+        "/v1/working-groups/{group_id}/shared-findings?area=child_labour",
+        "/shared-findings?tenant_id={tenant_id}&group_id={group_id}&area=child_labour",
+    ),
+    # The insights query has its own target (one query under 250 ms, also timed apart below the
+    # table), so one connection: p50 is what one member waits for an answer. 32 connections of
+    # a query that takes both cores for half a second only measure the queue.
+    Endpoint(
+        "insights",
+        "/v1/working-groups/{group_id}/insights?group_by=area,country,period",
+        "/insights?tenant_id={tenant_id}&group_id={group_id}&group_by=area,country,period",
+        targeted=False,
+        connections=1,
+    ),
+    Endpoint(
+        "insights?area",
+        "/v1/working-groups/{group_id}/insights?group_by=country,period&area=child_labour",
+        "/insights?tenant_id={tenant_id}&group_id={group_id}&group_by=country,period"
+        "&area=child_labour",
+        targeted=False,
+        connections=1,
+    ),
 )
+# Groupings timed as single queries besides the insights lines': the coarsest and the finest.
+EXTRA_INSIGHTS = (
+    "group_by=",
+    "group_by=area",
+    "group_by=period,kind",
+    "group_by=area,country,period,severity,kind",
+)
+TARGET_INSIGHTS_MS = 250.0
+INSIGHT_FILTERS = ("supplier_id", "area", "severity", "country", "period", "kind")
 
 
 @dataclass
@@ -144,6 +187,7 @@ class Options:
     database: str = BENCH_DATABASE
     # The 1-minute load average before the bench started anything: other work on the machine.
     load_before: float = 0.0
+    insight_runs: int = 5
 
 
 # ---- the load tool -------------------------------------------------------------------------------
@@ -339,11 +383,19 @@ def get_token(server: Server, client_id: str, client_secret: str) -> str:
 
 
 def measure(
-    server: Server, path: str, headers: dict[str, str], options: Options, script: Path
+    server: Server,
+    endpoint: Endpoint,
+    path: str,
+    headers: dict[str, str],
+    options: Options,
+    script: Path,
+    settle: Callable[[], None],
 ) -> Load | str:
-    """Warm up, then load; a string says why the endpoint was not measured."""
+    """Warm up, then load; a string says why the endpoint was not measured. `settle` waits
+    until the requests still in flight when wrk stopped are answered."""
     url = server.base_url + path
-    probe = httpx.get(url, headers=headers, timeout=10)
+    connections = endpoint.connections or options.connections
+    probe = httpx.get(url, headers=headers, timeout=60)
     if probe.status_code == 404:
         return "not built yet (404)"
     if probe.status_code != 200:
@@ -358,10 +410,12 @@ def measure(
         if isinstance(body, dict) and body.get("items") == []:
             return "empty list: the bench data set has nothing for it yet"
     if options.warmup > 0:
-        run_wrk(url, headers, options.warmup, options.connections, script)
+        run_wrk(url, headers, options.warmup, connections, script)
+        settle()
     cpu_before = server.cpu_seconds()
-    report = run_wrk(url, headers, options.duration, options.connections, script)
+    report = run_wrk(url, headers, options.duration, connections, script)
     cpu = server.cpu_seconds() - cpu_before
+    settle()
     errors = sum(report[k] for k in ("connect", "read", "write", "status", "timeout"))
     return Load(
         requests=report["requests"],
@@ -385,17 +439,55 @@ def _exception_of(log_line: str) -> str:
     return log_line
 
 
+async def _busy_backends(admin_url: Any) -> int:
+    conn = await asyncpg.connect(**connect_kwargs(admin_url))
+    try:
+        busy: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND state = 'active' "
+            "AND pid <> pg_backend_pid()"
+        )
+        return busy
+    finally:
+        await conn.close()
+
+
+def wait_until_settled(admin_url: Any, limit: float = 120.0) -> None:
+    """Until no query of the bench database runs (the servers' in-flight requests are done), so
+    one load never spills into the next measurement; at most `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and asyncio.run(_busy_backends(admin_url)):
+        time.sleep(0.2)
+
+
 async def dataset_context(admin_url: Any) -> dict[str, str]:
     conn = await asyncpg.connect(**connect_kwargs(admin_url))
     try:
         tenant_id = await conn.fetchval("SELECT id FROM tenants WHERE slug = $1", BIG_TENANT_SLUG)
+        # The big tenant's group with shared findings (the generator's sharing group).
         group_id = await conn.fetchval(
-            "SELECT group_id FROM working_group_members WHERE tenant_id = $1 "
-            "AND role IN ('member', 'facilitator') AND status = 'active' ORDER BY group_id LIMIT 1",
+            "SELECT m.group_id FROM working_group_members m WHERE m.tenant_id = $1 "
+            "AND m.role IN ('member', 'facilitator') AND m.status = 'active' "
+            "ORDER BY EXISTS (SELECT 1 FROM shared_findings s WHERE s.group_id = m.group_id) "
+            "DESC, m.group_id LIMIT 1",
             tenant_id,
         )
         findings = await conn.fetchval(
             "SELECT count(*) FROM findings WHERE tenant_id = $1", tenant_id
+        )
+        shared = await conn.fetchval(
+            "SELECT count(*) FROM shared_findings WHERE group_id = $1", group_id
+        )
+        own = await conn.fetchval(
+            "SELECT count(*) FROM shares WHERE tenant_id = $1 AND group_id = $2 "
+            "AND status = 'active'",
+            tenant_id,
+            group_id,
+        )
+        members = await conn.fetchval(
+            "SELECT count(*) FROM working_group_members WHERE group_id = $1 "
+            "AND role IN ('member', 'facilitator') AND status = 'active'",
+            group_id,
         )
         postgres = await conn.fetchval("SHOW server_version")
     finally:
@@ -404,8 +496,65 @@ async def dataset_context(admin_url: Any) -> dict[str, str]:
         "tenant_id": str(tenant_id),
         "group_id": str(group_id),
         "tenant_findings": str(findings),
+        "group_shared_findings": str(shared),
+        "tenant_shared_findings": str(own),
+        "group_members": str(members),
         "postgres": str(postgres),
     }
+
+
+# ---- the insights query on its own ---------------------------------------------------------------
+
+
+@dataclass
+class InsightTiming:
+    """One insights query (the SQL function the endpoint calls), timed in the database session."""
+
+    query: str
+    cells: int
+    suppressed: int
+    runs_ms: list[float]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.runs_ms)
+
+
+def insight_queries(chosen: list[Endpoint]) -> list[str]:
+    """The query strings of the chosen insights lines, then the extra groupings."""
+    queries = [e.path.partition("?")[2] for e in chosen if e.name.startswith("insights")]
+    return [*queries, *(q for q in EXTRA_INSIGHTS if queries and q not in queries)]
+
+
+async def time_insights(
+    admin_url: Any, settings: Settings, context: dict[str, str], queries: list[str], runs: int
+) -> list[InsightTiming]:
+    """Each query as the app runs it: the app role, the member tenant bound, the same call with
+    the same parameters; one warm-up, then `runs` timed calls (wall time of the call over the
+    local socket: the database's time plus a round trip)."""
+    conn = await asyncpg.connect(**connect_kwargs(admin_url))
+    timings = []
+    try:
+        await conn.execute(f'SET ROLE "{settings.app_role}"')
+        await conn.execute("SELECT set_config('app.tenant_id', $1, false)", context["tenant_id"])
+        for query in queries:
+            params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+            dims = [d for d in params.get("group_by", "").split(",") if d]
+            filters = [params.get(name) for name in INSIGHT_FILTERS]
+            args = [uuid.UUID(context["group_id"]), dims, *filters, ROUNDING_BASE]
+            if filters[0] is not None:
+                args[2] = uuid.UUID(filters[0])
+            rows = await conn.fetch(INSIGHTS_SQL, *args)
+            elapsed = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                await conn.fetch(INSIGHTS_SQL, *args)
+                elapsed.append((time.perf_counter() - started) * 1000)
+            suppressed = sum(1 for row in rows if row["findings"] is None)
+            timings.append(InsightTiming(query, len(rows) - suppressed, suppressed, elapsed))
+    finally:
+        await conn.close()
+    return timings
 
 
 def run(settings: Settings, options: Options) -> list[Line]:
@@ -436,7 +585,9 @@ def run(settings: Settings, options: Options) -> list[Line]:
                 if endpoint.auth:
                     token = get_token(real, credentials.client_id, credentials.client_secret)
                     headers["Authorization"] = f"Bearer {token}"
-                measured = measure(real, endpoint.path.format(**context), headers, options, script)
+                settle = functools.partial(wait_until_settled, admin_url)
+                path = endpoint.path.format(**context)
+                measured = measure(real, endpoint, path, headers, options, script, settle)
                 if isinstance(measured, str):
                     line.note = measured
                     print(f"  {endpoint.name}: skipped, {measured}")
@@ -444,7 +595,13 @@ def run(settings: Settings, options: Options) -> list[Line]:
                 line.real = measured
                 if endpoint.ceiling is not None:
                     ceiling_load = measure(
-                        ceiling, endpoint.ceiling.format(**context), {}, options, script
+                        ceiling,
+                        endpoint,
+                        endpoint.ceiling.format(**context),
+                        {},
+                        options,
+                        script,
+                        settle,
                     )
                     if isinstance(ceiling_load, str):
                         line.note = f"ceiling {ceiling_load}"
@@ -453,7 +610,11 @@ def run(settings: Settings, options: Options) -> list[Line]:
                 else:
                     line.note = "no ceiling endpoint yet"
                 print(f"  {endpoint.name}: {line.real.rps:,.0f} req/s", flush=True)
-    report(lines, options, context)
+    queries = insight_queries(chosen)
+    timings = asyncio.run(
+        time_insights(admin_url, settings, context, queries, options.insight_runs)
+    )
+    report(lines, options, context, timings)
     return lines
 
 
@@ -464,7 +625,7 @@ def _fmt(load: Load | None) -> list[str]:
     if load is None:
         return ["", "", "", "", "", ""]
     return [
-        f"{load.rps:,.0f}",
+        f"{load.rps:,.0f}" if load.rps >= 10 else f"{load.rps:.1f}",
         f"{load.p50_ms:.1f}",
         f"{load.p99_ms:.1f}",
         str(load.errors),
@@ -473,9 +634,10 @@ def _fmt(load: Load | None) -> list[str]:
     ]
 
 
-def table(lines: list[Line]) -> str:
+def table(lines: list[Line], connections: int) -> str:
     header = [
         "endpoint",
+        "conns",
         "req/s",
         "p50 ms",
         "p99 ms",
@@ -499,6 +661,7 @@ def table(lines: list[Line]) -> str:
         rows.append(
             [
                 line.endpoint.name,
+                str(line.endpoint.connections or connections),
                 *_fmt(line.real),
                 *_fmt(line.ceiling),
                 ratio,
@@ -534,17 +697,57 @@ def auth_cost(lines: list[Line]) -> str | None:
     )
 
 
-def report(lines: list[Line], options: Options, context: dict[str, str]) -> None:
+def insights_table(timings: list[InsightTiming], context: dict[str, str]) -> str:
+    header = ["insights query", "cells", "suppressed", "median ms", "min ms", "max ms", "target"]
+    rows = [
+        [
+            t.query,
+            str(t.cells),
+            str(t.suppressed),
+            f"{t.median_ms:,.0f}",
+            f"{min(t.runs_ms):,.0f}",
+            f"{max(t.runs_ms):,.0f}",
+            "ok" if t.median_ms < TARGET_INSIGHTS_MS else "MISS",
+        ]
+        for t in timings
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    out = [
+        f"one insights query over the group's {int(context['group_shared_findings']):,} shared "
+        f"findings (group_insights() as the app role, a member bound; "
+        f"{len(timings[0].runs_ms)} runs after a warm-up; target < {TARGET_INSIGHTS_MS:g} ms):",
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def report(
+    lines: list[Line],
+    options: Options,
+    context: dict[str, str],
+    timings: list[InsightTiming] | None = None,
+) -> None:
+    timings = timings or []
     load1, _, _ = os.getloadavg()
     print()
     print(
-        f"{options.connections} connections, {options.duration:g} s per endpoint after "
-        f"{options.warmup:g} s warm-up; tenant with {context['tenant_findings']} findings; "
+        f"{options.connections} connections unless the line says, "
+        f"{options.duration:g} s per endpoint after "
+        f"{options.warmup:g} s warm-up; tenant with {context['tenant_findings']} findings, "
+        f"member of a group of {context['group_members']} sharing tenants with "
+        f"{context['group_shared_findings']} shared findings "
+        f"({context['tenant_shared_findings']} its own); "
         f"PostgreSQL {context['postgres']}; Python {platform.python_version()}; "
         f"{os.cpu_count()} cores, load average {options.load_before:.2f} before the run "
         f"(other work), {load1:.2f} at its end (with the bench's own processes)"
     )
-    print(table(lines))
+    print(table(lines, options.connections))
     for line in lines:
         if line.note:
             print(f"  {line.endpoint.name}: {line.note}")
@@ -560,6 +763,9 @@ def report(lines: list[Line], options: Options, context: dict[str, str]) -> None
         f"targets: list/read endpoints >= {TARGET_RATIO:.0%} of the ceiling with p99 < "
         f"{TARGET_P99_MS:g} ms at 32 connections; API worker RSS < {TARGET_RSS_MB:g} MB{seen}"
     )
+    if timings:
+        print()
+        print(insights_table(timings, context))
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / time.strftime("%Y%m%d-%H%M%S.json")
     path.write_text(
@@ -568,6 +774,10 @@ def report(lines: list[Line], options: Options, context: dict[str, str]) -> None
                 "options": asdict(options),
                 "context": context,
                 "load_average": load1,
+                "insights": [
+                    {**asdict(t), "median_ms": t.median_ms, "target_ms": TARGET_INSIGHTS_MS}
+                    for t in timings
+                ],
                 "lines": [
                     {
                         "endpoint": line.endpoint.name,
@@ -595,6 +805,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--quick", action="store_true", help="2 s per endpoint, 1 s warm-up")
     parser.add_argument("--only", action="append", default=[], choices=[e.name for e in ENDPOINTS])
     parser.add_argument("--database", default=BENCH_DATABASE)
+    parser.add_argument(
+        "--insight-runs", type=int, default=5, help="timed runs of each insights query"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 2.0, 1.0
@@ -602,7 +815,16 @@ def parse_args(argv: list[str] | None = None) -> Options:
         parser.error("--duration must be 1..600 s and --warmup 0..60 s")
     if not 1 <= args.connections <= 1000:
         parser.error("--connections must be 1..1000")
-    return Options(args.duration, args.warmup, args.connections, args.only, args.database)
+    if not 1 <= args.insight_runs <= 100:
+        parser.error("--insight-runs must be 1..100")
+    return Options(
+        args.duration,
+        args.warmup,
+        args.connections,
+        args.only,
+        args.database,
+        insight_runs=args.insight_runs,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The bench data generator on a tiny set: right counts, idempotent, and the real API serves it."""
+"""The bench data generator on a tiny set: right counts, idempotent, and the real API serves it;
+the ceiling and the runner's own insights timing answer what the API answers."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ import uuid
 
 import asyncpg
 
+from bench import ceiling
 from bench.generate import (
     BIG_TENANT_SLUG,
+    FEW_CONTRIBUTORS,
     Spec,
     bench_admin_url,
     bench_clients,
     connect_kwargs,
     drop_database,
     generate,
+    libpq_url,
 )
+from bench.run import dataset_context, time_insights
 from tests.conftest import serve_in_loop
 from wg_api.app import asgi_app
 from wg_api.platform.database import Database
 
-SPEC = Spec(tenants=4, suppliers=150, findings=400, groups=2)
+SPEC = Spec(tenants=8, suppliers=150, findings=400, groups=2, shared_findings=600)
 
 
 def quiet(*_: object) -> None:
@@ -32,10 +37,12 @@ async def test_generator_makes_a_consistent_set_that_the_api_serves(settings):
     try:
         first = await generate(settings, SPEC, database=name, log=quiet)
         assert not first.skipped
-        assert first.counts["tenants"] == 4
+        assert first.counts["tenants"] == 8
         assert first.counts["suppliers"] == 150
         assert first.counts["findings"] == 400
         assert first.counts["working_groups"] == 2
+        assert first.counts["shared_findings"] == 600
+        assert first.counts["shares"] > 0
 
         again = await generate(settings, SPEC, database=name, log=quiet)
         assert again.skipped
@@ -65,10 +72,46 @@ async def test_generator_makes_a_consistent_set_that_the_api_serves(settings):
                 "WHERE t.slug = $1",
                 BIG_TENANT_SLUG,
             )
+            # Shared findings: by active sharing members, on their own linked suppliers, in
+            # the supplier's country, as the anonymiser writes them.
+            shared_wrong = await conn.fetchval(
+                "SELECT count(*) FROM shared_findings f "
+                "JOIN suppliers s ON s.id = f.supplier_id "
+                "LEFT JOIN working_group_members m ON m.group_id = f.group_id "
+                "AND m.tenant_id = f.contributor AND m.status = 'active' "
+                "AND m.role IN ('member', 'facilitator') "
+                "LEFT JOIN supplier_links l ON l.tenant_id = f.contributor "
+                "AND l.supplier_id = f.supplier_id "
+                "WHERE m.tenant_id IS NULL OR l.tenant_id IS NULL OR f.country <> s.country "
+                "OR f.observed_period !~ '^20[0-9]{2}-Q[1-4]$' "
+                "OR (f.severity IS NULL) <> (f.kind <> 'non_compliance') "
+                "OR (f.child_labour_case IS NOT NULL AND f.child_labour_case ? 'remediation')"
+            )
+            groups_shared = await conn.fetchval(
+                "SELECT count(DISTINCT group_id) FROM shared_findings"
+            )
+            # The big brand's shared findings are its findings, each with its active share.
+            big_unshared = await conn.fetchval(
+                "SELECT count(*) FROM shared_findings f JOIN tenants t ON t.id = f.contributor "
+                "LEFT JOIN shares sh ON sh.shared_finding_id = f.id AND sh.tenant_id = t.id "
+                "AND sh.status = 'active' "
+                "LEFT JOIN findings o ON o.id = sh.finding_id AND o.tenant_id = t.id "
+                "WHERE t.slug = $1 AND o.id IS NULL",
+                BIG_TENANT_SLUG,
+            )
+            few = await conn.fetchval(
+                "SELECT max(n) FROM (SELECT count(DISTINCT contributor) AS n "
+                "FROM shared_findings WHERE country = ANY ($1::text[]) GROUP BY country) c",
+                list(FEW_CONTRIBUTORS),
+            )
         finally:
             await conn.close()
         assert unlinked == 0
         assert big_findings == round(300 * SPEC.big_share)
+        assert shared_wrong == 0
+        assert groups_shared == 1
+        assert big_unshared == 0
+        assert few is None or few <= max(FEW_CONTRIBUTORS.values())
 
         # Every generated row passes through the real API's Structs (vocabularies, CAP, cases).
         credentials = (await bench_clients(admin_url, settings, [BIG_TENANT_SLUG]))[BIG_TENANT_SLUG]
@@ -92,7 +135,48 @@ async def test_generator_makes_a_consistent_set_that_the_api_serves(settings):
                 suppliers = await http.get("/v1/suppliers?limit=200", headers=headers)
                 assert suppliers.status_code == 200, suppliers.text
                 assert len(suppliers.json()["items"]) == big_links
+
+                # The runner's group: the big brand, a member, reads the group's shared
+                # findings (its own among them) and insights, some cells published.
+                context = await dataset_context(admin_url)
+                group = f"/v1/working-groups/{context['group_id']}"
+                assert int(context["group_shared_findings"]) == 600
+                shared = await http.get(f"{group}/shared-findings?limit=200", headers=headers)
+                assert shared.status_code == 200, shared.text
+                assert len(shared.json()["items"]) == 200
+                own = await http.get(
+                    f"{group}/shared-findings?limit=200&area=health_and_safety", headers=headers
+                )
+                assert own.status_code == 200, own.text
+                assert any(item["is_own"] for item in own.json()["items"])
+                query = "group_by=area,country,period"
+                insights = await http.get(f"{group}/insights?{query}", headers=headers)
+                assert insights.status_code == 200, insights.text
+                answer = insights.json()
+                assert answer["cells"]
+                assert answer["suppressed_cells"]
+
+                # The runner's single-query timing calls what the endpoint calls.
+                (timing,) = await time_insights(admin_url, settings, context, [query], runs=1)
+                assert (timing.cells, timing.suppressed) == (
+                    len(answer["cells"]),
+                    answer["suppressed_cells"],
+                )
         finally:
             await database.dispose()
+
+        # The ceiling answers the same rows for the same requests.
+        bare = ceiling.create_app(dataclasses.replace(settings, database_url=libpq_url(admin_url)))
+        async with serve_in_loop(bare) as http:
+            tenant = f"tenant_id={context['tenant_id']}&group_id={context['group_id']}"
+            page = await http.get(f"/shared-findings?{tenant}")
+            assert page.status_code == 200, page.text
+            assert [item["id"] for item in page.json()["items"]] == [
+                item["id"] for item in shared.json()["items"][:50]
+            ]
+            cells = await http.get(f"/insights?{tenant}&{query}")
+            assert cells.status_code == 200, cells.text
+            assert len(cells.json()["cells"]) == len(answer["cells"])
+            assert cells.json()["suppressed_cells"] == answer["suppressed_cells"]
     finally:
         await drop_database(settings, name)
