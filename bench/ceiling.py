@@ -45,8 +45,12 @@ SHARED_COLUMNS = (
     "s.id AS supplier_id, s.name AS supplier_name, s.local_name AS supplier_local_name, "
     "s.address AS supplier_address, s.country AS supplier_country, "
     "s.province AS supplier_province, s.city AS supplier_city, s.sector AS supplier_sector, "
-    "s.os_id AS supplier_os_id, EXISTS (SELECT 1 FROM shares o WHERE o.shared_finding_id = f.id "
-    "AND o.tenant_id = $2 AND o.status = 'active') AS is_own"
+    "s.os_id AS supplier_os_id"
+)
+# `is_own` for one page's rows, as the app asks it (wg_api.sharing.repository.own_among).
+OWN_SQL = (
+    "SELECT shared_finding_id FROM shares WHERE tenant_id = $1 AND status = 'active' "
+    "AND shared_finding_id = ANY($2::uuid[])"
 )
 # The app's call (wg_api.sharing.repository.insight_cells), parameter for parameter.
 INSIGHTS_SQL = (
@@ -130,16 +134,21 @@ async def shared_findings(
     """A group's shared findings by supplier name, newest quarter first (row-level security
     shows them to members), with `is_own` from the caller's shares."""
     conditions = ["f.group_id = $1"]
-    args: list[Any] = [group_id, tenant_id]
+    args: list[Any] = [group_id]
     if area is not None:
         args.append(area)
         conditions.append(f"f.area = ${len(args)}")
     sql = (
         f"SELECT {SHARED_COLUMNS} FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id "
         f"WHERE {' AND '.join(conditions)} "
-        f"ORDER BY s.name, s.id, f.observed_period DESC, f.id LIMIT {PAGE + 1}"
+        f"ORDER BY f.supplier_name, f.supplier_id, f.observed_period DESC, f.id LIMIT {PAGE + 1}"
     )
-    rows = await _read(state, tenant_id, sql, *args)
+    pool: asyncpg.Pool = state.pool
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+        found = [dict(row) for row in await conn.fetch(sql, *args)]
+        own = {r[0] for r in await conn.fetch(OWN_SQL, tenant_id, [r["id"] for r in found[:PAGE]])}
+    rows = [{**row, "is_own": row["id"] in own} for row in found]
     return _page(rows, ("supplier_name", "supplier_id", "observed_period", "id"))
 
 

@@ -45,7 +45,7 @@ from wg_api.suppliers.matching import match_key, normalise_name
 
 BENCH_DATABASE = "wg_bench"
 # Bump when the shape of the generated data changes, so an older set is regenerated.
-DATASET_VERSION = 2
+DATASET_VERSION = 3
 BIG_TENANT_SLUG = "big-brand"
 BENCH_CLIENT_NAME = "bench runner"
 CHUNK_ROWS = 20_000
@@ -614,6 +614,7 @@ SHARED_COLUMNS = (
     "group_id",
     "contributor",
     "supplier_id",
+    "supplier_name",
     "country",
     "kind",
     "area",
@@ -694,6 +695,7 @@ def shared_finding_rows(
     plan_weights: list[float],
     count: int,
     today: date,
+    name_of: dict[uuid.UUID, str],
 ) -> Iterator[tuple[Any, ...]]:
     """Anonymised records as the share pipeline writes them: the quarter, a head-count band,
     child-labour counts only, the supplier's country; a tenth shared without description."""
@@ -740,10 +742,12 @@ def shared_finding_rows(
                     f'"age_unconfirmed": {randint(0, 4)}}}'
                 )
             titles = TITLES[area]
+            supplier = suppliers[int(random_() * len(suppliers))]
             yield (
                 group,
                 plan.contributors[c],
-                suppliers[int(random_() * len(suppliers))],
+                supplier,
+                name_of[supplier],
                 plan.country,
                 kind,
                 area,
@@ -765,7 +769,8 @@ def shared_finding_rows(
 # generated text holds nothing to scrub), each with the `shares` row that makes it `is_own`.
 SHARE_OWN_FINDINGS = """
 WITH own AS (
-    SELECT gen_random_uuid() AS shared_id, f.id AS finding_id, f.supplier_id, s.country,
+    SELECT gen_random_uuid() AS shared_id, f.id AS finding_id, f.supplier_id,
+           s.name AS supplier_name, s.country,
            f.kind, f.area, f.severity, f.basis, f.status,
            to_char(f.observed_on, 'YYYY"-Q"Q') AS observed_period, f.title, f.description,
            CASE WHEN f.affected_workers IS NULL THEN NULL
@@ -782,11 +787,11 @@ WITH own AS (
     LIMIT $4
 ),
 shared AS (
-    INSERT INTO shared_findings (id, group_id, contributor, supplier_id, country, kind, area,
-        severity, basis, status, observed_period, title, description, affected_workers_band,
-        source_scheme, child_labour_case)
-    SELECT shared_id, $2, $1, supplier_id, country, kind, area, severity, basis, status,
-           observed_period, title, description, band, source_scheme, child_labour_case
+    INSERT INTO shared_findings (id, group_id, contributor, supplier_id, supplier_name, country,
+        kind, area, severity, basis, status, observed_period, title, description,
+        affected_workers_band, source_scheme, child_labour_case)
+    SELECT shared_id, $2, $1, supplier_id, supplier_name, country, kind, area, severity, basis,
+           status, observed_period, title, description, band, source_scheme, child_labour_case
     FROM own
 )
 INSERT INTO shares (tenant_id, finding_id, group_id, shared_finding_id)
@@ -801,6 +806,7 @@ async def _share(
     tenants: list[Tenant],
     links: dict[uuid.UUID, list[uuid.UUID]],
     country_of: dict[uuid.UUID, str],
+    name_of: dict[uuid.UUID, str],
     members: list[tuple[Any, ...]],
     log: Any,
 ) -> None:
@@ -820,7 +826,7 @@ async def _share(
     own = int(status.split()[-1])
     plans, plan_weights = sharing_plans(rng, contributors, links, country_of)
     others = spec.shared_findings - own if plans else 0
-    rows = shared_finding_rows(rng, group_id, plans, plan_weights, others, date.today())
+    rows = shared_finding_rows(rng, group_id, plans, plan_weights, others, date.today(), name_of)
     async with _indexes_rebuilt_after(conn, "shared_findings", log):
         await conn.copy_to_table(
             "shared_findings",
@@ -988,7 +994,7 @@ async def _fill(conn: asyncpg.Connection, spec: Spec, rng: random.Random, log: A
             freeze=True,  # truncated in this transaction: rows go in frozen, no hint-bit rewrite
         )
     country_of = {row[0]: row[4] for row in suppliers}
-    await _share(conn, spec, rng, tenants, links, country_of, members, log)
+    await _share(conn, spec, rng, tenants, links, country_of, name_of, members, log)
 
 
 @asynccontextmanager

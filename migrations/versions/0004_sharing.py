@@ -20,13 +20,26 @@ branch_labels = None
 depends_on = None
 
 PUBLIC_COLUMNS = (
-    "id, group_id, supplier_id, country, kind, area, severity, basis, status, observed_period, "
-    "title, description, affected_workers_band, source_scheme, child_labour_case"
+    "id, group_id, supplier_id, supplier_name, country, kind, area, severity, basis, status, "
+    "observed_period, title, description, affected_workers_band, source_scheme, child_labour_case"
 )
 UPDATABLE_COLUMNS = (
-    "supplier_id, country, kind, area, severity, basis, status, observed_period, title, "
-    "description, affected_workers_band, source_scheme, child_labour_case"
+    "supplier_id, supplier_name, country, kind, area, severity, basis, status, observed_period, "
+    "title, description, affected_workers_band, source_scheme, child_labour_case"
 )
+
+
+RENAME_FUNCTION = """
+    CREATE OR REPLACE FUNCTION suppliers_rename_links() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+    AS $$
+    BEGIN
+        UPDATE public.supplier_links SET supplier_name = NEW.name
+        WHERE supplier_id = NEW.id;{shared}
+        RETURN NULL;
+    END
+    $$
+"""
 
 
 def upgrade() -> None:
@@ -38,6 +51,7 @@ def upgrade() -> None:
             group_id uuid NOT NULL REFERENCES working_groups (id) ON DELETE CASCADE,
             contributor uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
             supplier_id uuid NOT NULL REFERENCES suppliers (id),
+            supplier_name text NOT NULL,
             country char(2) NOT NULL,
             kind text NOT NULL,
             area text NOT NULL,
@@ -56,6 +70,11 @@ def upgrade() -> None:
     op.execute(
         "CREATE INDEX shared_findings_listing "
         "ON shared_findings (group_id, supplier_id, observed_period DESC, id)"
+    )
+    # The list's order (supplier name, supplier, newest quarter, id) as one index range.
+    op.execute(
+        "CREATE INDEX shared_findings_by_supplier ON shared_findings "
+        "(group_id, supplier_name, supplier_id, observed_period DESC, id)"
     )
     op.execute(
         "CREATE INDEX shared_findings_cells ON shared_findings "
@@ -86,6 +105,18 @@ def upgrade() -> None:
         f"USING (contributor = {CURRENT_TENANT})"
     )
     op.execute(f"CREATE POLICY owner_lookup ON shared_findings FOR SELECT TO {owner} USING (true)")
+    op.execute(
+        f"CREATE POLICY owner_rename ON shared_findings FOR UPDATE TO {owner} "
+        "USING (true) WITH CHECK (true)"
+    )
+    # A renamed supplier is renamed on its links (0003) and on the shared records.
+    op.execute(
+        RENAME_FUNCTION.format(
+            shared="""
+            UPDATE public.shared_findings SET supplier_name = NEW.name
+            WHERE supplier_id = NEW.id;"""
+        )
+    )
     op.execute(f"REVOKE ALL ON shared_findings FROM {app}")
     op.execute(f"GRANT SELECT ({PUBLIC_COLUMNS}) ON shared_findings TO {app}")
     op.execute(f"GRANT INSERT ({PUBLIC_COLUMNS}, contributor) ON shared_findings TO {app}")
@@ -333,6 +364,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(RENAME_FUNCTION.format(shared=""))
     op.execute("DROP FUNCTION shared_finding_scrub_names(uuid)")
     op.execute("DROP FUNCTION publish_shared_finding_event(uuid, text, jsonb)")
     op.execute(

@@ -47,12 +47,14 @@ def child_case_counts(case: Any) -> dict[str, int] | None:
 
 
 def anonymise(
-    finding: Any, *, country: str, include_description: bool, terms: ScrubTerms
+    finding: Any, *, supplier: Any, include_description: bool, terms: ScrubTerms
 ) -> dict[str, Any]:
-    """The columns of a shared finding, built from a private finding (schemas.Finding)."""
+    """The columns of a shared finding, built from a private finding (schemas.Finding) and its
+    supplier's canonical record (suppliers.schemas.Supplier)."""
     return {
         "supplier_id": finding.supplier_id,
-        "country": country,
+        "supplier_name": supplier.name,
+        "country": supplier.country,
         "kind": finding.kind,
         "area": finding.area,
         "severity": finding.severity,

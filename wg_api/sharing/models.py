@@ -16,6 +16,7 @@ shared_findings = sa.Table(
     sa.Column("group_id", UUID(as_uuid=True), nullable=False),
     sa.Column("contributor", UUID(as_uuid=True), nullable=False),
     sa.Column("supplier_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("supplier_name", sa.Text, nullable=False),  # the list's order; canonical anyway
     sa.Column("country", sa.String(2), nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("area", sa.Text, nullable=False),

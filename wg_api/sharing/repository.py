@@ -177,8 +177,10 @@ async def mark_withdrawn(
     return row
 
 
-def _shared_select(tenant_id: uuid.UUID) -> sa.Select[Any]:
-    own = (
+def _shared_select(tenant_id: uuid.UUID, *, with_own: bool = True) -> sa.Select[Any]:
+    """Shared records with their supplier's canonical fields; `is_own` from the caller's own
+    active shares (lists leave it False and ask `own_among` for their page's rows only)."""
+    own: sa.ColumnElement[bool] = (
         sa.select(sa.literal(1))
         .where(
             shares.c.shared_finding_id == shared_findings.c.id,
@@ -186,6 +188,8 @@ def _shared_select(tenant_id: uuid.UUID) -> sa.Select[Any]:
             shares.c.status == "active",
         )
         .exists()
+        if with_own
+        else sa.false()
     )
     return sa.select(
         shared_findings.c.id,
@@ -223,8 +227,11 @@ async def shared_in_group(
     after: tuple[str, uuid.UUID, str, uuid.UUID] | None,
     limit: int,
 ) -> list[Record]:
-    """By supplier (name, id), then newest period, then the random id: never by insertion."""
-    statement = _shared_select(tenant_id).where(shared_findings.c.group_id == group_id)
+    """By supplier (name, id), then newest period, then the random id: never by insertion.
+    One range of `shared_findings_by_supplier`, which keeps the supplier's name on the record."""
+    statement = _shared_select(tenant_id, with_own=False).where(
+        shared_findings.c.group_id == group_id
+    )
     if filters.supplier_id is not None:
         statement = statement.where(shared_findings.c.supplier_id == filters.supplier_id)
     if filters.area is not None:
@@ -239,7 +246,7 @@ async def shared_in_group(
         statement = statement.where(shared_findings.c.kind == filters.kind)
     if after is not None:
         name, supplier_id, period, shared_id = after
-        supplier_key = sa.tuple_(suppliers.c.name, suppliers.c.id)
+        supplier_key = sa.tuple_(shared_findings.c.supplier_name, shared_findings.c.supplier_id)
         statement = statement.where(
             sa.or_(
                 supplier_key > sa.tuple_(sa.literal(name), sa.literal(supplier_id)),
@@ -256,12 +263,26 @@ async def shared_in_group(
             )
         )
     statement = statement.order_by(
-        suppliers.c.name,
-        suppliers.c.id,
+        shared_findings.c.supplier_name,
+        shared_findings.c.supplier_id,
         shared_findings.c.observed_period.desc(),
         shared_findings.c.id,
     ).limit(limit + 1)
     return list((await session.execute(statement)).all())
+
+
+async def own_among(
+    session: AsyncSession, tenant_id: uuid.UUID, shared_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these shared records are the caller's own (through its active shares)."""
+    if not shared_ids:
+        return set()
+    statement = sa.select(shares.c.shared_finding_id).where(
+        shares.c.tenant_id == tenant_id,
+        shares.c.status == "active",
+        shares.c.shared_finding_id.in_(shared_ids),
+    )
+    return {row for row in (await session.scalars(statement)) if row is not None}
 
 
 async def shared_one(

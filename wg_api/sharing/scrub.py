@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+", re.ASCII)
 FULLWIDTH_PUNCTUATION = "\uff0c\u3002"  # ideographic comma and full stop end a URL too
@@ -144,10 +145,25 @@ def scrub(text: str, terms: ScrubTerms | None = None) -> str:
     return LONG_DIGITS.sub(tag("number"), text)
 
 
+@lru_cache(maxsize=512)
+def organisation_terms(names: tuple[str, ...]) -> ScrubTerms:
+    """Terms for a set of organisation names, built (and its pattern compiled) once per set."""
+    return ScrubTerms(organisations=names)
+
+
+@lru_cache(maxsize=512)
+def _first_words(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple({n.strip().split()[0].lower() for n in names if len(n.strip()) >= 2})
+
+
 def redact_organisations(text: str | None, terms: ScrubTerms) -> str | None:
     """Only the organisation names: applied again when a shared record is read, so a tenant that
     joined (or was invited) after the record was shared never finds its own name in it."""
     if text is None:
         return None
+    # Stored text was scrubbed when shared, so a name is rare: a substring test rules most out.
+    lowered = text.lower()
+    if not any(word in lowered for word in _first_words(terms.organisations)):
+        return text
     pattern = terms.pattern("organisation")
     return pattern.sub(tag("organisation"), text) if pattern is not None else text

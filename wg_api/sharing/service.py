@@ -34,7 +34,7 @@ from wg_api.sharing.schemas import (
     SharedFinding,
     ShareIn,
 )
-from wg_api.sharing.scrub import ScrubTerms, redact_organisations
+from wg_api.sharing.scrub import ScrubTerms, organisation_terms, redact_organisations
 from wg_api.suppliers import service as suppliers
 from wg_api.suppliers.schemas import Supplier
 from wg_api.working_groups import service as groups
@@ -80,7 +80,9 @@ def share_out(row: Record) -> Share:
     )
 
 
-def shared_out(row: Record, names: ScrubTerms | None = None) -> SharedFinding:
+def shared_out(
+    row: Record, names: ScrubTerms | None = None, is_own: bool | None = None
+) -> SharedFinding:
     """The API shape of a shared record; with `names`, member names are redacted once more."""
     case = row.child_labour_case
     return SharedFinding(
@@ -109,14 +111,14 @@ def shared_out(row: Record, names: ScrubTerms | None = None) -> SharedFinding:
         affected_workers_band=row.affected_workers_band,
         source_scheme=row.source_scheme,
         child_labour_case=msgspec.convert(case, ChildLabourCounts) if case is not None else None,
-        is_own=bool(row.is_own),
+        is_own=bool(row.is_own) if is_own is None else is_own,
     )
 
 
 async def _group_names(session: AsyncSession, group_id: uuid.UUID) -> ScrubTerms:
     """Names and slugs of every tenant that is, was or is invited to be in the group."""
     names = await repository.scrub_names(session, group_id)
-    return ScrubTerms(organisations=tuple(term for pair in names for term in pair))
+    return organisation_terms(tuple(sorted({term for pair in names for term in pair})))
 
 
 async def _scrub_terms(
@@ -154,7 +156,7 @@ async def _projection(
         raise NotFound(SHARED_NOT_FOUND)
     terms = await _scrub_terms(session, tenant_id, group_id, finding)
     return anonymise(
-        finding, country=supplier.country, include_description=include_description, terms=terms
+        finding, supplier=supplier, include_description=include_description, terms=terms
     )
 
 
@@ -382,7 +384,8 @@ async def list_shared(
         limit=limit,
     )
     names = await _group_names(session, group_id)
-    items = [(row.supplier_name, shared_out(row, names)) for row in rows]
+    own = await repository.own_among(session, tenant_id, [row.id for row in rows[:limit]])
+    items = [(row.supplier_name, shared_out(row, names, row.id in own)) for row in rows]
     page = paginate(
         items,
         limit,
