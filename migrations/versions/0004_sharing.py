@@ -338,20 +338,27 @@ def upgrade() -> None:
         f"""
         CREATE FUNCTION shared_finding_scrub_names(p_group uuid)
         RETURNS TABLE (name text, slug text)
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+        LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
         AS $$
-            SELECT t.name, t.slug FROM public.tenants t
-            WHERE EXISTS (
+        BEGIN
+            -- plpgsql, not sql: its plan is cached per connection (called on every list read).
+            IF NOT EXISTS (
                 SELECT 1 FROM public.working_group_members me
                 WHERE me.group_id = p_group AND me.tenant_id = {CURRENT_TENANT}
-            )
-            AND (
-                t.id IN (SELECT m.tenant_id FROM public.working_group_members m
-                         WHERE m.group_id = p_group)
-                OR t.id IN (SELECT i.tenant_id FROM public.invitations i
-                            WHERE i.group_id = p_group AND i.status = 'pending')
-            )
-            ORDER BY t.slug
+            ) THEN
+                RETURN;
+            END IF;
+            RETURN QUERY
+                SELECT t.name, t.slug FROM public.tenants t
+                JOIN (
+                    SELECT m.tenant_id FROM public.working_group_members m
+                    WHERE m.group_id = p_group
+                    UNION
+                    SELECT i.tenant_id FROM public.invitations i
+                    WHERE i.group_id = p_group AND i.status = 'pending'
+                ) g ON g.tenant_id = t.id
+                ORDER BY t.slug;
+        END
         $$
         """
     )

@@ -111,6 +111,14 @@ class ScrubTerms:
     references: tuple[str, ...] = ()
     _patterns: dict[str, re.Pattern[str] | None] = field(default_factory=dict, compare=False)
 
+    def name_words(self) -> tuple[tuple[frozenset[str], ...], frozenset[str], tuple[str, ...]]:
+        """For a quick test before the organisation pattern: each Latin name's words, all of
+        them together, and the CJK names."""
+        if "words" not in self._patterns:
+            latin, cjk = _name_words(self.organisations)
+            self._patterns["words"] = (latin, frozenset().union(*latin), cjk)  # type: ignore[assignment]
+        return self._patterns["words"]  # type: ignore[return-value]
+
     def pattern(self, kind: str) -> re.Pattern[str] | None:
         if kind not in self._patterns:
             terms = {
@@ -151,9 +159,18 @@ def organisation_terms(names: tuple[str, ...]) -> ScrubTerms:
     return ScrubTerms(organisations=names)
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
 @lru_cache(maxsize=512)
-def _first_words(names: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple({n.strip().split()[0].lower() for n in names if len(n.strip()) >= 2})
+def _name_words(names: tuple[str, ...]) -> tuple[tuple[frozenset[str], ...], tuple[str, ...]]:
+    """The words of each Latin name (all must be in a text for it to name that tenant), and
+    the CJK names (no word breaks: a substring test)."""
+    latin = tuple(
+        frozenset(_WORD.findall(n.lower())) for n in names if n.strip() and not _is_cjk(n)
+    )
+    cjk = tuple(n.strip() for n in names if _is_cjk(n) and len(n.strip()) >= 2)
+    return tuple(w for w in latin if w), cjk
 
 
 def redact_organisations(text: str | None, terms: ScrubTerms) -> str | None:
@@ -162,8 +179,10 @@ def redact_organisations(text: str | None, terms: ScrubTerms) -> str | None:
     if text is None:
         return None
     # Stored text was scrubbed when shared, so a name is rare: a substring test rules most out.
-    lowered = text.lower()
-    if not any(word in lowered for word in _first_words(terms.organisations)):
+    latin, every_word, cjk = terms.name_words()
+    present = set(_WORD.findall(text.lower()))
+    named = not present.isdisjoint(every_word) and any(name <= present for name in latin)
+    if not named and not any(n in text for n in cjk):
         return text
     pattern = terms.pattern("organisation")
     return pattern.sub(tag("organisation"), text) if pattern is not None else text
