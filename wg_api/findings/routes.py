@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import FromPath, PathParameter, QueryParameter
 
 from wg_api.findings import service
 from wg_api.findings.repository import FindingFilters
@@ -103,7 +103,10 @@ class FindingsController(Controller):
 
     @get("/{finding_id:uuid}", summary="One finding", **requires("findings:read"))
     async def get_one(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, finding_id: uuid.UUID
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        finding_id: FromPath[uuid.UUID],
     ) -> Response[Finding]:
         return _with_etag(await service.get(db_session, request.user.tenant_id, finding_id))
 
@@ -118,7 +121,7 @@ class FindingsController(Controller):
         request: Request[Principal, Any, Any],
         data: FindingPatch,
         db_session: DbSession,
-        finding_id: uuid.UUID,
+        finding_id: FromPath[uuid.UUID],
     ) -> Response[Finding]:
         """Send only what changes; `null` clears an optional field. Honours `If-Match`."""
         tenant_id = request.user.tenant_id
@@ -130,7 +133,10 @@ class FindingsController(Controller):
 
     @delete("/{finding_id:uuid}", summary="Delete a finding", **requires("findings:write"))
     async def remove(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, finding_id: uuid.UUID
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        finding_id: FromPath[uuid.UUID],
     ) -> None:
         """Deletes the finding and withdraws all of its shares. Honours `If-Match`."""
         tenant_id = request.user.tenant_id

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 import sqlalchemy as sa
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from wg_api.identity import repository, service
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, requires
@@ -264,7 +264,7 @@ class ApiClientsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        api_client_id: uuid.UUID,
+        api_client_id: FromPath[uuid.UUID],
     ) -> Response[ApiClientOut]:
         client = await service.get_client(db_session, request.user.tenant_id, api_client_id)
         return Response(client, headers={"ETag": etag_of(client)})
@@ -274,7 +274,7 @@ class ApiClientsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        api_client_id: uuid.UUID,
+        api_client_id: FromPath[uuid.UUID],
     ) -> None:
         """Revoke the client: it gets no new token from now on, and the tokens it holds stop
         working within `WG_REVOCATION_CACHE_SECONDS` (30 s by default). Honours `If-Match`.
@@ -294,7 +294,7 @@ class ApiClientsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        api_client_id: uuid.UUID,
+        api_client_id: FromPath[uuid.UUID],
     ) -> Response[ApiClientWithSecret]:
         """A new `client_secret`, shown this once; the old secret stops working at once.
         Tokens issued before keep working until they expire. A revoked client answers 409.
@@ -357,7 +357,7 @@ class IdentityProvidersController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        identity_provider_id: uuid.UUID,
+        identity_provider_id: FromPath[uuid.UUID],
     ) -> Response[IdentityProviderOut]:
         provider = await service.get_identity_provider(
             db_session, request.user.tenant_id, identity_provider_id
@@ -369,7 +369,7 @@ class IdentityProvidersController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        identity_provider_id: uuid.UUID,
+        identity_provider_id: FromPath[uuid.UUID],
     ) -> None:
         """Stop trusting the issuer. Its people keep their records and audit trail; their
         tokens stop working (at once on this replica, within a minute on the others).

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from litestar import Controller, Request, Response, get
+from litestar.params import FromPath
 
 from wg_api.platform.database import Database
 from wg_api.platform.errors import PROBLEM_KINDS, NotFound, ServiceUnavailable, problem_type
@@ -59,7 +60,7 @@ class PlatformController(Controller):
         return Response(body, media_type=content_type.replace("; charset=utf-8", ""))
 
     @get("/problems/{kind:str}", summary="What a problem type means")
-    async def problem(self, kind: str) -> ProblemKind:
+    async def problem(self, kind: FromPath[str]) -> ProblemKind:
         """Every error's `type` URI resolves here to a description of that kind of error."""
         if kind not in PROBLEM_KINDS:
             raise NotFound("No such problem type.")

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from wg_api.findings.schemas import AREAS
 from wg_api.identity.auth import requires
@@ -46,7 +46,7 @@ class SharesController(Controller):
         request: Request[Principal, Any, Any],
         data: ShareIn,
         db_session: DbSession,
-        finding_id: uuid.UUID,
+        finding_id: FromPath[uuid.UUID],
     ) -> Share:
         """Publishes an anonymised copy of the finding to the group: no contributor, the quarter
         instead of the date, a head-count band, scrubbed text. Members and facilitators only;
@@ -55,7 +55,10 @@ class SharesController(Controller):
 
     @get(summary="The shares of one of your findings", **requires("findings:read"))
     async def list_shares(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, finding_id: uuid.UUID
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        finding_id: FromPath[uuid.UUID],
     ) -> list[Share]:
         """Only you see these: the link from a share to its shared record is yours alone."""
         return await service.list_shares(db_session, request.user.tenant_id, finding_id)
@@ -65,8 +68,8 @@ class SharesController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        finding_id: uuid.UUID,
-        share_id: uuid.UUID,
+        finding_id: FromPath[uuid.UUID],
+        share_id: FromPath[uuid.UUID],
     ) -> None:
         """The shared record disappears for everyone at once. Works after leaving the group."""
         await service.withdraw(db_session, request.user.tenant_id, finding_id, share_id)
@@ -82,7 +85,7 @@ class SharedFindingsController(Controller):
         request: Request[Principal, Any, Any],
         db_session: DbSession,
         page: Pagination,
-        group_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
         supplier_id: SupplierQuery = None,
         area: AreaQuery = None,
         severity: SeverityQuery = None,
@@ -118,8 +121,8 @@ class SharedFindingsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        group_id: uuid.UUID,
-        shared_finding_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
+        shared_finding_id: FromPath[uuid.UUID],
     ) -> Response[SharedFinding]:
         shared = await service.get_shared(
             db_session, request.user.tenant_id, group_id, shared_finding_id
@@ -135,7 +138,7 @@ class SharedFindingsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        group_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
         group_by: Annotated[
             str | None,
             QueryParameter(

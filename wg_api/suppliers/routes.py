@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from wg_api.identity.auth import requires
 from wg_api.identity.principal import Principal
@@ -86,7 +86,10 @@ class SuppliersController(Controller):
 
     @get("/{supplier_id:uuid}", summary="One of your suppliers", **requires("findings:read"))
     async def get_one(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, supplier_id: uuid.UUID
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        supplier_id: FromPath[uuid.UUID],
     ) -> Response[MySupplier | Supplier]:
         """Canonical fields of a supplier you link to (with your `internal_code`), or of one that
         appears in a shared finding you can see (without any code: it is not yours)."""
@@ -105,7 +108,10 @@ class SuppliersController(Controller):
 
     @delete("/{supplier_id:uuid}", summary="Unlink a supplier", **requires("findings:write"))
     async def unlink(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, supplier_id: uuid.UUID
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        supplier_id: FromPath[uuid.UUID],
     ) -> None:
         """Removes your link (and your internal code); the registry entry stays."""
         await service.unlink(db_session, request.user.tenant_id, supplier_id)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from wg_api.identity.auth import requires
 from wg_api.identity.principal import Principal
@@ -74,7 +74,10 @@ class WorkingGroupsController(Controller):
 
     @get("/{group_id:uuid}", summary="One working group", **requires(READ))
     async def get_one(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, group_id: uuid.UUID
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        group_id: FromPath[uuid.UUID],
     ) -> Response[WorkingGroup]:
         member = await service.require_member(db_session, group_id, request.user.tenant_id)
         return _with_etag(await service.get_group(db_session, member))
@@ -90,7 +93,7 @@ class WorkingGroupsController(Controller):
         request: Request[Principal, Any, Any],
         data: WorkingGroupPatch,
         db_session: DbSession,
-        group_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
     ) -> Response[WorkingGroup]:
         """Facilitators only. Send only what changes; `null` clears the description. Honours
         `If-Match`."""
@@ -105,7 +108,7 @@ class WorkingGroupsController(Controller):
         request: Request[Principal, Any, Any],
         db_session: DbSession,
         page: Pagination,
-        group_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
     ) -> Response[Page[Member]]:
         """Active member tenants, in the order they joined. Who is in the room is not secret."""
         member = await service.require_member(db_session, group_id, request.user.tenant_id)
@@ -117,8 +120,8 @@ class WorkingGroupsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        group_id: uuid.UUID,
-        tenant_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
+        tenant_id: FromPath[uuid.UUID],
     ) -> Response[Member]:
         member = await service.require_member(db_session, group_id, request.user.tenant_id)
         return _with_etag(await service.get_member(db_session, member, tenant_id))
@@ -134,8 +137,8 @@ class WorkingGroupsController(Controller):
         request: Request[Principal, Any, Any],
         data: MemberPatch,
         db_session: DbSession,
-        group_id: uuid.UUID,
-        tenant_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
+        tenant_id: FromPath[uuid.UUID],
     ) -> Response[Member]:
         """Facilitators only. The last facilitator cannot be made anything else (409).
         Honours `If-Match`."""
@@ -154,8 +157,8 @@ class WorkingGroupsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        group_id: uuid.UUID,
-        tenant_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
+        tenant_id: FromPath[uuid.UUID],
     ) -> None:
         """Facilitators remove members; any member removes itself (leaves) with its own tenant
         id. Access ends at once. The last facilitator cannot leave (409). Honours `If-Match`."""
@@ -177,7 +180,7 @@ class WorkingGroupsController(Controller):
         request: Request[Principal, Any, Any],
         data: InvitationIn,
         db_session: DbSession,
-        group_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
     ) -> Response[Invitation]:
         """Facilitators only. Invites the tenant with this slug (see `GET /v1/tenants`) in a
         role; it joins when it accepts. 422 for an unknown slug; 409 if it is already a member
@@ -196,7 +199,7 @@ class WorkingGroupsController(Controller):
         request: Request[Principal, Any, Any],
         db_session: DbSession,
         page: Pagination,
-        group_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
         status: StatusFilter = None,
     ) -> Response[Page[Invitation]]:
         """Facilitators only. Newest first."""
@@ -215,8 +218,8 @@ class WorkingGroupsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        group_id: uuid.UUID,
-        invitation_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
+        invitation_id: FromPath[uuid.UUID],
     ) -> Response[Invitation]:
         """Facilitators only."""
         member = await service.require_member(db_session, group_id, request.user.tenant_id)
@@ -232,8 +235,8 @@ class WorkingGroupsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        group_id: uuid.UUID,
-        invitation_id: uuid.UUID,
+        group_id: FromPath[uuid.UUID],
+        invitation_id: FromPath[uuid.UUID],
     ) -> Invitation:
         """Facilitators only; the invited tenant can no longer accept it. 409 if it was
         already answered."""
@@ -265,7 +268,7 @@ class InvitationsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        invitation_id: uuid.UUID,
+        invitation_id: FromPath[uuid.UUID],
     ) -> Response[Invitation]:
         invitation = await service.get_my_invitation(
             db_session, request.user.tenant_id, invitation_id
@@ -282,7 +285,7 @@ class InvitationsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        invitation_id: uuid.UUID,
+        invitation_id: FromPath[uuid.UUID],
     ) -> Invitation:
         """Your tenant becomes an active member at once, in the invited role. 409 if the
         invitation was already answered or revoked."""
@@ -298,7 +301,7 @@ class InvitationsController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        invitation_id: uuid.UUID,
+        invitation_id: FromPath[uuid.UUID],
     ) -> Invitation:
         """The group's facilitators learn it (`invitation.declined`). 409 if already answered."""
         return await service.decline(db_session, request.user.tenant_id, invitation_id)
