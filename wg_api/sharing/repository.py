@@ -11,6 +11,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wg_api.platform.database import driver_fetch
 from wg_api.platform.models import Record
 from wg_api.sharing.models import shared_findings, shares
 from wg_api.suppliers.models import suppliers
@@ -218,57 +219,61 @@ def _shared_select(tenant_id: uuid.UUID, *, with_own: bool = True) -> sa.Select[
     ).join(suppliers, suppliers.c.id == shared_findings.c.supplier_id)
 
 
+_LIST_SQL = (
+    "SELECT f.id, f.group_id, f.kind, f.area, f.severity, f.basis, f.status, f.observed_period, "
+    "f.title, f.description, f.affected_workers_band, f.source_scheme, f.child_labour_case, "
+    "s.id AS supplier_id, s.name AS supplier_name, s.local_name AS supplier_local_name, "
+    "s.address AS supplier_address, s.country AS supplier_country, "
+    "s.province AS supplier_province, s.city AS supplier_city, s.sector AS supplier_sector, "
+    "s.os_id AS supplier_os_id "
+    "FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id WHERE f.group_id = $1 "
+)
+_LIST_FILTERS = (
+    ("supplier_id", "f.supplier_id"),
+    ("area", "f.area"),
+    ("severity", "f.severity"),
+    ("country", "f.country"),
+    ("period", "f.observed_period"),
+    ("kind", "f.kind"),
+)
+
+
 async def shared_in_group(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     group_id: uuid.UUID,
     filters: SharedFilters,
     *,
-    after: tuple[str, uuid.UUID, str, uuid.UUID] | None,
+    after: tuple[Any, ...] | None,
     limit: int,
-) -> list[Record]:
+) -> list[Any]:
     """By supplier (name, id), then newest period, then the random id: never by insertion.
-    One range of `shared_findings_by_supplier`, which keeps the supplier's name on the record."""
-    statement = _shared_select(tenant_id, with_own=False).where(
-        shared_findings.c.group_id == group_id
-    )
-    if filters.supplier_id is not None:
-        statement = statement.where(shared_findings.c.supplier_id == filters.supplier_id)
-    if filters.area is not None:
-        statement = statement.where(shared_findings.c.area == filters.area)
-    if filters.severity is not None:
-        statement = statement.where(shared_findings.c.severity == filters.severity)
-    if filters.country is not None:
-        statement = statement.where(shared_findings.c.country == filters.country)
-    if filters.period is not None:
-        statement = statement.where(shared_findings.c.observed_period == filters.period)
-    if filters.kind is not None:
-        statement = statement.where(shared_findings.c.kind == filters.kind)
+    One range of `shared_findings_by_supplier`, which keeps the supplier's name on the record.
+    A hot read, so straight to the driver (asyncpg Records); `is_own` comes from `own_among`."""
+    args: list[Any] = [group_id]
+    conditions = []
+    for name, column in _LIST_FILTERS:
+        value = getattr(filters, name)
+        if value is not None:
+            args.append(value)
+            conditions.append(f"AND {column} = ${len(args)} ")
     if after is not None:
-        name, supplier_id, period, shared_id = after
-        supplier_key = sa.tuple_(shared_findings.c.supplier_name, shared_findings.c.supplier_id)
-        statement = statement.where(
-            sa.or_(
-                supplier_key > sa.tuple_(sa.literal(name), sa.literal(supplier_id)),
-                sa.and_(
-                    supplier_key == sa.tuple_(sa.literal(name), sa.literal(supplier_id)),
-                    sa.or_(
-                        shared_findings.c.observed_period < period,
-                        sa.and_(
-                            shared_findings.c.observed_period == period,
-                            shared_findings.c.id > shared_id,
-                        ),
-                    ),
-                ),
-            )
+        args.extend(after)
+        a, b, c, d = (f"${n}" for n in range(len(args) - 3, len(args) + 1))
+        conditions.append(
+            f"AND ((f.supplier_name, f.supplier_id) > ({a}, {b}) OR "
+            f"((f.supplier_name, f.supplier_id) = ({a}, {b}) AND "
+            f"(f.observed_period < {c} OR (f.observed_period = {c} AND f.id > {d})))) "
         )
-    statement = statement.order_by(
-        shared_findings.c.supplier_name,
-        shared_findings.c.supplier_id,
-        shared_findings.c.observed_period.desc(),
-        shared_findings.c.id,
-    ).limit(limit + 1)
-    return list((await session.execute(statement)).all())
+    args.append(limit + 1)
+    # Only fixed column names and $n placeholders are joined in; every value is a parameter.
+    sql = (
+        _LIST_SQL
+        + "".join(conditions)
+        + "ORDER BY f.supplier_name, f.supplier_id, f.observed_period DESC, f.id "
+        + f"LIMIT ${len(args)}"
+    )
+    return await driver_fetch(session, sql, *args)
 
 
 async def own_among(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any, get_args
 
 import msgspec
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings import service as findings
@@ -81,37 +83,39 @@ def share_out(row: Record) -> Share:
 
 
 def shared_out(
-    row: Record, names: ScrubTerms | None = None, is_own: bool | None = None
+    row: Record | Mapping[str, Any], names: ScrubTerms | None = None, is_own: bool | None = None
 ) -> SharedFinding:
-    """The API shape of a shared record; with `names`, member names are redacted once more."""
-    case = row.child_labour_case
+    """The API shape of a shared record (a SQLAlchemy row or, on the list's driver path, an
+    asyncpg Record); with `names`, member names are redacted once more."""
+    m: Mapping[str, Any] = row._mapping if isinstance(row, sa.Row) else row  # type: ignore[assignment]
+    case = m["child_labour_case"]
     return SharedFinding(
-        id=row.id,
+        id=m["id"],
         supplier=Supplier(
-            id=row.supplier_id,
-            name=row.supplier_name,
-            local_name=row.supplier_local_name,
-            address=row.supplier_address,
-            country=row.supplier_country,
-            province=row.supplier_province,
-            city=row.supplier_city,
-            sector=row.supplier_sector,
-            os_id=row.supplier_os_id,
+            id=m["supplier_id"],
+            name=m["supplier_name"],
+            local_name=m["supplier_local_name"],
+            address=m["supplier_address"],
+            country=m["supplier_country"],
+            province=m["supplier_province"],
+            city=m["supplier_city"],
+            sector=m["supplier_sector"],
+            os_id=m["supplier_os_id"],
         ),
-        kind=row.kind,
-        area=row.area,
-        severity=row.severity,
-        basis=row.basis,
-        status=row.status,
-        observed_period=row.observed_period,
-        title=row.title if names is None else str(redact_organisations(row.title, names)),
-        description=row.description
+        kind=m["kind"],
+        area=m["area"],
+        severity=m["severity"],
+        basis=m["basis"],
+        status=m["status"],
+        observed_period=m["observed_period"],
+        title=m["title"] if names is None else str(redact_organisations(m["title"], names)),
+        description=m["description"]
         if names is None
-        else redact_organisations(row.description, names),
-        affected_workers_band=row.affected_workers_band,
-        source_scheme=row.source_scheme,
+        else redact_organisations(m["description"], names),
+        affected_workers_band=m["affected_workers_band"],
+        source_scheme=m["source_scheme"],
         child_labour_case=msgspec.convert(case, ChildLabourCounts) if case is not None else None,
-        is_own=bool(row.is_own) if is_own is None else is_own,
+        is_own=bool(m["is_own"]) if is_own is None else is_own,
     )
 
 
@@ -384,8 +388,8 @@ async def list_shared(
         limit=limit,
     )
     names = await _group_names(session, group_id)
-    own = await repository.own_among(session, tenant_id, [row.id for row in rows[:limit]])
-    items = [(row.supplier_name, shared_out(row, names, row.id in own)) for row in rows]
+    own = await repository.own_among(session, tenant_id, [row["id"] for row in rows[:limit]])
+    items = [(row["supplier_name"], shared_out(row, names, row["id"] in own)) for row in rows]
     page = paginate(
         items,
         limit,
