@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+N = TypeVar("N", int, float)
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_number(name: str, default: N) -> N:
+    """An int or float variable (the type of `default`); unset or empty gives the default."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return type(default)(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ValueError(f"{name} must be {kind}, got {raw!r}") from exc
 
 
 def _env_str(name: str, default: str) -> str:
@@ -47,8 +41,6 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
-    page_default: int = 50
-    page_max: int = 200
     idempotency_ttl_hours: int = 24
     event_retention_days: int = 30
     token_ttl_seconds: int = 900
@@ -62,7 +54,6 @@ class Settings:
     job_timeout_seconds: float = 300.0
     job_retry_seconds: float = 30.0
     role_prefix: str = "wg"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def pg_data_dir(self) -> Path:
@@ -96,20 +87,20 @@ class Settings:
             signing_key_file=Path(key_file).resolve() if key_file else None,
             public_url=_env_str("WG_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             log_level=_env_str("WG_LOG_LEVEL", "INFO").upper(),
-            max_body_bytes=_env_int("WG_MAX_BODY_BYTES", 1024 * 1024),
-            idempotency_ttl_hours=_env_int("WG_IDEMPOTENCY_TTL_HOURS", 24),
-            event_retention_days=_env_int("WG_EVENT_RETENTION_DAYS", 30),
-            token_ttl_seconds=_env_int("WG_TOKEN_TTL_SECONDS", 900),
+            max_body_bytes=_env_number("WG_MAX_BODY_BYTES", 1024 * 1024),
+            idempotency_ttl_hours=_env_number("WG_IDEMPOTENCY_TTL_HOURS", 24),
+            event_retention_days=_env_number("WG_EVENT_RETENTION_DAYS", 30),
+            token_ttl_seconds=_env_number("WG_TOKEN_TTL_SECONDS", 900),
             # Capped: a revoked client's live tokens must stop working within 60 seconds.
-            revocation_cache_seconds=min(60, _env_int("WG_REVOCATION_CACHE_SECONDS", 30)),
-            rate_limit_per_minute=_env_int("WG_RATE_LIMIT_PER_MINUTE", 600),
-            token_rate_limit_per_minute=_env_int("WG_TOKEN_RATE_LIMIT_PER_MINUTE", 30),
-            db_pool_size=_env_int("WG_DB_POOL_SIZE", 10),
-            job_poll_seconds=_env_float("WG_JOB_POLL_SECONDS", 1.0),
-            leader_retry_seconds=_env_float("WG_LEADER_RETRY_SECONDS", 2.0),
-            job_interval_seconds=_env_int("WG_JOB_INTERVAL_SECONDS", 0),
-            job_timeout_seconds=_env_float("WG_JOB_TIMEOUT_SECONDS", 300.0),
-            job_retry_seconds=_env_float("WG_JOB_RETRY_SECONDS", 30.0),
+            revocation_cache_seconds=min(60, _env_number("WG_REVOCATION_CACHE_SECONDS", 30)),
+            rate_limit_per_minute=_env_number("WG_RATE_LIMIT_PER_MINUTE", 600),
+            token_rate_limit_per_minute=_env_number("WG_TOKEN_RATE_LIMIT_PER_MINUTE", 30),
+            db_pool_size=_env_number("WG_DB_POOL_SIZE", 10),
+            job_poll_seconds=_env_number("WG_JOB_POLL_SECONDS", 1.0),
+            leader_retry_seconds=_env_number("WG_LEADER_RETRY_SECONDS", 2.0),
+            job_interval_seconds=_env_number("WG_JOB_INTERVAL_SECONDS", 0),
+            job_timeout_seconds=_env_number("WG_JOB_TIMEOUT_SECONDS", 300.0),
+            job_retry_seconds=_env_number("WG_JOB_RETRY_SECONDS", 30.0),
             role_prefix=_env_str("WG_DB_ROLE_PREFIX", "wg"),
         )
 
