@@ -26,11 +26,10 @@ from wg_api.platform.errors import (
     Conflict,
     FieldError,
     Forbidden,
-    InvalidRequest,
     NotFound,
     ValidationFailed,
 )
-from wg_api.platform.pagination import Page, identifier, keyset, moment, paginate
+from wg_api.platform.pagination import Page, identifier, keyset, moment, paginate, whole_number
 from wg_api.platform.validation import is_valid_timezone, slug_error
 
 TENANT_KINDS = ("brand", "facilitator")
@@ -124,11 +123,8 @@ async def audit(
 async def read_audit_log(
     session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
 ) -> Page[AuditEntryOut]:
-    before_seq: int | None = None
-    if after is not None:
-        if len(after) != 1 or not isinstance(after[0], int) or isinstance(after[0], bool):
-            raise InvalidRequest(BAD_CURSOR)
-        before_seq = after[0]
+    position = keyset(after, whole_number)
+    before_seq: int | None = position[0] if position else None
     rows = await repository.list_audit(session, tenant_id, limit=limit + 1, before_seq=before_seq)
     seq_of = {row.id: row.seq for row in rows}
     entries = [
@@ -147,7 +143,6 @@ async def read_audit_log(
 
 # ---- API clients -------------------------------------------------------------------------------
 
-BAD_CURSOR = "The cursor is not valid; use next_cursor as given."
 CLIENT_NOT_FOUND = "No API client with this id."
 PROVIDER_NOT_FOUND = "No identity provider with this id."
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.platform.errors import Gone, InvalidRequest
 from wg_api.platform.models import events
-from wg_api.platform.pagination import decode_cursor, encode_cursor
+from wg_api.platform.pagination import BAD_CURSOR, decode_cursor, encode_cursor
 
 
 class Event(msgspec.Struct):
@@ -76,7 +76,7 @@ async def read_feed(
             and 0 <= seq < 2**63
             and type(occurred_ts) in (int, float)
         ):
-            raise InvalidRequest("The cursor is not valid; use next_cursor as given.")
+            raise InvalidRequest(BAD_CURSOR)
         oldest = datetime.now(UTC) - timedelta(days=retention_days)
         if occurred_ts < oldest.timestamp():
             raise Gone(

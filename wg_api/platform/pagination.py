@@ -114,6 +114,12 @@ def day(value: Any) -> date:
     return date.fromisoformat(text(value))
 
 
+def whole_number(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError("not an integer")
+    return value
+
+
 def identifier(value: Any) -> uuid.UUID:
     return uuid.UUID(text(value))
 
