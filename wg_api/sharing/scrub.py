@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+", re.ASCII)
 FULLWIDTH_PUNCTUATION = "\uff0c\u3002"  # ideographic comma and full stop end a URL too
@@ -111,13 +111,18 @@ class ScrubTerms:
     references: tuple[str, ...] = ()
     _patterns: dict[str, re.Pattern[str] | None] = field(default_factory=dict, compare=False)
 
+    @cached_property
     def name_words(self) -> tuple[tuple[frozenset[str], ...], frozenset[str], tuple[str, ...]]:
-        """For a quick test before the organisation pattern: each Latin name's words, all of
-        them together, and the CJK names."""
-        if "words" not in self._patterns:
-            latin, cjk = _name_words(self.organisations)
-            self._patterns["words"] = (latin, frozenset().union(*latin), cjk)  # type: ignore[assignment]
-        return self._patterns["words"]  # type: ignore[return-value]
+        """For a quick test before the organisation pattern: each Latin name's words (all must
+        be in a text for it to name that tenant), all of them together, and the CJK names (no
+        word breaks: a substring test)."""
+        latin = tuple(
+            words
+            for name in self.organisations
+            if not _is_cjk(name) and (words := frozenset(_WORD.findall(name.lower())))
+        )
+        cjk = tuple(n.strip() for n in self.organisations if _is_cjk(n) and len(n.strip()) >= 2)
+        return latin, frozenset().union(*latin), cjk
 
     def pattern(self, kind: str) -> re.Pattern[str] | None:
         if kind not in self._patterns:
@@ -162,24 +167,13 @@ def organisation_terms(names: tuple[str, ...]) -> ScrubTerms:
 _WORD = re.compile(r"[^\W_]+")
 
 
-@lru_cache(maxsize=512)
-def _name_words(names: tuple[str, ...]) -> tuple[tuple[frozenset[str], ...], tuple[str, ...]]:
-    """The words of each Latin name (all must be in a text for it to name that tenant), and
-    the CJK names (no word breaks: a substring test)."""
-    latin = tuple(
-        frozenset(_WORD.findall(n.lower())) for n in names if n.strip() and not _is_cjk(n)
-    )
-    cjk = tuple(n.strip() for n in names if _is_cjk(n) and len(n.strip()) >= 2)
-    return tuple(w for w in latin if w), cjk
-
-
 def redact_organisations(text: str | None, terms: ScrubTerms) -> str | None:
     """Only the organisation names: applied again when a shared record is read, so a tenant that
     joined (or was invited) after the record was shared never finds its own name in it."""
     if text is None:
         return None
     # Stored text was scrubbed when shared, so a name is rare: a substring test rules most out.
-    latin, every_word, cjk = terms.name_words()
+    latin, every_word, cjk = terms.name_words
     present = set(_WORD.findall(text.lower()))
     named = not present.isdisjoint(every_word) and any(name <= present for name in latin)
     if not named and not any(n in text for n in cjk):
