@@ -15,9 +15,6 @@ from wg_api.platform.database import driver_fetch
 from wg_api.platform.models import Record
 from wg_api.sharing.models import shared_findings, shares
 from wg_api.suppliers.models import suppliers
-from wg_api.working_groups.models import working_group_members
-
-SHARING_ROLES = ("member", "facilitator")
 
 SHARE_COLUMNS = (
     shares.c.id,
@@ -39,16 +36,6 @@ class SharedFilters:
     country: str | None = None
     period: str | None = None
     kind: str | None = None
-
-
-async def sharing_member_count(session: AsyncSession, group_id: uuid.UUID) -> int:
-    """Active member tenants that may share; observers never contribute, so they do not count."""
-    statement = sa.select(sa.func.count()).where(
-        working_group_members.c.group_id == group_id,
-        working_group_members.c.status == "active",
-        working_group_members.c.role.in_(SHARING_ROLES),
-    )
-    return int(await session.scalar(statement) or 0)
 
 
 async def scrub_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[str, str]]:

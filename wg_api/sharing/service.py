@@ -42,7 +42,8 @@ from wg_api.suppliers.schemas import Supplier
 from wg_api.working_groups import service as groups
 
 ROUNDING_BASE = 5
-SHARING_ROLES = repository.SHARING_ROLES
+# Observers read but never contribute, so they neither share nor count toward the threshold.
+SHARING_ROLES = ("member", "facilitator")
 PERIOD = re.compile(r"^[0-9]{4}-Q[1-4]$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 SEVERITIES: tuple[str, ...] = get_args(Severity)
@@ -193,7 +194,7 @@ async def share(
         )
     if membership.role not in SHARING_ROLES:
         raise Forbidden("Observers cannot share findings into a working group.")
-    members = await repository.sharing_member_count(session, data.working_group_id)
+    members = await groups.active_member_count(session, data.working_group_id, SHARING_ROLES)
     threshold = membership.anonymity_threshold
     if members < threshold:
         raise GroupTooSmall(

@@ -139,8 +139,15 @@ async def update_group(session: AsyncSession, group_id: uuid.UUID, values: dict[
     )
 
 
-async def active_member_count(session: AsyncSession, group_id: uuid.UUID) -> int:
-    return int(await session.scalar(sa.select(_active_count(group_id))) or 0)
+async def active_member_count(
+    session: AsyncSession, group_id: uuid.UUID, roles: tuple[str, ...] | None = None
+) -> int:
+    statement = sa.select(sa.func.count()).where(
+        working_group_members.c.group_id == group_id, working_group_members.c.status == ACTIVE
+    )
+    if roles is not None:
+        statement = statement.where(working_group_members.c.role.in_(roles))
+    return int(await session.scalar(statement) or 0)
 
 
 async def groups_of(
@@ -222,16 +229,6 @@ async def active_member(
             )
         )
     ).one_or_none()
-
-
-async def member_tenant_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[str, str]]:
-    rows = await session.execute(
-        sa.select(tenants.c.name, tenants.c.slug)
-        .select_from(members.join(tenants, tenants.c.id == members.c.tenant_id))
-        .where(members.c.group_id == group_id, members.c.status == ACTIVE)
-        .order_by(tenants.c.slug)
-    )
-    return [(row.name, row.slug) for row in rows]
 
 
 async def membership_status(

@@ -1,7 +1,7 @@
 """Working-group rules: who may do what in a group, invitations, membership changes, events.
 
-Other domains (sharing, meetings, funding) use `membership`, `require_member`,
-`active_member_count` and `member_tenant_names`; nothing else here is theirs to call.
+Other domains (sharing, meetings, funding) use `membership`, `require_member` and
+`active_member_count`; nothing else here is theirs to call.
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ __all__ = [
     "Membership",
     "WorkingGroupRecord",
     "active_member_count",
-    "member_tenant_names",
     "membership",
     "require_member",
 ]
@@ -80,13 +79,11 @@ async def require_member(
     return found
 
 
-async def active_member_count(session: AsyncSession, group_id: uuid.UUID) -> int:
-    return await repository.active_member_count(session, group_id)
-
-
-async def member_tenant_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[str, str]]:
-    """(name, slug) of every active member tenant, for scrubbing them out of shared text."""
-    return await repository.member_tenant_names(session, group_id)
+async def active_member_count(
+    session: AsyncSession, group_id: uuid.UUID, roles: tuple[str, ...] | None = None
+) -> int:
+    """Active member tenants of the group, only those with one of `roles` if given."""
+    return await repository.active_member_count(session, group_id, roles)
 
 
 def require_facilitator(member: Membership) -> None:
@@ -490,16 +487,3 @@ async def decline(
         session, invitation_id, "invitation.declined", {"invitation": declined}
     )
     return declined
-
-
-async def publish_to_members(
-    session: AsyncSession,
-    group_id: uuid.UUID,
-    type: str,
-    data: msgspec.Struct | dict[str, Any],
-    *,
-    include_self: bool,
-) -> None:
-    """Record `type` in the feed of the group's active members (the database checks the caller
-    has a membership of the group, current or past)."""
-    await repository.publish_group_event(session, group_id, type, data, include_self=include_self)
