@@ -42,6 +42,148 @@ RENAME_FUNCTION = """
 """
 
 
+# The insights function of this revision (0005 replaces it and restores it on downgrade).
+GROUP_INSIGHTS = """
+    CREATE FUNCTION group_insights(
+        p_group uuid, p_dims text[], p_supplier uuid, p_area text, p_severity text,
+        p_country text, p_period text, p_kind text, p_rounding int
+    )
+    RETURNS TABLE (cell jsonb, findings bigint, suppliers bigint, contributors text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+    SET work_mem = '32MB'
+    AS $$
+    DECLARE
+        k int;
+        dim text;
+        expr text;
+        dims text[] := coalesce(p_dims, ARRAY[]::text[]);
+        rest text[];
+        sel_sql text := '';
+        grp_sql text := '';
+        names_sql text := '';
+        key_sql text := '';
+        where_sql text;
+        suppliers_sql text;
+        presorted_aggregate text := current_setting('enable_presorted_aggregate', true);
+        -- The dimensions in the order of the index shared_findings_cells (after group_id).
+        allowed constant text[] := ARRAY['area', 'country', 'period', 'severity', 'kind'];
+    BEGIN
+        IF wg_group_role(p_group) IS NULL THEN
+            RAISE EXCEPTION 'not a member of this group' USING ERRCODE = '42501';
+        END IF;
+        SELECT greatest(3, g.anonymity_threshold) INTO k
+        FROM public.working_groups g WHERE g.id = p_group;
+        FOREACH dim IN ARRAY dims LOOP
+            IF NOT dim = ANY (allowed) THEN
+                RAISE EXCEPTION 'unknown dimension %', dim USING ERRCODE = '22023';
+            END IF;
+        END LOOP;
+        -- Grouped by the columns themselves, in index order, so that the index hands the
+        -- rows over already grouped when it can (NULL and '' severity are one cell).
+        FOREACH dim IN ARRAY allowed LOOP
+            CONTINUE WHEN NOT dim = ANY (dims);
+            expr := CASE dim WHEN 'period' THEN 'observed_period'
+                             WHEN 'severity' THEN 'coalesce(severity, '''')'
+                             ELSE dim END;
+            sel_sql := sel_sql || format('%s AS %I, ',
+                CASE dim WHEN 'country' THEN 'country::text' ELSE expr END, dim);
+            grp_sql := grp_sql || expr || ', ';
+            names_sql := names_sql || format('%I, ', dim);
+            key_sql := key_sql || format('%L, NULLIF(%I, %L), ', dim, dim, '');
+        END LOOP;
+        -- Only the filters given, so the planner sees the conditions it can use.
+        where_sql := concat_ws(' AND ', 'group_id = $1',
+            CASE WHEN p_supplier IS NOT NULL THEN 'supplier_id = $2' END,
+            CASE WHEN p_area IS NOT NULL THEN 'area = $3' END,
+            CASE WHEN p_severity IS NOT NULL THEN 'severity = $4' END,
+            CASE WHEN p_country IS NOT NULL THEN 'country = $5' END,
+            CASE WHEN p_period IS NOT NULL THEN 'observed_period = $6' END,
+            CASE WHEN p_kind IS NOT NULL THEN 'kind = $7' END);
+        -- Distinct suppliers per cell: when the grouped dimensions are the index's leading
+        -- columns (those filtered to one value aside), one pass over the index in order,
+        -- counting each cell's suppliers as it goes; otherwise through (cell, supplier) pairs.
+        rest := dims;
+        FOREACH dim IN ARRAY allowed LOOP
+            EXIT WHEN cardinality(rest) = 0;
+            IF dim = ANY (rest) AND dim <> 'severity' THEN
+                rest := array_remove(rest, dim);
+            ELSIF NOT ((dim = 'area' AND p_area IS NOT NULL)
+                    OR (dim = 'country' AND p_country IS NOT NULL)
+                    OR (dim = 'period' AND p_period IS NOT NULL)
+                    OR (dim = 'severity' AND p_severity IS NOT NULL)
+                    OR (dim = 'kind' AND p_kind IS NOT NULL)) THEN
+                EXIT;
+            END IF;
+        END LOOP;
+        IF cardinality(dims) > 0 AND cardinality(rest) = 0 THEN
+            suppliers_sql := $s$
+                SELECT %1$s count(DISTINCT supplier_id) AS suppliers
+                FROM public.shared_findings WHERE %5$s
+                GROUP BY %2$s ()
+            $s$;
+        ELSE
+            suppliers_sql := $s$
+                SELECT %3$s count(*) AS suppliers
+                FROM (
+                    SELECT %1$s supplier_id FROM public.shared_findings WHERE %5$s
+                    GROUP BY %2$s supplier_id
+                ) per_supplier
+                GROUP BY %3$s ()
+            $s$;
+        END IF;
+        -- Sorting each cell's suppliers inside the aggregate beats re-sorting whole rows
+        -- (PostgreSQL 16+ would); restored below, and by any error.
+        IF presorted_aggregate IS NOT NULL THEN
+            PERFORM set_config('enable_presorted_aggregate', 'off', true);
+        END IF;
+        -- Two aggregates over the same rows, side by side (a parallel append can run them
+        -- at once): per contributor, and distinct suppliers.
+        RETURN QUERY EXECUTE format(
+            $q$
+            WITH per_contributor AS (
+                SELECT %1$s count(*) AS n
+                FROM public.shared_findings WHERE %5$s
+                GROUP BY %2$s contributor
+            ),
+            supplier_counts AS ($q$ || suppliers_sql || $q$),
+            parts AS (
+                SELECT %3$s sum(n) AS findings, count(*) AS contributors, max(n) AS top,
+                       NULL::bigint AS suppliers
+                FROM per_contributor GROUP BY %3$s ()
+                UNION ALL
+                SELECT %3$s NULL, NULL, NULL, suppliers FROM supplier_counts
+            ),
+            cells AS (
+                SELECT %3$s max(findings) AS findings, max(contributors) AS contributors,
+                       max(top) AS top, max(suppliers) AS suppliers
+                FROM parts GROUP BY %3$s ()
+                HAVING max(contributors) > 0  -- no findings at all is no cell
+            )
+            SELECT jsonb_build_object(%4$s '_', null) - '_',
+                   CASE WHEN published THEN (round(findings / $8::numeric) * $8)::bigint END,
+                   CASE WHEN published
+                        THEN greatest($8, (round(suppliers / $8::numeric) * $8)::bigint) END,
+                   CASE WHEN NOT published THEN NULL
+                        WHEN contributors >= 10 THEN '10+'
+                        WHEN contributors >= 5 THEN '5+'
+                        ELSE '3+' END
+            FROM (
+                SELECT *, (contributors >= $9 AND top <= 0.85 * findings) AS published
+                FROM cells
+            ) c
+            $q$,
+            sel_sql, grp_sql, names_sql, key_sql, where_sql
+        )
+        USING p_group, p_supplier, p_area, p_severity, p_country, p_period, p_kind,
+              p_rounding, k;
+        IF presorted_aggregate IS NOT NULL THEN
+            PERFORM set_config('enable_presorted_aggregate', presorted_aggregate, true);
+        END IF;
+    END
+    $$
+"""
+
+
 def upgrade() -> None:
     app, owner = migration_role("app"), migration_role("owner")
     op.execute(
@@ -147,147 +289,7 @@ def upgrade() -> None:
     for statement in tenant_rls_statements("shares"):
         op.execute(statement)
 
-    op.execute(
-        """
-        CREATE FUNCTION group_insights(
-            p_group uuid, p_dims text[], p_supplier uuid, p_area text, p_severity text,
-            p_country text, p_period text, p_kind text, p_rounding int
-        )
-        RETURNS TABLE (cell jsonb, findings bigint, suppliers bigint, contributors text)
-        LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
-        SET work_mem = '32MB'
-        AS $$
-        DECLARE
-            k int;
-            dim text;
-            expr text;
-            dims text[] := coalesce(p_dims, ARRAY[]::text[]);
-            rest text[];
-            sel_sql text := '';
-            grp_sql text := '';
-            names_sql text := '';
-            key_sql text := '';
-            where_sql text;
-            suppliers_sql text;
-            presorted_aggregate text := current_setting('enable_presorted_aggregate', true);
-            -- The dimensions in the order of the index shared_findings_cells (after group_id).
-            allowed constant text[] := ARRAY['area', 'country', 'period', 'severity', 'kind'];
-        BEGIN
-            IF wg_group_role(p_group) IS NULL THEN
-                RAISE EXCEPTION 'not a member of this group' USING ERRCODE = '42501';
-            END IF;
-            SELECT greatest(3, g.anonymity_threshold) INTO k
-            FROM public.working_groups g WHERE g.id = p_group;
-            FOREACH dim IN ARRAY dims LOOP
-                IF NOT dim = ANY (allowed) THEN
-                    RAISE EXCEPTION 'unknown dimension %', dim USING ERRCODE = '22023';
-                END IF;
-            END LOOP;
-            -- Grouped by the columns themselves, in index order, so that the index hands the
-            -- rows over already grouped when it can (NULL and '' severity are one cell).
-            FOREACH dim IN ARRAY allowed LOOP
-                CONTINUE WHEN NOT dim = ANY (dims);
-                expr := CASE dim WHEN 'period' THEN 'observed_period'
-                                 WHEN 'severity' THEN 'coalesce(severity, '''')'
-                                 ELSE dim END;
-                sel_sql := sel_sql || format('%s AS %I, ',
-                    CASE dim WHEN 'country' THEN 'country::text' ELSE expr END, dim);
-                grp_sql := grp_sql || expr || ', ';
-                names_sql := names_sql || format('%I, ', dim);
-                key_sql := key_sql || format('%L, NULLIF(%I, %L), ', dim, dim, '');
-            END LOOP;
-            -- Only the filters given, so the planner sees the conditions it can use.
-            where_sql := concat_ws(' AND ', 'group_id = $1',
-                CASE WHEN p_supplier IS NOT NULL THEN 'supplier_id = $2' END,
-                CASE WHEN p_area IS NOT NULL THEN 'area = $3' END,
-                CASE WHEN p_severity IS NOT NULL THEN 'severity = $4' END,
-                CASE WHEN p_country IS NOT NULL THEN 'country = $5' END,
-                CASE WHEN p_period IS NOT NULL THEN 'observed_period = $6' END,
-                CASE WHEN p_kind IS NOT NULL THEN 'kind = $7' END);
-            -- Distinct suppliers per cell: when the grouped dimensions are the index's leading
-            -- columns (those filtered to one value aside), one pass over the index in order,
-            -- counting each cell's suppliers as it goes; otherwise through (cell, supplier) pairs.
-            rest := dims;
-            FOREACH dim IN ARRAY allowed LOOP
-                EXIT WHEN cardinality(rest) = 0;
-                IF dim = ANY (rest) AND dim <> 'severity' THEN
-                    rest := array_remove(rest, dim);
-                ELSIF NOT ((dim = 'area' AND p_area IS NOT NULL)
-                        OR (dim = 'country' AND p_country IS NOT NULL)
-                        OR (dim = 'period' AND p_period IS NOT NULL)
-                        OR (dim = 'severity' AND p_severity IS NOT NULL)
-                        OR (dim = 'kind' AND p_kind IS NOT NULL)) THEN
-                    EXIT;
-                END IF;
-            END LOOP;
-            IF cardinality(dims) > 0 AND cardinality(rest) = 0 THEN
-                suppliers_sql := $s$
-                    SELECT %1$s count(DISTINCT supplier_id) AS suppliers
-                    FROM public.shared_findings WHERE %5$s
-                    GROUP BY %2$s ()
-                $s$;
-            ELSE
-                suppliers_sql := $s$
-                    SELECT %3$s count(*) AS suppliers
-                    FROM (
-                        SELECT %1$s supplier_id FROM public.shared_findings WHERE %5$s
-                        GROUP BY %2$s supplier_id
-                    ) per_supplier
-                    GROUP BY %3$s ()
-                $s$;
-            END IF;
-            -- Sorting each cell's suppliers inside the aggregate beats re-sorting whole rows
-            -- (PostgreSQL 16+ would); restored below, and by any error.
-            IF presorted_aggregate IS NOT NULL THEN
-                PERFORM set_config('enable_presorted_aggregate', 'off', true);
-            END IF;
-            -- Two aggregates over the same rows, side by side (a parallel append can run them
-            -- at once): per contributor, and distinct suppliers.
-            RETURN QUERY EXECUTE format(
-                $q$
-                WITH per_contributor AS (
-                    SELECT %1$s count(*) AS n
-                    FROM public.shared_findings WHERE %5$s
-                    GROUP BY %2$s contributor
-                ),
-                supplier_counts AS ($q$ || suppliers_sql || $q$),
-                parts AS (
-                    SELECT %3$s sum(n) AS findings, count(*) AS contributors, max(n) AS top,
-                           NULL::bigint AS suppliers
-                    FROM per_contributor GROUP BY %3$s ()
-                    UNION ALL
-                    SELECT %3$s NULL, NULL, NULL, suppliers FROM supplier_counts
-                ),
-                cells AS (
-                    SELECT %3$s max(findings) AS findings, max(contributors) AS contributors,
-                           max(top) AS top, max(suppliers) AS suppliers
-                    FROM parts GROUP BY %3$s ()
-                    HAVING max(contributors) > 0  -- no findings at all is no cell
-                )
-                SELECT jsonb_build_object(%4$s '_', null) - '_',
-                       CASE WHEN published THEN (round(findings / $8::numeric) * $8)::bigint END,
-                       CASE WHEN published
-                            THEN greatest($8, (round(suppliers / $8::numeric) * $8)::bigint) END,
-                       CASE WHEN NOT published THEN NULL
-                            WHEN contributors >= 10 THEN '10+'
-                            WHEN contributors >= 5 THEN '5+'
-                            ELSE '3+' END
-                FROM (
-                    SELECT *, (contributors >= $9 AND top <= 0.85 * findings) AS published
-                    FROM cells
-                ) c
-                $q$,
-                sel_sql, grp_sql, names_sql, key_sql, where_sql
-            )
-            USING p_group, p_supplier, p_area, p_severity, p_country, p_period, p_kind,
-                  p_rounding, k;
-            IF presorted_aggregate IS NOT NULL THEN
-                PERFORM set_config('enable_presorted_aggregate', presorted_aggregate, true);
-            END IF;
-        END
-        $$
-        """
-    )
+    op.execute(GROUP_INSIGHTS)
     op.execute(
         "REVOKE ALL ON FUNCTION "
         "group_insights(uuid, text[], uuid, text, text, text, text, text, int) FROM PUBLIC"

@@ -22,6 +22,7 @@ from bench.generate import (
 )
 from bench.run import dataset_context, time_insights
 from tests.conftest import serve_in_loop
+from tests.sharing.conftest import assert_tallies_exact
 from wg_api.app import asgi_app
 from wg_api.platform.database import Database
 
@@ -99,6 +100,9 @@ async def test_generator_makes_a_consistent_set_that_the_api_serves(settings):
                 "WHERE t.slug = $1 AND o.id IS NULL",
                 BIG_TENANT_SLUG,
             )
+            # The generator counts the insight tallies around the trigger: a recount agrees.
+            for (group_id,) in await conn.fetch("SELECT DISTINCT group_id FROM shared_findings"):
+                await assert_tallies_exact(conn, str(group_id))
             few = await conn.fetchval(
                 "SELECT max(n) FROM (SELECT count(DISTINCT contributor) AS n "
                 "FROM shared_findings WHERE country = ANY ($1::text[]) GROUP BY country) c",

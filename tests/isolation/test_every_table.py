@@ -68,3 +68,39 @@ async def test_the_shared_tables_hold_no_tenant_column(admin):
         )
     )
     assert not {row.table_name for row in rows} & set(SHARED_BY_DESIGN)
+
+
+async def test_no_column_naming_a_contributor_is_readable_by_the_app_role(admin, settings):
+    """Who contributed a shared finding is known only inside the database's own functions."""
+    rows = await admin.execute(
+        sa.text(
+            "SELECT table_name, has_column_privilege(:role, format('%I', table_name), "
+            "column_name, 'SELECT') AS readable "
+            "FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND column_name = 'contributor'"
+        ),
+        {"role": settings.app_role},
+    )
+    readable = {row.table_name: row.readable for row in rows}
+    assert {"shared_findings", "insight_tallies"} <= set(readable)
+    assert not any(readable.values()), readable
+
+
+async def test_the_insight_tallies_are_closed_to_the_app_role(admin, settings):
+    rows = await admin.execute(
+        sa.text(
+            "SELECT c.relname, has_table_privilege(:role, c.oid, 'SELECT, INSERT, UPDATE, DELETE') "
+            "OR has_any_column_privilege(:role, c.oid, 'SELECT, INSERT, UPDATE') AS touches "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'insight\\_%'"
+        ),
+        {"role": settings.app_role},
+    )
+    touches = {row.relname: row.touches for row in rows}
+    assert set(touches) == {
+        "insight_tallies",
+        "insight_groups",
+        "insight_suppliers",
+        "insight_supplier_bits",
+    }
+    assert not any(touches.values()), touches

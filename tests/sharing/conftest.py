@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -272,6 +273,57 @@ def json_keys(value: Any) -> set[str]:
     if isinstance(value, list):
         return {key for item in value for key in json_keys(item)}
     return set()
+
+
+# Rows that are in one and not the other, both ways: empty when the tallies are exact.
+TALLY_DIFFERENCE = """
+    WITH recount AS (
+        SELECT area, country::text AS country, observed_period AS period,
+               coalesce(severity, '') AS severity, kind, contributor, count(*)::int AS n
+        FROM shared_findings WHERE group_id = $1
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ),
+    kept AS (
+        SELECT area, country, period, severity, kind, contributor, n
+        FROM insight_tallies WHERE group_id = $1
+    )
+    SELECT 'missing' AS side, * FROM (TABLE recount EXCEPT TABLE kept) m
+    UNION ALL
+    SELECT 'extra', * FROM (TABLE kept EXCEPT TABLE recount) e
+"""
+BITS_DIFFERENCE = """
+    WITH recount AS (
+        SELECT f.area, f.country::text AS country, f.observed_period AS period,
+               coalesce(f.severity, '') AS severity, f.kind, s.number / 1024 AS chunk,
+               bit_or(set_bit(repeat('0', 1024)::bit(1024), s.number % 1024, 1)) AS bits
+        FROM shared_findings f
+        JOIN insight_suppliers s ON s.group_id = f.group_id AND s.supplier_id = f.supplier_id
+        WHERE f.group_id = $1
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ),
+    kept AS (
+        SELECT area, country, period, severity, kind, chunk, bits
+        FROM insight_supplier_bits WHERE group_id = $1
+    )
+    SELECT 'missing' AS side, * FROM (TABLE recount EXCEPT TABLE kept) m
+    UNION ALL
+    SELECT 'extra', * FROM (TABLE kept EXCEPT TABLE recount) e
+"""
+UNNUMBERED = """
+    SELECT count(DISTINCT f.supplier_id) FROM shared_findings f
+    LEFT JOIN insight_suppliers s ON s.group_id = f.group_id AND s.supplier_id = f.supplier_id
+    WHERE f.group_id = $1 AND s.number IS NULL
+"""
+
+
+async def assert_tallies_exact(admin: asyncpg.Connection, *group_ids: str) -> None:
+    """The insight tallies of each group (migration 0005) equal a recount of its records."""
+    for group_id in group_ids:
+        tallies = [dict(row) for row in await admin.fetch(TALLY_DIFFERENCE, group_id)]
+        assert tallies == [], tallies
+        assert await admin.fetchval(UNNUMBERED, group_id) == 0
+        bits = [dict(row) for row in await admin.fetch(BITS_DIFFERENCE, group_id)]
+        assert bits == [], [(row["side"], row["area"], row["period"]) for row in bits]
 
 
 def pretty(response: httpx.Response) -> str:

@@ -1,0 +1,168 @@
+"""The insight tallies (migration 0005) follow every change to shared findings exactly.
+
+Insights without a supplier filter are answered from per-cell tallies kept by a trigger. After
+each kind of change a user can make (share, edit the source so the record moves cell, edit text
+only, withdraw, delete the finding, leave the group, share the same finding into two groups,
+share concurrently), the tallies equal a recount from the shared findings themselves, and the
+insights answer what the recount implies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from bench.generate import connect_kwargs
+from tests.sharing.conftest import (
+    SharingGroup,
+    assert_tallies_exact,
+    insights,
+    new_supplier,
+    record,
+    record_and_share,
+    share,
+)
+from tests.working_groups.conftest import join
+
+
+@pytest.fixture
+async def admin(admin_url: Any) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(**connect_kwargs(admin_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def assert_exact(admin: asyncpg.Connection, *groups: SharingGroup) -> None:
+    await assert_tallies_exact(admin, *(group.id for group in groups))
+
+
+async def patch_finding(
+    client: httpx.AsyncClient, actor: Any, finding_id: str, **fields: Any
+) -> None:
+    response = await client.patch(f"/v1/findings/{finding_id}", json=fields, headers=actor.headers)
+    assert response.status_code == 200, response.text
+
+
+async def total(client: httpx.AsyncClient, actor: Any, group: SharingGroup) -> dict[str, Any]:
+    body: dict[str, Any] = (await insights(client, actor, group)).json()
+    return body
+
+
+async def test_every_change_to_a_shared_finding_keeps_the_tallies_exact(client, make_group, admin):
+    group = await make_group(members=4)
+    other = await make_group(members=4)
+    a, b, c, d = group.members
+    north = await new_supplier(client, a, linked=[b, c, d], country="CN")
+    south = await new_supplier(client, b, linked=[a, c], country="VN")
+    shares = {}
+    for actor in (a, b, c):
+        shares[actor.slug] = await record_and_share(client, actor, north["id"], group)
+        await record_and_share(client, actor, south["id"], group, area="young_workers")
+    await assert_exact(admin, group)
+    assert (await total(client, d, group))["cells"][0]["contributors"] == "3+"
+
+    # Moves cell: area, severity, quarter and kind change at once.
+    moved = shares[a.slug]["finding_id"]
+    await patch_finding(
+        client, a, moved, area="health_and_safety", severity="critical", observed_on="2026-02-03"
+    )
+    await assert_exact(admin, group)
+    await patch_finding(client, a, moved, kind="observation", severity=None)
+    await assert_exact(admin, group)
+    # Text only: the record stays in its cell.
+    await patch_finding(client, a, moved, title="Fire exits locked during the night shift")
+    await assert_exact(admin, group)
+
+    # b's finding in a second group too: each group counts its own.
+    twice = shares[b.slug]["finding_id"]
+    await join(client, other.facilitator, other.id, b, "member")
+    await share(client, b, twice, other)
+    await assert_exact(admin, group, other)
+
+    # Withdraw c's share of north: north's working-hours cell falls to two contributors.
+    withdrawn = shares[c.slug]
+    response = await client.delete(
+        f"/v1/findings/{withdrawn['finding_id']}/shares/{withdrawn['id']}", headers=c.headers
+    )
+    assert response.status_code == 204, response.text
+    await assert_exact(admin, group)
+    by_area = (await insights(client, d, group, ("area",))).json()
+    assert "working_hours" not in {cell["key"]["area"] for cell in by_area["cells"]}
+
+    # Delete b's finding: its share goes, and with it b's last finding in that cell.
+    response = await client.delete(f"/v1/findings/{twice}", headers=b.headers)
+    assert response.status_code == 204, response.text
+    await assert_exact(admin, group, other)
+
+    # A contributor that leaves keeps what it shared counted until it withdraws.
+    response = await client.delete(f"{group.path}/members/{a.id}", headers=a.headers)
+    assert response.status_code == 204, response.text
+    await assert_exact(admin, group)
+    young = (await insights(client, d, group, ("area",), area="young_workers")).json()
+    assert young["cells"] == [
+        {"key": {"area": "young_workers"}, "findings": 5, "suppliers": 5, "contributors": "3+"}
+    ]
+
+
+async def test_a_finding_shared_into_two_groups_is_counted_in_each(client, make_group, admin):
+    first = await make_group(members=4)
+    second = await make_group(members=4)
+    brand = first.members[0]
+    await join(client, second.facilitator, second.id, brand, "member")
+    supplier = await new_supplier(client, brand)
+    finding = await record(client, brand, supplier["id"])
+    await share(client, brand, finding["id"], first)
+    await share(client, brand, finding["id"], second)
+    await assert_exact(admin, first, second)
+    await patch_finding(client, brand, finding["id"], area="working_hours", severity="minor")
+    await patch_finding(client, brand, finding["id"], observed_on="2025-11-30")
+    await assert_exact(admin, first, second)
+    response = await client.delete(f"/v1/findings/{finding['id']}", headers=brand.headers)
+    assert response.status_code == 204, response.text
+    await assert_exact(admin, first, second)
+    for group in (first, second):
+        assert (
+            await admin.fetchval(
+                "SELECT count(*) FROM insight_tallies WHERE group_id = $1", group.id
+            )
+            == 0
+        )
+
+
+async def test_concurrent_shares_of_new_suppliers_are_all_counted(client, make_group, admin):
+    """Every share numbers suppliers the group has not seen, at once, in the same cells."""
+    group = await make_group(members=4)
+    suppliers = [
+        await new_supplier(client, group.members[0], linked=group.members[1:]) for _ in range(3)
+    ]
+    await asyncio.gather(
+        *(
+            record_and_share(client, actor, supplier["id"], group)
+            for actor in group.members
+            for supplier in suppliers
+        )
+    )
+    await assert_exact(admin, group)
+    body = (await total(client, group.facilitator, group))["cells"]
+    assert body == [{"key": {}, "findings": 10, "suppliers": 5, "contributors": "3+"}]
+
+
+async def test_the_rebuild_recounts_what_the_trigger_kept(client, make_group, admin):
+    group = await make_group(members=4)
+    a, b, c, _ = group.members
+    supplier = await new_supplier(client, a, linked=[b, c])
+    for actor in (a, b, c):
+        await record_and_share(client, actor, supplier["id"], group, area="child_labour",
+                               severity="zero_tolerance")  # fmt: skip
+    before = (await insights(client, group.facilitator, group, ("area", "period"))).content
+    await admin.execute("SELECT insight_tallies_rebuild($1)", group.id)
+    await assert_exact(admin, group)
+    after = (await insights(client, group.facilitator, group, ("area", "period"))).content
+    assert after == before
