@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.params import FromPath, PathParameter, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from wg_api.findings import service
 from wg_api.findings.repository import FindingFilters
@@ -38,7 +38,10 @@ class FindingsController(Controller):
 
     @post(summary="Record a finding", data_dto=Body[FindingIn], **requires("findings:write"))
     async def create(
-        self, request: Request[Principal, Any, Any], data: FindingIn, db_session: DbSession
+        self,
+        request: Request[Principal, Any, Any],
+        data: JSONBody[FindingIn],
+        db_session: DbSession,
     ) -> Response[Finding]:
         """Records a finding about one of your suppliers. With an `external_id` you already
         use, answers 409: use `PUT /v1/findings/by-external-id/{external_id}` to replace."""
@@ -54,7 +57,7 @@ class FindingsController(Controller):
     async def put_by_external_id(
         self,
         request: Request[Principal, Any, Any],
-        data: FindingFields,
+        data: JSONBody[FindingFields],
         db_session: DbSession,
         external_id: Annotated[
             str, PathParameter(min_length=1, max_length=200, description="Your system's key.")
@@ -119,7 +122,7 @@ class FindingsController(Controller):
     async def change(
         self,
         request: Request[Principal, Any, Any],
-        data: FindingPatch,
+        data: JSONBody[FindingPatch],
         db_session: DbSession,
         finding_id: FromPath[uuid.UUID],
     ) -> Response[Finding]:

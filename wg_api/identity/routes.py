@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 import sqlalchemy as sa
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from wg_api.identity import repository, service
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, requires
@@ -227,7 +227,10 @@ class ApiClientsController(Controller):
         **ADMIN,
     )
     async def create(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, data: ApiClientCreate
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        data: JSONBody[ApiClientCreate],
     ) -> Response[ApiClientWithSecret]:
         """Create a client for the client-credentials grant. `role` defaults to `viewer` and
         `scopes` to everything the role may hold; you cannot grant scopes your own token lacks.
@@ -323,7 +326,7 @@ class IdentityProvidersController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        data: IdentityProviderCreate,
+        data: JSONBody[IdentityProviderCreate],
     ) -> Response[IdentityProviderOut]:
         """Trust people's tokens from your company's OpenID Connect issuer.
 

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from wg_api.findings.schemas import AREAS
 from wg_api.identity.auth import requires
@@ -44,7 +44,7 @@ class SharesController(Controller):
     async def create(
         self,
         request: Request[Principal, Any, Any],
-        data: ShareIn,
+        data: JSONBody[ShareIn],
         db_session: DbSession,
         finding_id: FromPath[uuid.UUID],
     ) -> Share:

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from wg_api.identity.auth import requires
 from wg_api.identity.principal import Principal
@@ -46,7 +46,9 @@ class SuppliersController(Controller):
         data_dto=Body[SupplierMatchIn],
         **requires("findings:read"),
     )
-    async def match(self, data: SupplierMatchIn, db_session: DbSession) -> SupplierMatchOut:
+    async def match(
+        self, data: JSONBody[SupplierMatchIn], db_session: DbSession
+    ) -> SupplierMatchOut:
         """Ranked candidates with a confidence from 0 to 1 and a reason; creates nothing."""
         return await service.match(db_session, data)
 
@@ -57,7 +59,10 @@ class SuppliersController(Controller):
         **requires("findings:write"),
     )
     async def link(
-        self, request: Request[Principal, Any, Any], data: SupplierIn, db_session: DbSession
+        self,
+        request: Request[Principal, Any, Any],
+        data: JSONBody[SupplierIn],
+        db_session: DbSession,
     ) -> Response[SupplierLinkOut]:
         """Link your tenant to a supplier: by `supplier_id`, by `os_id`, or by an exact normalised
         name + address + country match; otherwise create it. 201 when created, 200 when linked."""

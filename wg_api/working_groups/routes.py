@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from wg_api.identity.auth import requires
 from wg_api.identity.principal import Principal
@@ -55,7 +55,10 @@ class WorkingGroupsController(Controller):
 
     @post(summary="Create a working group", data_dto=Body[WorkingGroupIn], **requires(WRITE))
     async def create(
-        self, request: Request[Principal, Any, Any], data: WorkingGroupIn, db_session: DbSession
+        self,
+        request: Request[Principal, Any, Any],
+        data: JSONBody[WorkingGroupIn],
+        db_session: DbSession,
     ) -> Response[WorkingGroup]:
         """Your tenant becomes the group's first member, as its facilitator. `timezone` is an
         IANA zone (default Asia/Hong_Kong); `anonymity_threshold` is at least 3 (default 3)."""
@@ -91,7 +94,7 @@ class WorkingGroupsController(Controller):
     async def change(
         self,
         request: Request[Principal, Any, Any],
-        data: WorkingGroupPatch,
+        data: JSONBody[WorkingGroupPatch],
         db_session: DbSession,
         group_id: FromPath[uuid.UUID],
     ) -> Response[WorkingGroup]:
@@ -135,7 +138,7 @@ class WorkingGroupsController(Controller):
     async def change_member(
         self,
         request: Request[Principal, Any, Any],
-        data: MemberPatch,
+        data: JSONBody[MemberPatch],
         db_session: DbSession,
         group_id: FromPath[uuid.UUID],
         tenant_id: FromPath[uuid.UUID],
@@ -178,7 +181,7 @@ class WorkingGroupsController(Controller):
     async def invite(
         self,
         request: Request[Principal, Any, Any],
-        data: InvitationIn,
+        data: JSONBody[InvitationIn],
         db_session: DbSession,
         group_id: FromPath[uuid.UUID],
     ) -> Response[Invitation]:
