@@ -47,10 +47,11 @@ SHARED_COLUMNS = (
     "s.province AS supplier_province, s.city AS supplier_city, s.sector AS supplier_sector, "
     "s.os_id AS supplier_os_id"
 )
-# `is_own` for one page's rows, as the app asks it (wg_api.sharing.repository.own_among).
-OWN_SQL = (
-    "SELECT shared_finding_id FROM shares WHERE tenant_id = $1 AND status = 'active' "
-    "AND shared_finding_id = ANY($2::uuid[])"
+# `is_own` from the caller's shares, probed per listed row as the app does
+# (wg_api.sharing.repository.shared_in_group).
+OWN_JOIN = (
+    "LEFT JOIN LATERAL (SELECT true AS is_own FROM shares sh WHERE sh.shared_finding_id = f.id "
+    "AND sh.tenant_id = $2 AND sh.status = 'active' LIMIT 1) own ON true"
 )
 # The app's call (wg_api.sharing.repository.insight_cells), parameter for parameter.
 INSIGHTS_SQL = (
@@ -134,21 +135,17 @@ async def shared_findings(
     """A group's shared findings by supplier name, newest quarter first (row-level security
     shows them to members), with `is_own` from the caller's shares."""
     conditions = ["f.group_id = $1"]
-    args: list[Any] = [group_id]
+    args: list[Any] = [group_id, tenant_id]
     if area is not None:
         args.append(area)
         conditions.append(f"f.area = ${len(args)}")
     sql = (
-        f"SELECT {SHARED_COLUMNS} FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id "
+        f"SELECT {SHARED_COLUMNS}, own.is_own IS NOT NULL AS is_own "
+        f"FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id {OWN_JOIN} "
         f"WHERE {' AND '.join(conditions)} "
         f"ORDER BY f.supplier_name, f.supplier_id, f.observed_period DESC, f.id LIMIT {PAGE + 1}"
     )
-    pool: asyncpg.Pool = state.pool
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-        found = [dict(row) for row in await conn.fetch(sql, *args)]
-        own = {r[0] for r in await conn.fetch(OWN_SQL, tenant_id, [r["id"] for r in found[:PAGE]])}
-    rows = [{**row, "is_own": row["id"] in own} for row in found]
+    rows = await _read(state, tenant_id, sql, *args)
     return _page(rows, ("supplier_name", "supplier_id", "observed_period", "id"))
 
 
@@ -209,7 +206,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.pool = await asyncpg.create_pool(
             **connect_kwargs(app_url),
             min_size=settings.db_pool_size,
-            max_size=settings.db_pool_size * 3,
+            max_size=settings.db_pool_size,  # the fixed pool of `wg-api serve`
             init=_init_connection,
             server_settings={"application_name": "wg-bench-ceiling"},
         )

@@ -199,8 +199,13 @@ class Database:
         )
         return cls(
             admin_url=admin_url,
+            # A fixed pool: a request waits for a connection rather than open one that is
+            # closed again on return (SQLAlchemy drops overflow connections as they come back,
+            # so under steady load above the pool size every request paid a new connection).
             app_engine=make_engine(
-                app_url, pool_size=settings.db_pool_size, max_overflow=max_overflow
+                app_url,
+                pool_size=settings.db_pool_size,
+                max_overflow=0 if max_overflow is None else max_overflow,
             ),
             system_engine=make_engine(system_url, pool_size=2, application_name="wg-api-system"),
         )

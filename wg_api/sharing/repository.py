@@ -47,6 +47,20 @@ async def scrub_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[
     return [(row.name, row.slug) for row in rows]
 
 
+_READER_SQL = (
+    "SELECT wg_group_role($1) AS role, ARRAY("
+    "SELECT term FROM shared_finding_scrub_names($1) n, LATERAL (VALUES (n.name), (n.slug)) t(term)"
+    ") AS names"
+)
+
+
+async def reader(session: AsyncSession, group_id: uuid.UUID) -> tuple[str | None, list[str]]:
+    """In one round trip: the caller's active role in the group (None if it is not an active
+    member) and the names and slugs to redact from what it reads there."""
+    row = (await driver_fetch(session, _READER_SQL, group_id))[0]
+    return row["role"], list(row["names"])
+
+
 async def publish_to_group(
     session: AsyncSession, shared_id: uuid.UUID, type: str, data: dict[str, Any]
 ) -> None:
@@ -167,7 +181,7 @@ async def mark_withdrawn(
 
 def _shared_select(tenant_id: uuid.UUID, *, with_own: bool = True) -> sa.Select[Any]:
     """Shared records with their supplier's canonical fields; `is_own` from the caller's own
-    active shares (lists leave it False and ask `own_among` for their page's rows only)."""
+    active shares."""
     own: sa.ColumnElement[bool] = (
         sa.select(sa.literal(1))
         .where(
@@ -212,8 +226,12 @@ _LIST_SQL = (
     "s.id AS supplier_id, s.name AS supplier_name, s.local_name AS supplier_local_name, "
     "s.address AS supplier_address, s.country AS supplier_country, "
     "s.province AS supplier_province, s.city AS supplier_city, s.sector AS supplier_sector, "
-    "s.os_id AS supplier_os_id "
-    "FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id WHERE f.group_id = $1 "
+    "s.os_id AS supplier_os_id, own.is_own IS NOT NULL AS is_own "
+    "FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id "
+    # A lateral probe per listed row: as EXISTS, the planner hashes all the caller's shares.
+    "LEFT JOIN LATERAL (SELECT true AS is_own FROM shares sh WHERE sh.shared_finding_id = f.id "
+    "AND sh.tenant_id = $2 AND sh.status = 'active' LIMIT 1) own ON true "
+    "WHERE f.group_id = $1 "
 )
 _LIST_FILTERS = (
     ("supplier_id", "f.supplier_id"),
@@ -236,8 +254,8 @@ async def shared_in_group(
 ) -> list[Any]:
     """By supplier (name, id), then newest period, then the random id: never by insertion.
     One range of `shared_findings_by_supplier`, which keeps the supplier's name on the record.
-    A hot read, so straight to the driver (asyncpg Records); `is_own` comes from `own_among`."""
-    args: list[Any] = [group_id]
+    A hot read, so straight to the driver (asyncpg Records); `is_own` from the caller's shares."""
+    args: list[Any] = [group_id, tenant_id]
     conditions = []
     for name, column in _LIST_FILTERS:
         value = getattr(filters, name)
@@ -261,20 +279,6 @@ async def shared_in_group(
         + f"LIMIT ${len(args)}"
     )
     return await driver_fetch(session, sql, *args)
-
-
-async def own_among(
-    session: AsyncSession, tenant_id: uuid.UUID, shared_ids: list[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Which of these shared records are the caller's own (through its active shares)."""
-    if not shared_ids:
-        return set()
-    statement = sa.select(shares.c.shared_finding_id).where(
-        shares.c.tenant_id == tenant_id,
-        shares.c.status == "active",
-        shares.c.shared_finding_id.in_(shared_ids),
-    )
-    return {row for row in (await session.scalars(statement)) if row is not None}
 
 
 async def shared_one(

@@ -112,17 +112,14 @@ class ScrubTerms:
     _patterns: dict[str, re.Pattern[str] | None] = field(default_factory=dict, compare=False)
 
     @cached_property
-    def name_words(self) -> tuple[tuple[frozenset[str], ...], frozenset[str], tuple[str, ...]]:
-        """For a quick test before the organisation pattern: each Latin name's words (all must
-        be in a text for it to name that tenant), all of them together, and the CJK names (no
-        word breaks: a substring test)."""
-        latin = tuple(
-            words
-            for name in self.organisations
-            if not _is_cjk(name) and (words := frozenset(_WORD.findall(name.lower())))
+    def name_pieces(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """For a quick test before the organisation pattern: each name with its space-separated
+        pieces, folded, longest first. The pattern can only match a name where every piece is in
+        the folded text."""
+        return tuple(
+            (name, tuple(sorted(set(_fold(name).split()), key=len, reverse=True)))
+            for name in sorted({n.strip() for n in self.organisations if len(n.strip()) >= 2})
         )
-        cjk = tuple(n.strip() for n in self.organisations if _is_cjk(n) and len(n.strip()) >= 2)
-        return latin, frozenset().union(*latin), cjk
 
     def pattern(self, kind: str) -> re.Pattern[str] | None:
         if kind not in self._patterns:
@@ -164,19 +161,57 @@ def organisation_terms(names: tuple[str, ...]) -> ScrubTerms:
     return ScrubTerms(organisations=names)
 
 
-_WORD = re.compile(r"[^\W_]+")
+# Letters that the regular-expression engine's IGNORECASE takes for one another besides their
+# lower case (the equivalences of CPython's re compiler), each mapped to one of its class.
+_IGNORECASE_EQUIVALENTS = str.maketrans(
+    {
+        "\u0130": "i",  # dotted capital I (lower() makes it i and a combining dot)
+        "\u0131": "i",  # dotless i
+        "\u017f": "s",  # long s
+        "\u00b5": "\u03bc",  # micro sign: mu
+        "\u0345": "\u03b9",  # ypogegrammeni: iota
+        "\u1fbe": "\u03b9",  # prosgegrammeni: iota
+        "\u1fd3": "\u0390",
+        "\u1fe3": "\u03b0",
+        "\u03d0": "\u03b2",
+        "\u03f5": "\u03b5",
+        "\u03d1": "\u03b8",
+        "\u03f0": "\u03ba",
+        "\u03d6": "\u03c0",
+        "\u03f1": "\u03c1",
+        "\u03c2": "\u03c3",  # final sigma
+        "\u03d5": "\u03c6",
+        "\u1e9b": "\u1e61",
+        "\ufb05": "\ufb06",
+    }
+)
 
 
-def redact_organisations(text: str | None, terms: ScrubTerms) -> str | None:
+def _fold(text: str) -> str:
+    """Each letter as one of the letters the pattern's IGNORECASE takes it for, so a substring
+    test on folded text is at least as forgiving as the pattern and never hides a name. (Mapped
+    again after lower(), which writes a final sigma.)"""
+    if text.isascii():
+        return text.lower()
+    return text.translate(_IGNORECASE_EQUIVALENTS).lower().translate(_IGNORECASE_EQUIVALENTS)
+
+
+def _named(folded: str, terms: ScrubTerms) -> list[str]:
+    return [name for name, pieces in terms.name_pieces if all(p in folded for p in pieces)]
+
+
+def names_in(texts: Iterable[str | None], terms: ScrubTerms) -> ScrubTerms | None:
+    """`terms` narrowed to the organisation names that may occur in `texts` (a page of shared
+    records), or None if none can: one pass over the page, as stored text was scrubbed when
+    shared and a name in it is rare."""
+    named = _named(_fold("\n".join(text for text in texts if text)), terms)
+    return organisation_terms(tuple(named)) if named else None
+
+
+def redact_organisations(text: str | None, terms: ScrubTerms | None) -> str | None:
     """Only the organisation names: applied again when a shared record is read, so a tenant that
     joined (or was invited) after the record was shared never finds its own name in it."""
-    if text is None:
-        return None
-    # Stored text was scrubbed when shared, so a name is rare: a substring test rules most out.
-    latin, every_word, cjk = terms.name_words
-    present = set(_WORD.findall(text.lower()))
-    named = not present.isdisjoint(every_word) and any(name <= present for name in latin)
-    if not named and not any(n in text for n in cjk):
+    if text is None or terms is None or not _named(_fold(text), terms):
         return text
     pattern = terms.pattern("organisation")
     return pattern.sub(tag("organisation"), text) if pattern is not None else text

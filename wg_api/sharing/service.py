@@ -36,7 +36,12 @@ from wg_api.sharing.schemas import (
     SharedFinding,
     ShareIn,
 )
-from wg_api.sharing.scrub import ScrubTerms, organisation_terms, redact_organisations
+from wg_api.sharing.scrub import (
+    ScrubTerms,
+    names_in,
+    organisation_terms,
+    redact_organisations,
+)
 from wg_api.suppliers import service as suppliers
 from wg_api.suppliers.schemas import Supplier
 from wg_api.working_groups import service as groups
@@ -83,9 +88,11 @@ def share_out(row: Record) -> Share:
     )
 
 
-def shared_out(
-    row: Record | Mapping[str, Any], names: ScrubTerms | None = None, is_own: bool | None = None
-) -> SharedFinding:
+# The shared record's free text, where member names are redacted once more when read.
+TEXT_COLUMNS = ("title", "description")
+
+
+def shared_out(row: Record | Mapping[str, Any], names: ScrubTerms | None = None) -> SharedFinding:
     """The API shape of a shared record (a SQLAlchemy row or, on the list's driver path, an
     asyncpg Record); with `names`, member names are redacted once more."""
     m: Mapping[str, Any] = row._mapping if isinstance(row, sa.Row) else row  # type: ignore[assignment]
@@ -109,21 +116,13 @@ def shared_out(
         basis=m["basis"],
         status=m["status"],
         observed_period=m["observed_period"],
-        title=m["title"] if names is None else str(redact_organisations(m["title"], names)),
-        description=m["description"]
-        if names is None
-        else redact_organisations(m["description"], names),
+        title=str(redact_organisations(m["title"], names)),
+        description=redact_organisations(m["description"], names),
         affected_workers_band=m["affected_workers_band"],
         source_scheme=m["source_scheme"],
         child_labour_case=msgspec.convert(case, ChildLabourCounts) if case is not None else None,
-        is_own=bool(m["is_own"]) if is_own is None else is_own,
+        is_own=bool(m["is_own"]),
     )
-
-
-async def _group_names(session: AsyncSession, group_id: uuid.UUID) -> ScrubTerms:
-    """Names and slugs of every tenant that is, was or is invited to be in the group."""
-    names = await repository.scrub_names(session, group_id)
-    return organisation_terms(tuple(sorted({term for pair in names for term in pair})))
 
 
 async def _scrub_terms(
@@ -370,6 +369,15 @@ def insight_query(
     return dims, filters
 
 
+async def _reader_terms(session: AsyncSession, group_id: uuid.UUID) -> ScrubTerms:
+    """The names to redact from what an active member reads in the group; NotFound (as for a
+    group that does not exist) for anyone else."""
+    role, names = await repository.reader(session, group_id)
+    if role is None:
+        raise NotFound(groups.GROUP_NOT_FOUND)
+    return organisation_terms(tuple(sorted(set(names))))
+
+
 async def list_shared(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -379,7 +387,7 @@ async def list_shared(
     after: tuple[Any, ...] | None,
     limit: int,
 ) -> Page[SharedFinding]:
-    await groups.require_member(session, group_id, tenant_id)
+    names = await _reader_terms(session, group_id)
     rows = await repository.shared_in_group(
         session,
         tenant_id,
@@ -388,9 +396,8 @@ async def list_shared(
         after=keyset(after, text, identifier, text, identifier),
         limit=limit,
     )
-    names = await _group_names(session, group_id)
-    own = await repository.own_among(session, tenant_id, [row["id"] for row in rows[:limit]])
-    items = [(row["supplier_name"], shared_out(row, names, row["id"] in own)) for row in rows]
+    page_names = names_in((row[column] for row in rows for column in TEXT_COLUMNS), names)
+    items = [(row["supplier_name"], shared_out(row, page_names)) for row in rows]
     page = paginate(
         items,
         limit,
@@ -402,11 +409,11 @@ async def list_shared(
 async def get_shared(
     session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
 ) -> SharedFinding:
-    await groups.require_member(session, group_id, tenant_id)
+    names = await _reader_terms(session, group_id)
     row = await repository.shared_one(session, tenant_id, group_id, shared_id)
     if row is None:
         raise NotFound(SHARED_NOT_FOUND)
-    return shared_out(row, await _group_names(session, group_id))
+    return shared_out(row, names_in((row.title, row.description), names))
 
 
 async def insights(
