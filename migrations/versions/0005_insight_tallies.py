@@ -36,6 +36,8 @@ INSIGHTS_SIGNATURE = "group_insights(uuid, text[], uuid, text, text, text, text,
 # Bits per bitmap row: a group of up to this many suppliers needs one row per cell.
 CHUNK_BITS = 1024
 ZERO = f"repeat('0', {CHUNK_BITS})::bit({CHUNK_BITS})"
+# Seeds the hash of the transaction locks on cells, apart from other advisory locks' keys.
+LOCK_SEED = 50_050
 CELL = "area, country, period, severity, kind"
 # A shared finding as the tallies see it: severity '' where there is none (one cell either way).
 PROJECTION = (
@@ -54,7 +56,7 @@ TABLES = f"""
         severity text NOT NULL,
         kind text NOT NULL,
         contributor uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
-        n int NOT NULL CHECK (n > 0),
+        n int NOT NULL CHECK (n >= 0),  -- 0 only inside the transaction that deletes it
         PRIMARY KEY (group_id, {CELL}, contributor)
     )
     ---
@@ -86,7 +88,11 @@ TABLES = f"""
 TABLE_NAMES = ("insight_tallies", "insight_groups", "insight_suppliers", "insight_supplier_bits")
 
 # Applies the rows a statement added (d = 1) and removed (d = -1) to the tallies. Dynamic SQL,
-# because each trigger has only the transition tables of its own event.
+# because each trigger has only the transition tables of its own event. Safe under concurrent
+# changes: counts move by arithmetic on locked rows (a row at zero is deleted by a later
+# statement), and a cell's supplier bits change only under a transaction lock on that cell, taken
+# before the statement that looks for the supplier's other findings there, so it sees every
+# change that held the lock before it.
 FOLLOW = f"""
     CREATE FUNCTION insight_tallies_follow() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
@@ -100,7 +106,7 @@ FOLLOW = f"""
     BEGIN
         changes := CASE TG_OP WHEN 'INSERT' THEN added WHEN 'DELETE' THEN removed
                               ELSE added || ' UNION ALL ' || removed END;
-        -- Findings per contributor and cell: counted up, counted down, gone at zero.
+        -- Findings per contributor and cell: counted up (or a new row), counted down.
         EXECUTE format($q$
             WITH delta AS (
                 SELECT group_id, {CELL}, contributor, sum(d)::int AS d
@@ -108,25 +114,26 @@ FOLLOW = f"""
                 GROUP BY group_id, {CELL}, contributor
                 HAVING sum(d) <> 0
             ),
-            emptied AS (
-                DELETE FROM public.insight_tallies t USING delta
-                WHERE (t.group_id, t.area, t.country, t.period, t.severity, t.kind, t.contributor)
-                    = (delta.group_id, delta.area, delta.country, delta.period, delta.severity,
-                       delta.kind, delta.contributor)
-                  AND t.n + delta.d <= 0
-            ),
             lowered AS (
                 UPDATE public.insight_tallies t SET n = t.n + delta.d FROM delta
                 WHERE (t.group_id, t.area, t.country, t.period, t.severity, t.kind, t.contributor)
                     = (delta.group_id, delta.area, delta.country, delta.period, delta.severity,
                        delta.kind, delta.contributor)
-                  AND delta.d < 0 AND t.n + delta.d > 0
+                  AND delta.d < 0
             )
             INSERT INTO public.insight_tallies AS t (group_id, {CELL}, contributor, n)
             SELECT * FROM delta WHERE d > 0
             ORDER BY group_id, {CELL}, contributor
             ON CONFLICT (group_id, {CELL}, contributor) DO UPDATE SET n = t.n + excluded.n
         $q$, changes);
+        IF TG_OP <> 'INSERT' THEN
+            EXECUTE format($q$
+                DELETE FROM public.insight_tallies t USING (%s) c
+                WHERE (t.group_id, t.area, t.country, t.period, t.severity, t.kind, t.contributor)
+                    = (c.group_id, c.area, c.country, c.period, c.severity, c.kind, c.contributor)
+                  AND t.n <= 0
+            $q$, removed);
+        END IF;
 
         IF TG_OP <> 'DELETE' THEN
             -- A number for each supplier the group has not seen yet, from the group's counter
@@ -154,24 +161,31 @@ FOLLOW = f"""
                 FROM missing m JOIN wanted w USING (group_id) JOIN reserved r USING (group_id)
                 ON CONFLICT (group_id, supplier_id) DO NOTHING
             $q$, added);
-            -- Their bits in the cells they now have findings in (only bits not already set, so
-            -- a share into a known supplier and cell locks nothing).
+        END IF;
+
+        -- The cells (and bitmap chunks) whose supplier bits may change, locked in one order.
+        EXECUTE format($q$
+            SELECT count(pg_advisory_xact_lock(hashtextextended(key, {LOCK_SEED})))
+            FROM (
+                SELECT DISTINCT concat_ws('/', c.group_id, c.area, c.country, c.period,
+                                          c.severity, c.kind, s.number / {CHUNK_BITS}) AS key
+                FROM (%s) c JOIN public.insight_suppliers s
+                    ON s.group_id = c.group_id AND s.supplier_id = c.supplier_id
+                ORDER BY key
+            ) cells
+        $q$, changes);
+
+        IF TG_OP <> 'DELETE' THEN
+            -- The suppliers' bits in the cells they now have findings in.
             EXECUTE format($q$
-                WITH wanted AS (
-                    SELECT c.group_id, c.area, c.country, c.period, c.severity, c.kind,
-                           s.number / {CHUNK_BITS} AS chunk,
-                           bit_or(set_bit({ZERO}, s.number %% {CHUNK_BITS}, 1)) AS bits
-                    FROM (%s) c JOIN public.insight_suppliers s
-                        ON s.group_id = c.group_id AND s.supplier_id = c.supplier_id
-                    GROUP BY c.group_id, c.area, c.country, c.period, c.severity, c.kind, chunk
-                )
                 INSERT INTO public.insight_supplier_bits AS b (group_id, {CELL}, chunk, bits)
-                SELECT w.* FROM wanted w
-                LEFT JOIN public.insight_supplier_bits b
-                    ON (b.group_id, b.area, b.country, b.period, b.severity, b.kind, b.chunk)
-                     = (w.group_id, w.area, w.country, w.period, w.severity, w.kind, w.chunk)
-                WHERE b.bits IS NULL OR b.bits | w.bits <> b.bits
-                ORDER BY w.group_id, w.area, w.country, w.period, w.severity, w.kind, w.chunk
+                SELECT c.group_id, c.area, c.country, c.period, c.severity, c.kind,
+                       s.number / {CHUNK_BITS} AS chunk,
+                       bit_or(set_bit({ZERO}, s.number %% {CHUNK_BITS}, 1))
+                FROM (%s) c JOIN public.insight_suppliers s
+                    ON s.group_id = c.group_id AND s.supplier_id = c.supplier_id
+                GROUP BY c.group_id, c.area, c.country, c.period, c.severity, c.kind, chunk
+                ORDER BY c.group_id, c.area, c.country, c.period, c.severity, c.kind, chunk
                 ON CONFLICT (group_id, {CELL}, chunk) DO UPDATE SET bits = b.bits | excluded.bits
             $q$, added);
         END IF;

@@ -10,6 +10,7 @@ insights answer what the recount implies.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -166,3 +167,77 @@ async def test_the_rebuild_recounts_what_the_trigger_kept(client, make_group, ad
     await assert_exact(admin, group)
     after = (await insights(client, group.facilitator, group, ("area", "period"))).content
     assert after == before
+
+
+# ---- concurrent changes, interleaved on two connections -----------------------------------------
+
+COPY_SHARED = """
+    INSERT INTO shared_findings (group_id, contributor, supplier_id, supplier_name, country, kind,
+        area, severity, basis, status, observed_period, title, description,
+        affected_workers_band, source_scheme, child_labour_case)
+    SELECT group_id, contributor, supplier_id, supplier_name, country, kind, area, severity, basis,
+           status, observed_period, title, description, affected_workers_band, source_scheme,
+           child_labour_case
+    FROM jsonb_populate_record(NULL::shared_findings, $1::jsonb)
+"""
+
+
+async def _blocked(task: asyncio.Task[Any]) -> bool:
+    await asyncio.sleep(0.3)
+    return not task.done()
+
+
+@pytest.fixture
+async def second_admin(admin_url: Any) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(**connect_kwargs(admin_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def lone_record(client, make_group, admin) -> tuple[SharingGroup, str, str]:
+    """A group where one member shared one finding: its shared record's id and row as JSON."""
+    group = await make_group(members=4)
+    brand = group.members[0]
+    supplier = await new_supplier(client, brand)
+    shared = await record_and_share(client, brand, supplier["id"], group)
+    row = await admin.fetchval(
+        "SELECT to_jsonb(f) FROM shared_findings f WHERE id = $1", shared["shared_finding_id"]
+    )
+    return group, shared["shared_finding_id"], row
+
+
+@pytest.mark.parametrize("removed_first", [True, False], ids=["removed-first", "added-first"])
+@pytest.mark.parametrize("same_contributor", [True, False], ids=["same", "another"])
+async def test_a_supplier_leaving_and_entering_a_cell_at_once_is_counted_exactly(
+    lone_record, admin, second_admin, removed_first, same_contributor
+):
+    """One transaction removes the supplier's last record in a cell while another adds one there
+    (for the same contributor or another): whichever commits first, the supplier is in the cell's
+    bits after both, and one finding is counted."""
+    group, shared_id, row = lone_record
+    if not same_contributor:
+        row = json.dumps({**json.loads(row), "contributor": str(group.members[1].id)})
+    first, second = (admin, second_admin) if removed_first else (second_admin, admin)
+    remove = ("DELETE FROM shared_findings WHERE id = $1", shared_id)
+    add = (COPY_SHARED, row)
+    first_change, second_change = (remove, add) if removed_first else (add, remove)
+
+    first_tx = first.transaction()
+    await first_tx.start()
+    await first.execute(*first_change)
+    second_tx = second.transaction()
+    await second_tx.start()
+    waiting = asyncio.ensure_future(second.execute(*second_change))
+    assert await _blocked(waiting), "the second change should wait for the first's cell lock"
+    await first_tx.commit()
+    await waiting
+    await second_tx.commit()
+
+    await assert_tallies_exact(admin, group.id)
+    assert (
+        await admin.fetchval("SELECT sum(n) FROM insight_tallies WHERE group_id = $1", group.id)
+        == 1
+    )
