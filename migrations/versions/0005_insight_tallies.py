@@ -38,6 +38,20 @@ CHUNK_BITS = 1024
 ZERO = f"repeat('0', {CHUNK_BITS})::bit({CHUNK_BITS})"
 # Seeds the hash of the transaction locks on cells, apart from other advisory locks' keys.
 LOCK_SEED = 50_050
+# A statement that touches more cells of a group than this locks the group instead.
+MANY_CELLS = 64
+# The cells a statement's changes touch (as lock keys), and whether a group has many of them.
+CELLS_TO_LOCK = f"""
+    cells AS (
+        SELECT DISTINCT c.group_id, concat_ws('/', c.group_id, c.area, c.country, c.period,
+                        c.severity, c.kind, s.number / {CHUNK_BITS}) AS key
+        FROM (%s) c JOIN public.insight_suppliers s
+            ON s.group_id = c.group_id AND s.supplier_id = c.supplier_id
+    ),
+    per_group AS (
+        SELECT group_id, count(*) > {MANY_CELLS} AS whole FROM cells GROUP BY group_id
+    )
+"""
 CELL = "area, country, period, severity, kind"
 # A shared finding as the tallies see it: severity '' where there is none (one cell either way).
 PROJECTION = (
@@ -104,6 +118,19 @@ FOLLOW = f"""
                         'WHERE group_id IN (SELECT id FROM public.working_groups)';
         changes text;
     BEGIN
+        IF TG_OP = 'UPDATE' THEN
+            -- Most updates change text or status (a source edit, a supplier renamed): no record
+            -- moved cell, supplier or contributor, so nothing to count.
+            PERFORM FROM old_rows o JOIN new_rows n USING (id)
+            WHERE (o.area, o.country, o.observed_period, o.severity, o.kind, o.supplier_id,
+                   o.contributor)
+                IS DISTINCT FROM (n.area, n.country, n.observed_period, n.severity, n.kind,
+                                  n.supplier_id, n.contributor)
+            LIMIT 1;
+            IF NOT FOUND THEN
+                RETURN NULL;
+            END IF;
+        END IF;
         changes := CASE TG_OP WHEN 'INSERT' THEN added WHEN 'DELETE' THEN removed
                               ELSE added || ' UNION ALL ' || removed END;
         -- Findings per contributor and cell: counted up (or a new row), counted down.
@@ -163,16 +190,25 @@ FOLLOW = f"""
             $q$, added);
         END IF;
 
-        -- The cells (and bitmap chunks) whose supplier bits may change, locked in one order.
+        -- The cells (and bitmap chunks) whose supplier bits may change, locked in one order:
+        -- each group shared and its cells one by one, or, for a statement that touches many
+        -- cells of a group (a tenant's records going at once), the whole group exclusively, so
+        -- that one transaction never holds thousands of locks.
         EXECUTE format($q$
+            WITH {CELLS_TO_LOCK}
+            SELECT count(CASE WHEN whole
+                THEN pg_advisory_xact_lock(hashtextextended(group_id::text, {LOCK_SEED}))
+                ELSE pg_advisory_xact_lock_shared(hashtextextended(group_id::text, {LOCK_SEED}))
+                END)
+            FROM (SELECT * FROM per_group ORDER BY group_id) g
+        $q$, changes);
+        EXECUTE format($q$
+            WITH {CELLS_TO_LOCK}
             SELECT count(pg_advisory_xact_lock(hashtextextended(key, {LOCK_SEED})))
             FROM (
-                SELECT DISTINCT concat_ws('/', c.group_id, c.area, c.country, c.period,
-                                          c.severity, c.kind, s.number / {CHUNK_BITS}) AS key
-                FROM (%s) c JOIN public.insight_suppliers s
-                    ON s.group_id = c.group_id AND s.supplier_id = c.supplier_id
+                SELECT key FROM cells JOIN per_group USING (group_id) WHERE NOT whole
                 ORDER BY key
-            ) cells
+            ) one_by_one
         $q$, changes);
 
         IF TG_OP <> 'DELETE' THEN

@@ -105,6 +105,26 @@ class PlatformTestController(Controller):
         await _create_widget(request, db_session, data)
         raise RuntimeError(f"database password is hunter2 (widget {data.name})")
 
+    @post("/contended-widgets/{sqlstate:str}", data_dto=Body[WidgetIn], **requires(None))
+    async def create_contended_widget(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        data: WidgetIn,
+        sqlstate: str,
+    ) -> Response[WidgetOut]:
+        """Records the widget, then meets a PostgreSQL error with this SQLSTATE (as a deadlock
+        or a lost race on a unique index would raise it)."""
+        created = await _create_widget(request, db_session, data)
+        await db_session.execute(
+            sa.text(
+                "DO $$ BEGIN RAISE EXCEPTION 'contended' USING ERRCODE = '"
+                + sqlstate.replace("'", "")
+                + "'; END $$"
+            )
+        )
+        return created
+
     @get("/crash", **requires(None))
     async def crash(self) -> None:
         raise ZeroDivisionError("secret internal state: /srv/app/settings.py line 42")

@@ -191,3 +191,28 @@ async def test_missing_token_is_401_problem_with_challenge(client):
     response = await client.get("/v1/me")
     assert_problem(response, 401, "unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "status", "kind"),
+    [
+        ("40P01", 503, "try-again"),  # deadlock detected
+        ("40001", 503, "try-again"),  # serialization failure
+        ("55P03", 503, "try-again"),  # lock not available
+        ("23505", 409, "conflict"),  # unique violation: a race a check before the write lost
+    ],
+)
+async def test_a_write_that_meets_a_concurrent_one_says_so_and_changes_nothing(
+    test_app_client, make_tenant, database, sqlstate, status, kind
+):
+    tenant = await make_tenant()
+    response = await test_app_client.post(
+        f"/v1/test/contended-widgets/{sqlstate}",
+        headers=await tenant.headers(),
+        json={"name": "contended"},
+    )
+    body = assert_problem(response, status, kind)
+    assert "contended" not in body["detail"]
+    if status == 503:
+        assert response.headers["retry-after"] == "1"
+    assert await count_events(database, tenant.id, WIDGET_CREATED) == 0

@@ -241,3 +241,35 @@ async def test_a_supplier_leaving_and_entering_a_cell_at_once_is_counted_exactly
         await admin.fetchval("SELECT sum(n) FROM insight_tallies WHERE group_id = $1", group.id)
         == 1
     )
+
+
+async def test_a_statement_over_many_cells_locks_the_group_once(lone_record, admin):
+    """A hundred records in a hundred cells at once (as a tenant's records go when it is
+    deleted) are counted exactly, under one lock on the group rather than a lock per cell."""
+    group, _, row = lone_record
+    spread = """
+        INSERT INTO shared_findings (group_id, contributor, supplier_id, supplier_name, country,
+            kind, area, severity, basis, status, observed_period, title, description,
+            affected_workers_band, source_scheme, child_labour_case)
+        SELECT f.group_id, f.contributor, f.supplier_id, f.supplier_name, f.country, f.kind,
+               f.area, f.severity, f.basis, f.status,
+               (1900 + q / 4)::text || '-Q' || (q % 4 + 1)::text, f.title, f.description,
+               f.affected_workers_band, f.source_scheme, f.child_labour_case
+        FROM jsonb_populate_record(NULL::shared_findings, $1::jsonb) f, generate_series(0, 99) q
+    """
+    held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    async with admin.transaction():
+        await admin.execute(spread, row)
+        assert await admin.fetchval(held) == 1
+    await assert_tallies_exact(admin, group.id)
+    assert (
+        await admin.fetchval("SELECT count(*) FROM insight_tallies WHERE group_id = $1", group.id)
+        == 101
+    )
+    async with admin.transaction():
+        await admin.execute(
+            "DELETE FROM shared_findings WHERE group_id = $1 AND observed_period < '2000'",
+            group.id,
+        )
+        assert await admin.fetchval(held) == 1
+    await assert_tallies_exact(admin, group.id)

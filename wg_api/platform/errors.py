@@ -193,6 +193,41 @@ class ServiceUnavailable(ProblemError):
     description = "A dependency (the database) is not ready."
 
 
+class TryAgain(ProblemError):
+    status = 503
+    kind = "try-again"
+    title = "Try again"
+    description = (
+        "The request ran into a concurrent change (a deadlock or serialization failure in the "
+        "database) and was rolled back: nothing changed. Retry it after Retry-After, with the same "
+        "Idempotency-Key if it had one."
+    )
+
+
+# PostgreSQL errors that say the request met a concurrent one, rather than that it is wrong.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
+_UNIQUE_VIOLATION = "23505"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, raised by the driver or wrapped by SQLAlchemy."""
+    for candidate in (exc, getattr(exc, "orig", None)):
+        sqlstate = getattr(candidate, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            return sqlstate
+    return None
+
+
+def _from_database(exc: Exception) -> ProblemError | None:
+    sqlstate = _sqlstate(exc)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return TryAgain(headers={"Retry-After": "1"})
+    if sqlstate == _UNIQUE_VIOLATION:
+        # Checks before writes answer their own 409s; this is the race one of them lost.
+        return Conflict("A concurrent change took a value this request needs; nothing changed.")
+    return None
+
+
 _HTTP_KINDS: dict[int, type[ProblemError]] = {
     cls.status: cls
     for cls in (
@@ -275,6 +310,8 @@ def to_problem_error(exc: Exception) -> ProblemError:
         return problem_from_msgspec(exc)
     if isinstance(exc, ValidationException):
         return _problem_from_litestar_validation(exc)
+    if (from_database := _from_database(exc)) is not None:
+        return from_database
     if isinstance(exc, HTTPException):
         cls = _HTTP_KINDS.get(exc.status_code)
         headers = dict(exc.headers or {})
