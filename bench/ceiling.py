@@ -130,15 +130,20 @@ async def suppliers(state: State, tenant_id: TenantId) -> dict[str, Any]:
 
 @get("/shared-findings")
 async def shared_findings(
-    state: State, tenant_id: TenantId, group_id: GroupId, area: Filter = None
+    state: State,
+    tenant_id: TenantId,
+    group_id: GroupId,
+    area: Filter = None,
+    country: Filter = None,
 ) -> dict[str, Any]:
     """A group's shared findings by supplier name, newest quarter first (row-level security
     shows them to members), with `is_own` from the caller's shares."""
     conditions = ["f.group_id = $1"]
     args: list[Any] = [group_id, tenant_id]
-    if area is not None:
-        args.append(area)
-        conditions.append(f"f.area = ${len(args)}")
+    for column, value in (("area", area), ("country", country)):
+        if value is not None:
+            args.append(value)
+            conditions.append(f"f.{column} = ${len(args)}")
     sql = (
         f"SELECT {SHARED_COLUMNS}, own.is_own IS NOT NULL AS is_own "
         f"FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id {OWN_JOIN} "

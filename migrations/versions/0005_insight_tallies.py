@@ -38,20 +38,19 @@ CHUNK_BITS = 1024
 ZERO = f"repeat('0', {CHUNK_BITS})::bit({CHUNK_BITS})"
 # Seeds the hash of the transaction locks on cells, apart from other advisory locks' keys.
 LOCK_SEED = 50_050
-# A statement that touches more cells of a group than this locks the group instead.
+# A statement that touches more cells than this locks their groups instead.
 MANY_CELLS = 64
-# The cells a statement's changes touch (as lock keys), and whether a group has many of them.
-CELLS_TO_LOCK = f"""
+# The cells a statement's changes touch, as lock keys.
+CELLS_TO_LOCK = """
     cells AS (
-        SELECT DISTINCT c.group_id, concat_ws('/', c.group_id, c.area, c.country, c.period,
-                        c.severity, c.kind, s.number / {CHUNK_BITS}) AS key
-        FROM (%s) c JOIN public.insight_suppliers s
-            ON s.group_id = c.group_id AND s.supplier_id = c.supplier_id
-    ),
-    per_group AS (
-        SELECT group_id, count(*) > {MANY_CELLS} AS whole FROM cells GROUP BY group_id
+        SELECT DISTINCT group_id,
+               concat_ws('/', group_id, area, country, period, severity, kind) AS key
+        FROM (%s) c
     )
 """
+# Functions that run as the owner look names up in the catalog and public only (pg_temp last,
+# so a caller's temporary objects can never stand in for them).
+SEARCH_PATH = "pg_catalog, public, pg_temp"
 CELL = "area, country, period, severity, kind"
 # A shared finding as the tallies see it: severity '' where there is none (one cell either way).
 PROJECTION = (
@@ -70,7 +69,7 @@ TABLES = f"""
         severity text NOT NULL,
         kind text NOT NULL,
         contributor uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
-        n int NOT NULL CHECK (n >= 0),  -- 0 only inside the transaction that deletes it
+        n int NOT NULL,  -- 0 or less only inside the statement that deletes it
         PRIMARY KEY (group_id, {CELL}, contributor)
     )
     ---
@@ -103,13 +102,13 @@ TABLE_NAMES = ("insight_tallies", "insight_groups", "insight_suppliers", "insigh
 
 # Applies the rows a statement added (d = 1) and removed (d = -1) to the tallies. Dynamic SQL,
 # because each trigger has only the transition tables of its own event. Safe under concurrent
-# changes: counts move by arithmetic on locked rows (a row at zero is deleted by a later
-# statement), and a cell's supplier bits change only under a transaction lock on that cell, taken
-# before the statement that looks for the supplier's other findings there, so it sees every
-# change that held the lock before it.
+# changes: every cell a statement touches is locked first, in one order, for the rest of the
+# transaction (or its whole group, when the statement touches many cells: a tenant's records
+# going at once), so the tallies and bits of a cell change one transaction at a time, and the
+# statement that looks for a supplier's other records in a cell sees every change before it.
 FOLLOW = f"""
     CREATE FUNCTION insight_tallies_follow() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = {SEARCH_PATH}
     AS $fn$
     DECLARE
         added text := 'SELECT {PROJECTION_QUOTED}, 1 AS d FROM new_rows';
@@ -122,10 +121,10 @@ FOLLOW = f"""
             -- Most updates change text or status (a source edit, a supplier renamed): no record
             -- moved cell, supplier or contributor, so nothing to count.
             PERFORM FROM old_rows o JOIN new_rows n USING (id)
-            WHERE (o.area, o.country, o.observed_period, o.severity, o.kind, o.supplier_id,
-                   o.contributor)
-                IS DISTINCT FROM (n.area, n.country, n.observed_period, n.severity, n.kind,
-                                  n.supplier_id, n.contributor)
+            WHERE (o.group_id, o.area, o.country, o.observed_period, o.severity, o.kind,
+                   o.supplier_id, o.contributor)
+                IS DISTINCT FROM (n.group_id, n.area, n.country, n.observed_period, n.severity,
+                                  n.kind, n.supplier_id, n.contributor)
             LIMIT 1;
             IF NOT FOUND THEN
                 RETURN NULL;
@@ -133,23 +132,34 @@ FOLLOW = f"""
         END IF;
         changes := CASE TG_OP WHEN 'INSERT' THEN added WHEN 'DELETE' THEN removed
                               ELSE added || ' UNION ALL ' || removed END;
-        -- Findings per contributor and cell: counted up (or a new row), counted down.
+
+        -- Locks: each group shared and its cells one by one, or, past {MANY_CELLS} cells in
+        -- the statement, its groups exclusively (one transaction never holds thousands).
         EXECUTE format($q$
-            WITH delta AS (
-                SELECT group_id, {CELL}, contributor, sum(d)::int AS d
-                FROM (%s) changes
-                GROUP BY group_id, {CELL}, contributor
-                HAVING sum(d) <> 0
-            ),
-            lowered AS (
-                UPDATE public.insight_tallies t SET n = t.n + delta.d FROM delta
-                WHERE (t.group_id, t.area, t.country, t.period, t.severity, t.kind, t.contributor)
-                    = (delta.group_id, delta.area, delta.country, delta.period, delta.severity,
-                       delta.kind, delta.contributor)
-                  AND delta.d < 0
-            )
+            WITH {CELLS_TO_LOCK}
+            SELECT count(CASE WHEN (SELECT count(*) FROM cells) > {MANY_CELLS}
+                THEN pg_advisory_xact_lock(hashtextextended(group_id::text, {LOCK_SEED}))
+                ELSE pg_advisory_xact_lock_shared(hashtextextended(group_id::text, {LOCK_SEED}))
+                END)
+            FROM (SELECT DISTINCT group_id FROM cells ORDER BY group_id) g
+        $q$, changes);
+        EXECUTE format($q$
+            WITH {CELLS_TO_LOCK}
+            SELECT count(pg_advisory_xact_lock(hashtextextended(key, {LOCK_SEED})))
+            FROM (
+                SELECT key FROM cells WHERE (SELECT count(*) FROM cells) <= {MANY_CELLS}
+                ORDER BY key
+            ) one_by_one
+        $q$, changes);
+
+        -- Findings per contributor and cell, counted up and down in one pass in key order;
+        -- a count that reaches zero goes.
+        EXECUTE format($q$
             INSERT INTO public.insight_tallies AS t (group_id, {CELL}, contributor, n)
-            SELECT * FROM delta WHERE d > 0
+            SELECT group_id, {CELL}, contributor, sum(d)::int
+            FROM (%s) changes
+            GROUP BY group_id, {CELL}, contributor
+            HAVING sum(d) <> 0
             ORDER BY group_id, {CELL}, contributor
             ON CONFLICT (group_id, {CELL}, contributor) DO UPDATE SET n = t.n + excluded.n
         $q$, changes);
@@ -188,30 +198,6 @@ FOLLOW = f"""
                 FROM missing m JOIN wanted w USING (group_id) JOIN reserved r USING (group_id)
                 ON CONFLICT (group_id, supplier_id) DO NOTHING
             $q$, added);
-        END IF;
-
-        -- The cells (and bitmap chunks) whose supplier bits may change, locked in one order:
-        -- each group shared and its cells one by one, or, for a statement that touches many
-        -- cells of a group (a tenant's records going at once), the whole group exclusively, so
-        -- that one transaction never holds thousands of locks.
-        EXECUTE format($q$
-            WITH {CELLS_TO_LOCK}
-            SELECT count(CASE WHEN whole
-                THEN pg_advisory_xact_lock(hashtextextended(group_id::text, {LOCK_SEED}))
-                ELSE pg_advisory_xact_lock_shared(hashtextextended(group_id::text, {LOCK_SEED}))
-                END)
-            FROM (SELECT * FROM per_group ORDER BY group_id) g
-        $q$, changes);
-        EXECUTE format($q$
-            WITH {CELLS_TO_LOCK}
-            SELECT count(pg_advisory_xact_lock(hashtextextended(key, {LOCK_SEED})))
-            FROM (
-                SELECT key FROM cells JOIN per_group USING (group_id) WHERE NOT whole
-                ORDER BY key
-            ) one_by_one
-        $q$, changes);
-
-        IF TG_OP <> 'DELETE' THEN
             -- The suppliers' bits in the cells they now have findings in.
             EXECUTE format($q$
                 INSERT INTO public.insight_supplier_bits AS b (group_id, {CELL}, chunk, bits)
@@ -276,9 +262,11 @@ TRIGGERS = {
 # (the bench generator's COPY) and for this migration's backfill.
 REBUILD = f"""
     CREATE FUNCTION insight_tallies_rebuild(p_group uuid) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = {SEARCH_PATH}
     AS $fn$
     BEGIN
+        -- The group's lock, exclusively: changes in flight finish first, later ones wait.
+        PERFORM pg_advisory_xact_lock(hashtextextended(p_group::text, {LOCK_SEED}));
         DELETE FROM public.insight_supplier_bits WHERE group_id = p_group;
         DELETE FROM public.insight_suppliers WHERE group_id = p_group;
         DELETE FROM public.insight_groups WHERE group_id = p_group;
@@ -310,7 +298,7 @@ GROUP_INSIGHTS = f"""
         p_country text, p_period text, p_kind text, p_rounding int
     )
     RETURNS TABLE (cell jsonb, findings bigint, suppliers bigint, contributors text)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = {SEARCH_PATH}
     SET work_mem = '32MB'
     AS $fn$
     DECLARE
@@ -400,8 +388,9 @@ GROUP_INSIGHTS = f"""
             $q$,
             per_contributor, supplier_counts, cols, key_sql
         )
+        -- Never finer than 5, whatever the caller asks: exact small counts stay in here.
         USING p_group, p_supplier, p_area, p_severity, p_country, p_period, p_kind,
-              p_rounding, k;
+              greatest(5, coalesce(p_rounding, 5)), k;
     END
     $fn$
 """
@@ -418,19 +407,38 @@ def _insights_of_0004() -> str:
     return str(module.GROUP_INSIGHTS)
 
 
+# Sets search_path on every SECURITY DEFINER function of the public schema (0003 and 0004 set it
+# without pg_temp).
+DEFINERS_SEARCH_PATH = """
+    DO $$
+    DECLARE
+        fn regprocedure;
+    BEGIN
+        FOR fn IN
+            SELECT p.oid::regprocedure FROM pg_proc p
+            JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'public' AND p.prosecdef
+        LOOP
+            EXECUTE format('ALTER FUNCTION %s SET search_path = {path}', fn);
+        END LOOP;
+    END
+    $$
+"""
+
+
 def upgrade() -> None:
-    app, owner = migration_role("app"), migration_role("owner")
+    app, owner, system = migration_role("app"), migration_role("owner"), migration_role("system")
     for statement in TABLES.split("---"):
         op.execute(statement)
     for table in TABLE_NAMES:
-        # Nobody but the owner's functions: no grants to the app role, and forced RLS with an
-        # owner-only policy in case one is ever granted by mistake.
+        # Nobody but the owner's functions: no grants to the app or system roles, and forced RLS
+        # with an owner-only policy in case one is ever granted by mistake.
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
         op.execute(
             f"CREATE POLICY owner_maintains ON {table} TO {owner} USING (true) WITH CHECK (true)"
         )
-        op.execute(f"REVOKE ALL ON {table} FROM PUBLIC, {app}")
+        op.execute(f"REVOKE ALL ON {table} FROM PUBLIC, {app}, {system}")
     op.execute(FOLLOW)
     for event, referencing in TRIGGERS.items():
         op.execute(
@@ -441,8 +449,14 @@ def upgrade() -> None:
     op.execute("REVOKE ALL ON FUNCTION insight_tallies_follow() FROM PUBLIC")
     op.execute("REVOKE ALL ON FUNCTION insight_tallies_rebuild(uuid) FROM PUBLIC")
     op.execute(GROUP_INSIGHTS)
-    # The live insights query's index; a supplier's records are found by shared_findings_listing.
+    op.execute(DEFINERS_SEARCH_PATH.format(path=SEARCH_PATH))
+    # The live insights query's index goes (a supplier's records are found by
+    # shared_findings_listing); lists filtered on several dimensions keep one of their own.
     op.execute("DROP INDEX shared_findings_cells")
+    op.execute(
+        "CREATE INDEX shared_findings_filters ON shared_findings "
+        "(group_id, area, country, observed_period, severity, kind)"
+    )
     op.execute(
         "SELECT insight_tallies_rebuild(group_id) "
         "FROM (SELECT DISTINCT group_id FROM shared_findings) g"
@@ -451,10 +465,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     app = migration_role("app")
+    op.execute("DROP INDEX shared_findings_filters")
     op.execute(
         "CREATE INDEX shared_findings_cells ON shared_findings "
         "(group_id, area, country, observed_period, severity, kind, contributor, supplier_id)"
     )
+    op.execute(DEFINERS_SEARCH_PATH.format(path="pg_catalog, public"))
     op.execute(f"DROP FUNCTION {INSIGHTS_SIGNATURE}")
     op.execute(_insights_of_0004())
     op.execute(f"REVOKE ALL ON FUNCTION {INSIGHTS_SIGNATURE} FROM PUBLIC")

@@ -86,7 +86,9 @@ async def test_no_column_naming_a_contributor_is_readable_by_the_app_role(admin,
     assert not any(readable.values()), readable
 
 
-async def test_the_insight_tallies_are_closed_to_the_app_role(admin, settings):
+@pytest.mark.parametrize("kind", ["app", "system"])
+async def test_the_insight_tallies_are_closed_to_the_api_and_the_worker(admin, settings, kind):
+    role = settings.app_role if kind == "app" else settings.system_role
     rows = await admin.execute(
         sa.text(
             "SELECT c.relname, has_table_privilege(:role, c.oid, 'SELECT, INSERT, UPDATE, DELETE') "
@@ -94,7 +96,7 @@ async def test_the_insight_tallies_are_closed_to_the_app_role(admin, settings):
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'insight\\_%'"
         ),
-        {"role": settings.app_role},
+        {"role": role},
     )
     touches = {row.relname: row.touches for row in rows}
     assert set(touches) == {
@@ -104,3 +106,23 @@ async def test_the_insight_tallies_are_closed_to_the_app_role(admin, settings):
         "insight_supplier_bits",
     }
     assert not any(touches.values()), touches
+
+
+async def test_functions_that_run_as_the_owner_never_look_in_pg_temp_first(admin):
+    """SECURITY DEFINER functions pin their search_path, with pg_temp last, so no caller's
+    temporary object can stand in for a table or a function they use."""
+    rows = await admin.execute(
+        sa.text(
+            "SELECT p.oid::regprocedure::text AS name, p.proconfig AS config FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = 'public' AND p.prosecdef"
+        )
+    )
+    definers = {row.name: row.config or [] for row in rows}
+    assert "group_insights(uuid,text[],uuid,text,text,text,text,text,integer)" in definers
+    unpinned = {
+        name: config
+        for name, config in definers.items()
+        if "search_path=pg_catalog, public, pg_temp" not in config
+    }
+    assert unpinned == {}

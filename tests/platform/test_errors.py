@@ -6,8 +6,10 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 
 from tests.platform.conftest import WIDGET_CREATED, count_events
+from wg_api.platform.errors import to_problem_error
 
 PROBLEM = "application/problem+json"
 ONE_MIB = 1024 * 1024
@@ -199,6 +201,7 @@ async def test_missing_token_is_401_problem_with_challenge(client):
         ("40P01", 503, "try-again"),  # deadlock detected
         ("40001", 503, "try-again"),  # serialization failure
         ("55P03", 503, "try-again"),  # lock not available
+        ("53200", 503, "try-again"),  # out of shared memory (the lock table full)
         ("23505", 409, "conflict"),  # unique violation: a race a check before the write lost
     ],
 )
@@ -216,3 +219,10 @@ async def test_a_write_that_meets_a_concurrent_one_says_so_and_changes_nothing(
     if status == 503:
         assert response.headers["retry-after"] == "1"
     assert await count_events(database, tenant.id, WIDGET_CREATED) == 0
+
+
+def test_no_free_connection_in_time_is_try_again():
+    """The pool's timeout (every connection busy) reads to a client as a busy database."""
+    error = to_problem_error(sqlalchemy.exc.TimeoutError("QueuePool limit reached"))
+    assert (error.status, error.kind, error.headers) == (503, "try-again", {"Retry-After": "1"})
+    assert "QueuePool" not in (error.detail or "")

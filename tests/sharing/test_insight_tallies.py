@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from bench.generate import connect_kwargs
 from tests.sharing.conftest import (
@@ -163,8 +164,15 @@ async def test_the_rebuild_recounts_what_the_trigger_kept(client, make_group, ad
         await record_and_share(client, actor, supplier["id"], group, area="child_labour",
                                severity="zero_tolerance")  # fmt: skip
     before = (await insights(client, group.facilitator, group, ("area", "period"))).content
+    kept = await admin.fetch(
+        "SELECT * FROM insight_tallies WHERE group_id = $1 ORDER BY 2, 3, 4, 5, 6, 7", group.id
+    )
     await admin.execute("SELECT insight_tallies_rebuild($1)", group.id)
-    await assert_exact(admin, group)
+    recounted = await admin.fetch(
+        "SELECT * FROM insight_tallies WHERE group_id = $1 ORDER BY 2, 3, 4, 5, 6, 7", group.id
+    )
+    assert [dict(row) for row in recounted] == [dict(row) for row in kept]
+    assert len(kept) == 3
     after = (await insights(client, group.facilitator, group, ("area", "period"))).content
     assert after == before
 
@@ -182,18 +190,43 @@ COPY_SHARED = """
 """
 
 
-async def _blocked(task: asyncio.Task[Any]) -> bool:
-    await asyncio.sleep(0.3)
-    return not task.done()
+# Copies of a record in `$2` more cells: quarters of the 20th century.
+SPREAD = """
+    INSERT INTO shared_findings (group_id, contributor, supplier_id, supplier_name, country,
+        kind, area, severity, basis, status, observed_period, title, description,
+        affected_workers_band, source_scheme, child_labour_case)
+    SELECT f.group_id, f.contributor, f.supplier_id, f.supplier_name, f.country, f.kind,
+           f.area, f.severity, f.basis, f.status,
+           (1900 + q / 4)::text || '-Q' || (q % 4 + 1)::text, f.title, f.description,
+           f.affected_workers_band, f.source_scheme, f.child_labour_case
+    FROM jsonb_populate_record(NULL::shared_findings, $1::jsonb) f, generate_series(0, $2 - 1) q
+"""
+# Advisory locks this connection holds.
+HELD = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+
+
+async def _waits_for_a_lock(conn: asyncpg.Connection, watcher: asyncpg.Connection) -> bool:
+    """Whether `conn`'s statement is waiting for a lock another transaction holds."""
+    pid = conn.get_server_pid()
+    for _ in range(100):
+        waiting = await watcher.fetchval(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+        )
+        if waiting:
+            return True
+        await asyncio.sleep(0.02)
+    return False
 
 
 @pytest.fixture
-async def second_admin(admin_url: Any) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(**connect_kwargs(admin_url))
+async def two_more(admin_url: Any) -> AsyncIterator[list[asyncpg.Connection]]:
+    """Two more superuser connections: a second writer and a watcher."""
+    conns = [await asyncpg.connect(**connect_kwargs(admin_url)) for _ in range(2)]
     try:
-        yield conn
+        yield conns
     finally:
-        await conn.close()
+        for conn in conns:
+            await conn.close()
 
 
 @pytest.fixture
@@ -212,7 +245,7 @@ async def lone_record(client, make_group, admin) -> tuple[SharingGroup, str, str
 @pytest.mark.parametrize("removed_first", [True, False], ids=["removed-first", "added-first"])
 @pytest.mark.parametrize("same_contributor", [True, False], ids=["same", "another"])
 async def test_a_supplier_leaving_and_entering_a_cell_at_once_is_counted_exactly(
-    lone_record, admin, second_admin, removed_first, same_contributor
+    lone_record, admin, two_more, removed_first, same_contributor
 ):
     """One transaction removes the supplier's last record in a cell while another adds one there
     (for the same contributor or another): whichever commits first, the supplier is in the cell's
@@ -220,7 +253,8 @@ async def test_a_supplier_leaving_and_entering_a_cell_at_once_is_counted_exactly
     group, shared_id, row = lone_record
     if not same_contributor:
         row = json.dumps({**json.loads(row), "contributor": str(group.members[1].id)})
-    first, second = (admin, second_admin) if removed_first else (second_admin, admin)
+    other, watcher = two_more
+    first, second = (admin, other) if removed_first else (other, admin)
     remove = ("DELETE FROM shared_findings WHERE id = $1", shared_id)
     add = (COPY_SHARED, row)
     first_change, second_change = (remove, add) if removed_first else (add, remove)
@@ -231,7 +265,8 @@ async def test_a_supplier_leaving_and_entering_a_cell_at_once_is_counted_exactly
     second_tx = second.transaction()
     await second_tx.start()
     waiting = asyncio.ensure_future(second.execute(*second_change))
-    assert await _blocked(waiting), "the second change should wait for the first's cell lock"
+    # The second waits for the first (on the cell's lock, or on the same contributor's count).
+    assert await _waits_for_a_lock(second, watcher)
     await first_tx.commit()
     await waiting
     await second_tx.commit()
@@ -247,20 +282,9 @@ async def test_a_statement_over_many_cells_locks_the_group_once(lone_record, adm
     """A hundred records in a hundred cells at once (as a tenant's records go when it is
     deleted) are counted exactly, under one lock on the group rather than a lock per cell."""
     group, _, row = lone_record
-    spread = """
-        INSERT INTO shared_findings (group_id, contributor, supplier_id, supplier_name, country,
-            kind, area, severity, basis, status, observed_period, title, description,
-            affected_workers_band, source_scheme, child_labour_case)
-        SELECT f.group_id, f.contributor, f.supplier_id, f.supplier_name, f.country, f.kind,
-               f.area, f.severity, f.basis, f.status,
-               (1900 + q / 4)::text || '-Q' || (q % 4 + 1)::text, f.title, f.description,
-               f.affected_workers_band, f.source_scheme, f.child_labour_case
-        FROM jsonb_populate_record(NULL::shared_findings, $1::jsonb) f, generate_series(0, 99) q
-    """
-    held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
     async with admin.transaction():
-        await admin.execute(spread, row)
-        assert await admin.fetchval(held) == 1
+        await admin.execute(SPREAD, row, 100)
+        assert await admin.fetchval(HELD) == 1
     await assert_tallies_exact(admin, group.id)
     assert (
         await admin.fetchval("SELECT count(*) FROM insight_tallies WHERE group_id = $1", group.id)
@@ -271,5 +295,80 @@ async def test_a_statement_over_many_cells_locks_the_group_once(lone_record, adm
             "DELETE FROM shared_findings WHERE group_id = $1 AND observed_period < '2000'",
             group.id,
         )
-        assert await admin.fetchval(held) == 1
+        assert await admin.fetchval(HELD) == 1
     await assert_tallies_exact(admin, group.id)
+
+
+async def test_records_of_one_contributor_going_from_two_groups_at_once(client, make_group, admin):
+    """As when a tenant is deleted: one statement removes its records from two groups (more
+    cells than a statement locks one by one), under one lock per group."""
+    first, second = await make_group(members=4), await make_group(members=4)
+    brand = first.members[0]
+    await join(client, second.facilitator, second.id, brand, "member")
+    supplier = await new_supplier(client, brand)
+    for group in (first, second):
+        shared = await record_and_share(client, brand, supplier["id"], group)
+        row = await admin.fetchval(
+            "SELECT to_jsonb(f) FROM shared_findings f WHERE id = $1", shared["shared_finding_id"]
+        )
+        await admin.execute(SPREAD, row, 40)  # 40 more cells in each group
+    await assert_exact(admin, first, second)
+    async with admin.transaction():
+        await admin.execute("DELETE FROM shared_findings WHERE contributor = $1", brand.id)
+        assert await admin.fetchval(HELD) == 2
+    await assert_exact(admin, first, second)
+    assert (
+        await admin.fetchval(
+            "SELECT count(*) FROM insight_tallies WHERE contributor = $1", brand.id
+        )
+        == 0
+    )
+
+
+async def test_a_record_moved_to_another_supplier_moves_its_bit(lone_record, admin):
+    group, shared_id, _ = lone_record
+    other = await admin.fetchval(
+        "SELECT s.id FROM suppliers s, shared_findings f "
+        "WHERE f.id = $1 AND s.id <> f.supplier_id LIMIT 1",
+        shared_id,
+    )
+    await admin.execute(
+        "UPDATE shared_findings SET supplier_id = $2 WHERE id = $1", shared_id, other
+    )
+    await assert_tallies_exact(admin, group.id)
+    numbered = "SELECT count(*) FROM insight_suppliers WHERE group_id = $1"
+    assert await admin.fetchval(numbered, group.id) == 2
+
+
+async def test_a_deleted_group_takes_its_tallies_without_counting_down(lone_record, admin):
+    group, _, _ = lone_record
+    async with admin.transaction():
+        await admin.execute("DELETE FROM working_groups WHERE id = $1", group.id)
+        assert await admin.fetchval(HELD) == 0
+    left = await admin.fetchval(
+        "SELECT (SELECT count(*) FROM insight_tallies WHERE group_id = $1) "
+        "+ (SELECT count(*) FROM insight_supplier_bits WHERE group_id = $1) "
+        "+ (SELECT count(*) FROM insight_suppliers WHERE group_id = $1) "
+        "+ (SELECT count(*) FROM insight_groups WHERE group_id = $1)",
+        group.id,
+    )
+    assert left == 0
+
+
+async def test_the_app_role_cannot_ask_for_finer_rounding(client, lone_record, database):
+    """group_insights() rounds to 5 at least, whatever base its caller passes."""
+    group, _, _ = lone_record
+    for actor in group.members[1:3]:
+        supplier = await new_supplier(client, actor)
+        await record_and_share(client, actor, supplier["id"], group)
+    async with database.transaction(group.members[3].id) as session:
+        rows = (
+            await session.execute(
+                sa.text(
+                    "SELECT findings, suppliers FROM group_insights(CAST(:g AS uuid), "
+                    "ARRAY[]::text[], NULL, NULL, NULL, NULL, NULL, NULL, 1)"
+                ),
+                {"g": group.id},
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [(5, 5)]  # 3 findings, 3 suppliers

@@ -5,13 +5,14 @@ resident identity numbers with their ISO 7064 MOD 11-2 check character computed 
 
 from __future__ import annotations
 
+import importlib
 import re
 from datetime import date
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from wg_api.sharing.scrub import ScrubTerms, names_in, redact_organisations, scrub
+from wg_api.sharing.scrub import ScrubTerms, _fold, names_in, redact_organisations, scrub
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DIGIT = "0123456789"
@@ -285,9 +286,15 @@ def test_text_without_identifiers_comes_back_unchanged(text, group, people, refe
 
 # ---- the read-time pre-test ----------------------------------------------------------------------
 
-# Letters that case-fold unusually (dotted and dotless I, long s, Kelvin sign, sharp s, final
-# sigma), so the quick test before the organisation pattern is tried where it could go wrong.
-TRICKY = "\u0130\u0131Ii\u017fSsK\u212akß\u1e9e\u03a3\u03c3\u03c2\u00b5\u03bc\u03d0\u03b2服装"
+# The regular-expression engine's own table of letters IGNORECASE takes for one another besides
+# their lower case (CPython's), and its simple lower case of one character.
+EXTRA_CASES: dict[int, tuple[int, ...]] = importlib.import_module("re._casefix")._EXTRA_CASES
+engine_lower = importlib.import_module("_sre").unicode_tolower
+# Letters that case-fold unusually (those of the table, the dotted capital I, the Kelvin sign,
+# sharp s), so the quick test before the organisation pattern is tried where it could go wrong.
+TRICKY = "".join(
+    sorted({chr(c) for c in EXTRA_CASES} | set("\u0130I\u212ak\u00df\u1e9e\u03a3服装"))
+)
 NAME_WORDS = st.text(alphabet=st.sampled_from("abcikls\u0307" + TRICKY), min_size=2, max_size=6)
 
 
@@ -320,3 +327,19 @@ def test_the_quick_tests_never_keep_a_name_the_pattern_would_find(case):
     assert [redact_organisations(text, terms) for text in texts] == expected
     page = names_in(texts, terms)
     assert [redact_organisations(text, page) for text in texts] == expected
+
+
+def test_folding_takes_every_character_for_what_the_pattern_takes_it_for():
+    """Over all of Unicode: characters the organisation pattern's IGNORECASE matches to each
+    other (the same simple lower case, or one class of the engine's table) fold alike, so the
+    substring tests before the pattern never miss a name however it is written."""
+    unlike = [
+        hex(code)
+        for code in range(0x110000)
+        if not 0xD800 <= code <= 0xDFFF and _fold(chr(code)) != _fold(chr(engine_lower(code)))
+    ]
+    assert unlike == []
+    for letter, others in EXTRA_CASES.items():
+        for other in others:
+            assert _fold(chr(letter)) == _fold(chr(other)), (hex(letter), hex(other))
+            assert re.fullmatch(re.escape(chr(letter)), chr(other), re.IGNORECASE)

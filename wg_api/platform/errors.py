@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -198,14 +199,15 @@ class TryAgain(ProblemError):
     kind = "try-again"
     title = "Try again"
     description = (
-        "The request ran into a concurrent change (a deadlock or serialization failure in the "
-        "database) and was rolled back: nothing changed. Retry it after Retry-After, with the same "
-        "Idempotency-Key if it had one."
+        "The request ran into concurrent ones (a deadlock or serialization failure in the "
+        "database, or no database connection free in time) and was rolled back: nothing changed. "
+        "Retry it after Retry-After, with the same Idempotency-Key if it had one."
     )
 
 
-# PostgreSQL errors that say the request met a concurrent one, rather than that it is wrong.
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
+# PostgreSQL errors that say the request met concurrent ones, rather than that it is wrong:
+# serialization failure, deadlock, lock not available, out of (lock table) shared memory.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "53200"})
 _UNIQUE_VIOLATION = "23505"
 
 
@@ -220,7 +222,8 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 def _from_database(exc: Exception) -> ProblemError | None:
     sqlstate = _sqlstate(exc)
-    if sqlstate in _TRANSIENT_SQLSTATES:
+    # No connection free in the pool within its timeout: as busy as a deadlock, to the client.
+    if sqlstate in _TRANSIENT_SQLSTATES or isinstance(exc, PoolTimeout):
         return TryAgain(headers={"Retry-After": "1"})
     if sqlstate == _UNIQUE_VIOLATION:
         # Checks before writes answer their own 409s; this is the race one of them lost.

@@ -9,6 +9,7 @@ exact dates and other long digit runs.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -161,30 +162,22 @@ def organisation_terms(names: tuple[str, ...]) -> ScrubTerms:
     return ScrubTerms(organisations=names)
 
 
-# Letters that the regular-expression engine's IGNORECASE takes for one another besides their
-# lower case (the equivalences of CPython's re compiler), each mapped to one of its class.
-_IGNORECASE_EQUIVALENTS = str.maketrans(
-    {
-        "\u0130": "i",  # dotted capital I (lower() makes it i and a combining dot)
-        "\u0131": "i",  # dotless i
-        "\u017f": "s",  # long s
-        "\u00b5": "\u03bc",  # micro sign: mu
-        "\u0345": "\u03b9",  # ypogegrammeni: iota
-        "\u1fbe": "\u03b9",  # prosgegrammeni: iota
-        "\u1fd3": "\u0390",
-        "\u1fe3": "\u03b0",
-        "\u03d0": "\u03b2",
-        "\u03f5": "\u03b5",
-        "\u03d1": "\u03b8",
-        "\u03f0": "\u03ba",
-        "\u03d6": "\u03c0",
-        "\u03f1": "\u03c1",
-        "\u03c2": "\u03c3",  # final sigma
-        "\u03d5": "\u03c6",
-        "\u1e9b": "\u1e61",
-        "\ufb05": "\ufb06",
-    }
-)
+def _ignorecase_classes() -> dict[int, str]:
+    """A translation to one letter of each class of lower-case letters that the regular
+    expression engine's IGNORECASE takes for one another besides their lower case (dotless i
+    and i, long s and s, final and medial sigma, ...): CPython's own table, so the classes
+    follow the Python that runs, plus the dotted capital I, which lower() turns into two
+    characters but the engine into i."""
+    extra: dict[int, tuple[int, ...]] = getattr(
+        importlib.import_module("re._casefix"), "_EXTRA_CASES", {}
+    )
+    table: dict[int, str] = {0x130: "i"}
+    for letter, others in extra.items():
+        table[letter] = chr(min(letter, *others))
+    return table
+
+
+_IGNORECASE_EQUIVALENTS = _ignorecase_classes()
 
 
 def _fold(text: str) -> str:
