@@ -17,6 +17,7 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from tests.conftest import serve_in_loop
@@ -85,13 +86,13 @@ class PlatformTestController(Controller):
 
     @post("/widgets", data_dto=Body[WidgetIn], **requires(None))
     async def create_widget(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, data: WidgetIn
+        self, request: Request[Principal, Any, Any], db_session: DbSession, data: JSONBody[WidgetIn]
     ) -> Response[WidgetOut]:
         return await _create_widget(request, db_session, data)
 
     @post("/held-widgets", data_dto=Body[WidgetIn], **requires(None))
     async def create_held_widget(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, data: WidgetIn
+        self, request: Request[Principal, Any, Any], db_session: DbSession, data: JSONBody[WidgetIn]
     ) -> Response[WidgetOut]:
         gate = GATES[data.name]
         gate.entered.set()
@@ -100,7 +101,7 @@ class PlatformTestController(Controller):
 
     @post("/failing-widgets", data_dto=Body[WidgetIn], **requires(None))
     async def create_failing_widget(
-        self, request: Request[Principal, Any, Any], db_session: DbSession, data: WidgetIn
+        self, request: Request[Principal, Any, Any], db_session: DbSession, data: JSONBody[WidgetIn]
     ) -> Response[WidgetOut]:
         await _create_widget(request, db_session, data)
         raise RuntimeError(f"database password is hunter2 (widget {data.name})")
@@ -110,8 +111,8 @@ class PlatformTestController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: DbSession,
-        data: WidgetIn,
-        sqlstate: str,
+        data: JSONBody[WidgetIn],
+        sqlstate: FromPath[str],
     ) -> Response[WidgetOut]:
         """Records the widget, then meets a PostgreSQL error with this SQLSTATE (as a deadlock
         or a lost race on a unique index would raise it)."""
@@ -131,7 +132,7 @@ class PlatformTestController(Controller):
 
     @post("/notes", data_dto=Body[NoteIn], **requires(None))
     async def create_note(
-        self, request: Request[Principal, Any, Any], data: NoteIn
+        self, request: Request[Principal, Any, Any], data: JSONBody[NoteIn]
     ) -> Response[NoteOut]:
         note = NoteOut(id=uuid.uuid4(), text=data.text, version=1)
         NOTES[(request.user.tenant_id, note.id)] = note
@@ -139,14 +140,17 @@ class PlatformTestController(Controller):
 
     @get("/notes/{note_id:uuid}", **requires(None))
     async def get_note(
-        self, request: Request[Principal, Any, Any], note_id: uuid.UUID
+        self, request: Request[Principal, Any, Any], note_id: FromPath[uuid.UUID]
     ) -> Response[NoteOut]:
         note = _note(request, note_id)
         return Response(note, headers={"ETag": etag_of(note)})
 
     @patch("/notes/{note_id:uuid}", data_dto=Body[NoteIn], **requires(None))
     async def update_note(
-        self, request: Request[Principal, Any, Any], note_id: uuid.UUID, data: NoteIn
+        self,
+        request: Request[Principal, Any, Any],
+        note_id: FromPath[uuid.UUID],
+        data: JSONBody[NoteIn],
     ) -> Response[NoteOut]:
         current = _note(request, note_id)
         check_if_match(request, etag_of(current))
@@ -155,7 +159,9 @@ class PlatformTestController(Controller):
         return Response(note, headers={"ETag": etag_of(note)})
 
     @delete("/notes/{note_id:uuid}", **requires(None))
-    async def delete_note(self, request: Request[Principal, Any, Any], note_id: uuid.UUID) -> None:
+    async def delete_note(
+        self, request: Request[Principal, Any, Any], note_id: FromPath[uuid.UUID]
+    ) -> None:
         check_if_match(request, etag_of(_note(request, note_id)))
         del NOTES[(request.user.tenant_id, note_id)]
 
