@@ -16,8 +16,9 @@ tables), at the finest grain insights can group by (area, country, period, sever
 
 Any grouping and any filter on the five dimensions rolls up from these. A filter on one supplier
 reads that supplier's records themselves, which are few. Like `shared_findings.contributor`, the
-tallies name contributors: the app role has no privilege on them, and only the SECURITY DEFINER
-functions below read or write them.
+tallies name contributors: neither the app role nor the worker's role has any privilege on them,
+and only the SECURITY DEFINER functions below read or write them. This revision also pins every
+SECURITY DEFINER function's search_path with pg_temp last, and floors the rounding of insights.
 """
 
 import importlib.util
