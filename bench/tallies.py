@@ -17,7 +17,7 @@ import time
 
 import asyncpg
 
-from bench.generate import BENCH_DATABASE, bench_admin_url, connect_kwargs
+from bench.generate import BENCH_DATABASE, SHARED_COLUMNS, bench_admin_url, connect_kwargs
 from wg_api.settings import Settings
 
 TRIGGERS = ("insight_tallies_insert", "insight_tallies_update", "insight_tallies_delete")
@@ -27,16 +27,11 @@ SAMPLE = """
     WHERE group_id = (SELECT group_id FROM shared_findings LIMIT 1)
     LIMIT $1
 """
-COPY = """
-    INSERT INTO shared_findings (group_id, contributor, supplier_id, supplier_name, country, kind,
-        area, severity, basis, status, observed_period, title, description,
-        affected_workers_band, source_scheme, child_labour_case)
-    SELECT group_id, contributor, supplier_id, supplier_name, country, kind, area, severity, basis,
-           status, observed_period, title, description, affected_workers_band, source_scheme,
-           child_labour_case
-    FROM shared_findings WHERE id = $1
-    RETURNING id
-"""
+COLUMNS = ", ".join(SHARED_COLUMNS)
+COPY = (
+    f"INSERT INTO shared_findings ({COLUMNS}) "
+    f"SELECT {COLUMNS} FROM shared_findings WHERE id = $1 RETURNING id"
+)
 MOVE = """
     UPDATE shared_findings
     SET area = CASE area WHEN 'working_hours' THEN 'health_and_safety' ELSE 'working_hours' END

@@ -275,40 +275,43 @@ def json_keys(value: Any) -> set[str]:
     return set()
 
 
-# Rows that are in one and not the other, both ways: empty when the tallies are exact.
-TALLY_DIFFERENCE = """
-    WITH recount AS (
-        SELECT area, country::text AS country, observed_period AS period,
-               coalesce(severity, '') AS severity, kind, contributor, count(*)::int AS n
-        FROM shared_findings WHERE group_id = $1
-        GROUP BY 1, 2, 3, 4, 5, 6
-    ),
-    kept AS (
-        SELECT area, country, period, severity, kind, contributor, n
-        FROM insight_tallies WHERE group_id = $1
+def _both_ways(recount: str, kept: str) -> str:
+    """Rows that are in one and not the other, both ways: empty when the tallies are exact."""
+    # Only the fixed queries below are joined in.
+    return (
+        f"WITH recount AS ({recount}), kept AS ({kept}) "  # noqa: S608
+        "SELECT 'missing' AS side, * FROM (TABLE recount EXCEPT TABLE kept) m "
+        "UNION ALL SELECT 'extra', * FROM (TABLE kept EXCEPT TABLE recount) e"
     )
-    SELECT 'missing' AS side, * FROM (TABLE recount EXCEPT TABLE kept) m
-    UNION ALL
-    SELECT 'extra', * FROM (TABLE kept EXCEPT TABLE recount) e
-"""
-BITS_DIFFERENCE = """
-    WITH recount AS (
-        SELECT f.area, f.country::text AS country, f.observed_period AS period,
-               coalesce(f.severity, '') AS severity, f.kind, s.number / 1024 AS chunk,
-               bit_or(set_bit(repeat('0', 1024)::bit(1024), s.number % 1024, 1)) AS bits
-        FROM shared_findings f
-        JOIN insight_suppliers s ON s.group_id = f.group_id AND s.supplier_id = f.supplier_id
-        WHERE f.group_id = $1
-        GROUP BY 1, 2, 3, 4, 5, 6
-    ),
-    kept AS (
-        SELECT area, country, period, severity, kind, chunk, bits
-        FROM insight_supplier_bits WHERE group_id = $1
-    )
-    SELECT 'missing' AS side, * FROM (TABLE recount EXCEPT TABLE kept) m
-    UNION ALL
-    SELECT 'extra', * FROM (TABLE kept EXCEPT TABLE recount) e
-"""
+
+
+TALLY_DIFFERENCE = _both_ways(
+    """
+    SELECT area, country::text AS country, observed_period AS period,
+           coalesce(severity, '') AS severity, kind, contributor, count(*)::int AS n
+    FROM shared_findings WHERE group_id = $1
+    GROUP BY 1, 2, 3, 4, 5, 6
+    """,
+    """
+    SELECT area, country, period, severity, kind, contributor, n
+    FROM insight_tallies WHERE group_id = $1
+    """,
+)
+BITS_DIFFERENCE = _both_ways(
+    """
+    SELECT f.area, f.country::text AS country, f.observed_period AS period,
+           coalesce(f.severity, '') AS severity, f.kind, s.number / 1024 AS chunk,
+           bit_or(set_bit(repeat('0', 1024)::bit(1024), s.number % 1024, 1)) AS bits
+    FROM shared_findings f
+    JOIN insight_suppliers s ON s.group_id = f.group_id AND s.supplier_id = f.supplier_id
+    WHERE f.group_id = $1
+    GROUP BY 1, 2, 3, 4, 5, 6
+    """,
+    """
+    SELECT area, country, period, severity, kind, chunk, bits
+    FROM insight_supplier_bits WHERE group_id = $1
+    """,
+)
 UNNUMBERED = """
     SELECT count(DISTINCT f.supplier_id) FROM shared_findings f
     LEFT JOIN insight_suppliers s ON s.group_id = f.group_id AND s.supplier_id = f.supplier_id

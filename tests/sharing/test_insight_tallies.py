@@ -19,7 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bench.generate import connect_kwargs
+from bench.generate import SHARED_COLUMNS, connect_kwargs
 from tests.sharing.conftest import (
     SharingGroup,
     assert_tallies_exact,
@@ -179,28 +179,26 @@ async def test_the_rebuild_recounts_what_the_trigger_kept(client, make_group, ad
 
 # ---- concurrent changes, interleaved on two connections -----------------------------------------
 
-COPY_SHARED = """
-    INSERT INTO shared_findings (group_id, contributor, supplier_id, supplier_name, country, kind,
-        area, severity, basis, status, observed_period, title, description,
-        affected_workers_band, source_scheme, child_labour_case)
-    SELECT group_id, contributor, supplier_id, supplier_name, country, kind, area, severity, basis,
-           status, observed_period, title, description, affected_workers_band, source_scheme,
-           child_labour_case
-    FROM jsonb_populate_record(NULL::shared_findings, $1::jsonb)
-"""
+COLUMNS = ", ".join(SHARED_COLUMNS)
+# Only fixed column names are joined in.
+COPY_SHARED = (
+    f"INSERT INTO shared_findings ({COLUMNS}) "  # noqa: S608
+    f"SELECT {COLUMNS} FROM jsonb_populate_record(NULL::shared_findings, $1::jsonb)"
+)
 
 
 # Copies of a record in `$2` more cells: quarters of the 20th century.
-SPREAD = """
-    INSERT INTO shared_findings (group_id, contributor, supplier_id, supplier_name, country,
-        kind, area, severity, basis, status, observed_period, title, description,
-        affected_workers_band, source_scheme, child_labour_case)
-    SELECT f.group_id, f.contributor, f.supplier_id, f.supplier_name, f.country, f.kind,
-           f.area, f.severity, f.basis, f.status,
-           (1900 + q / 4)::text || '-Q' || (q % 4 + 1)::text, f.title, f.description,
-           f.affected_workers_band, f.source_scheme, f.child_labour_case
-    FROM jsonb_populate_record(NULL::shared_findings, $1::jsonb) f, generate_series(0, $2 - 1) q
-"""
+SPREAD = (
+    f"INSERT INTO shared_findings ({COLUMNS}) SELECT "  # noqa: S608
+    + ", ".join(
+        "(1900 + q / 4)::text || '-Q' || (q % 4 + 1)::text"
+        if column == "observed_period"
+        else f"f.{column}"
+        for column in SHARED_COLUMNS
+    )
+    + " FROM jsonb_populate_record(NULL::shared_findings, $1::jsonb) f, "
+    "generate_series(0, $2 - 1) q"
+)
 # Advisory locks this connection holds.
 HELD = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
 
