@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,21 +11,11 @@ from sqlalchemy.dialects.postgresql import insert as insert_on_conflict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings.models import findings
+from wg_api.findings.schemas import FindingFilters
 from wg_api.platform.database import driver_fetch
 from wg_api.platform.models import Record
 
 COLUMNS = tuple(c for c in findings.c if c.name != "tenant_id")
-
-
-@dataclass(frozen=True)
-class FindingFilters:
-    supplier_id: uuid.UUID | None = None
-    area: str | None = None
-    severity: str | None = None
-    status: str | None = None
-    observed_from: date | None = None
-    observed_to: date | None = None
-    updated_since: datetime | None = None
 
 
 async def insert(session: AsyncSession, tenant_id: uuid.UUID, values: dict[str, Any]) -> Record:

@@ -10,11 +10,11 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from wg_api.findings import service
-from wg_api.findings.repository import FindingFilters
 from wg_api.findings.schemas import (
     Area,
     Finding,
     FindingFields,
+    FindingFilters,
     FindingIn,
     FindingPatch,
     Severity,
@@ -25,7 +25,6 @@ from wg_api.identity.principal import Principal
 from wg_api.platform.http import Body, check_if_match, etag_of
 from wg_api.platform.pagination import Page, Pagination, page_response
 from wg_api.platform.transaction import DbSession
-from wg_api.sharing import service as sharing
 
 
 def _with_etag(finding: Finding, status_code: int = 200) -> Response[Finding]:
@@ -68,8 +67,6 @@ class FindingsController(Controller):
         finding, created = await service.put_by_external_id(
             db_session, request.user.tenant_id, external_id, data
         )
-        if not created:
-            await sharing.refresh(db_session, request.user.tenant_id, finding)
         return _with_etag(finding, 201 if created else 200)
 
     @get(summary="Your findings", **requires("findings:read"))
@@ -131,7 +128,6 @@ class FindingsController(Controller):
         current = await service.get_for_update(db_session, tenant_id, finding_id)
         check_if_match(request, etag_of(current))
         finding = await service.change(db_session, tenant_id, current, data)
-        await sharing.refresh(db_session, tenant_id, finding)
         return _with_etag(finding)
 
     @delete("/{finding_id:uuid}", summary="Delete a finding", **requires("findings:write"))
@@ -145,5 +141,4 @@ class FindingsController(Controller):
         tenant_id = request.user.tenant_id
         current = await service.get_for_update(db_session, tenant_id, finding_id)
         check_if_match(request, etag_of(current))
-        await sharing.withdraw_all(db_session, tenant_id, current.id)
         await service.delete(db_session, tenant_id, current)

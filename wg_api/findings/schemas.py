@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -124,3 +125,16 @@ class Finding(msgspec.Struct):
     child_labour_case: ChildLabourCase | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class FindingFilters:
+    """The list's (and the export's) filters, all optional."""
+
+    supplier_id: uuid.UUID | None = None
+    area: str | None = None
+    severity: str | None = None
+    status: str | None = None
+    observed_from: date | None = None
+    observed_to: date | None = None
+    updated_since: datetime | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,13 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings import repository
-from wg_api.findings.repository import FindingFilters
 from wg_api.findings.schemas import (
     CHILD_AREAS,
     Cap,
     ChildLabourCase,
     Finding,
     FindingFields,
+    FindingFilters,
     FindingIn,
     FindingPatch,
     Source,
@@ -30,6 +30,29 @@ from wg_api.platform.pagination import Page, day, identifier, keyset, paginate
 from wg_api.suppliers import service as suppliers
 
 NOT_FOUND = "No such finding."
+
+# Other domains that keep something derived from a finding (sharing keeps its anonymised copies)
+# subscribe here, so a finding's routes call one service and findings depends on none of them.
+FindingChanged = Callable[[AsyncSession, uuid.UUID, Finding], Awaitable[None]]
+FindingDeleting = Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[None]]
+_changed: list[FindingChanged] = []
+_deleting: list[FindingDeleting] = []
+
+
+def subscribe(*, changed: FindingChanged, deleting: FindingDeleting) -> None:
+    """Call `changed` after a finding changed and `deleting` before one is deleted, in the
+    same transaction. Subscribing twice is subscribing once."""
+    if changed not in _changed:
+        _changed.append(changed)
+    if deleting not in _deleting:
+        _deleting.append(deleting)
+
+
+async def _announce_change(session: AsyncSession, tenant_id: uuid.UUID, finding: Finding) -> None:
+    for subscriber in _changed:
+        await subscriber(session, tenant_id, finding)
+
+
 # The latest calendar date anywhere on Earth (UTC+14): "not in the future" for every tenant.
 EARLIEST_ZONE = timedelta(hours=14)
 
@@ -182,6 +205,7 @@ async def put_by_external_id(
     row = await repository.update(session, tenant_id, existing.id, _columns(data, external_id))
     finding = finding_out(row)
     await record_event(session, tenant_id, "finding.updated", finding)
+    await _announce_change(session, tenant_id, finding)
     return finding, False
 
 
@@ -210,6 +234,7 @@ async def change(
         if getattr(patch, name) is not msgspec.UNSET
     }
     if not changes:
+        await _announce_change(session, tenant_id, current)
         return current
     merged_fields = {
         name: changes.get(name, getattr(current, name)) for name in FindingIn.__struct_fields__
@@ -236,10 +261,13 @@ async def change(
         "finding.updated",
         {**msgspec.to_builtins(finding), "changed": sorted(changes)},
     )
+    await _announce_change(session, tenant_id, finding)
     return finding
 
 
 async def delete(session: AsyncSession, tenant_id: uuid.UUID, current: Finding) -> None:
+    for subscriber in _deleting:
+        await subscriber(session, tenant_id, current.id)
     await repository.delete(session, tenant_id, current.id)
     await record_event(
         session,

@@ -123,6 +123,18 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> Record | None:
     return (await session.execute(sa.select(tenants).where(tenants.c.slug == slug))).one_or_none()
 
 
+async def tenants_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> list[Record]:
+    return list(
+        (
+            await session.execute(
+                sa.select(tenants.c.id, tenants.c.slug, tenants.c.name, tenants.c.kind).where(
+                    tenants.c.id == sa.func.any(sa.cast(ids, sa.ARRAY(sa.Uuid)))
+                )
+            )
+        ).all()
+    )
+
+
 async def create_tenant(
     session: AsyncSession, *, slug: str, name: str, kind: str, timezone: str
 ) -> Record:

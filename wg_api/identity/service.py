@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from wg_api.identity.schemas import (
     AuditTargetOut,
     IdentityProviderCreate,
     IdentityProviderOut,
+    TenantOut,
 )
 from wg_api.identity.scopes import ROLE_SCOPES, SCOPES, TENANT_ROLES, parse_scopes, unknown_scopes
 from wg_api.identity.tokens import hash_secret, new_client_id, new_client_secret
@@ -57,6 +59,25 @@ async def create_tenant(
         session, slug=slug, name=name.strip(), kind=kind, timezone=timezone
     )
     return dict(row._mapping)
+
+
+def tenant_out(row: Any) -> TenantOut:
+    return TenantOut(id=row.id, slug=row.slug, name=row.name, kind=row.kind)
+
+
+async def tenants_by_id(
+    session: AsyncSession, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, TenantOut]:
+    """The directory entries of these tenants (every tenant's entry is public), by id."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {row.id: tenant_out(row) for row in await repository.tenants_by_id(session, wanted)}
+
+
+async def tenant_by_slug(session: AsyncSession, slug: str) -> TenantOut | None:
+    row = await repository.tenant_by_slug(session, slug)
+    return tenant_out(row) if row is not None else None
 
 
 @dataclass(frozen=True)

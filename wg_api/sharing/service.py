@@ -447,3 +447,8 @@ async def insights(
 
 async def supplier_visible_in_shares(session: AsyncSession, supplier_id: uuid.UUID) -> bool:
     return await repository.supplier_in_visible_share(session, supplier_id)
+
+
+# Sharing keeps anonymised copies of findings and makes their suppliers readable to members.
+findings.subscribe(changed=refresh, deleting=withdraw_all)
+suppliers.also_visible_when(supplier_visible_in_shares)

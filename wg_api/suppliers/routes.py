@@ -10,11 +10,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from wg_api.identity.auth import requires
 from wg_api.identity.principal import Principal
-from wg_api.platform.errors import NotFound
 from wg_api.platform.http import Body, etag_of
 from wg_api.platform.pagination import Page, Pagination, page_response
 from wg_api.platform.transaction import DbSession
-from wg_api.sharing import service as sharing
 from wg_api.suppliers import service
 from wg_api.suppliers.schemas import (
     MySupplier,
@@ -98,17 +96,7 @@ class SuppliersController(Controller):
     ) -> Response[MySupplier | Supplier]:
         """Canonical fields of a supplier you link to (with your `internal_code`), or of one that
         appears in a shared finding you can see (without any code: it is not yours)."""
-        try:
-            supplier: MySupplier | Supplier = await service.get_visible(
-                db_session, request.user.tenant_id, supplier_id
-            )
-        except NotFound:
-            canonical = await service.get_canonical(db_session, supplier_id)
-            if canonical is None or not await sharing.supplier_visible_in_shares(
-                db_session, supplier_id
-            ):
-                raise
-            supplier = canonical
+        supplier = await service.get_for_reader(db_session, request.user.tenant_id, supplier_id)
         return Response(supplier, headers={"ETag": etag_of(supplier)})
 
     @delete("/{supplier_id:uuid}", summary="Unlink a supplier", **requires("findings:write"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -222,6 +223,34 @@ async def get_visible(
 async def get_canonical(session: AsyncSession, supplier_id: uuid.UUID) -> Supplier | None:
     row = await repository.by_id(session, supplier_id)
     return supplier_out(row) if row else None
+
+
+# Another domain may make a supplier visible to a tenant that does not link to it (sharing: a
+# supplier in a shared finding the caller can read); it says so here, so suppliers imports none.
+SupplierVisible = Callable[[AsyncSession, uuid.UUID], Awaitable[bool]]
+_visible_elsewhere: list[SupplierVisible] = []
+
+
+def also_visible_when(check: SupplierVisible) -> None:
+    """Register `check(session, supplier_id)`; registering twice is registering once."""
+    if check not in _visible_elsewhere:
+        _visible_elsewhere.append(check)
+
+
+async def get_for_reader(
+    session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID
+) -> MySupplier | Supplier:
+    """A supplier the caller links to (with its code), or else one another domain lets it see
+    (canonical fields only); NotFound for any other, as for a random id."""
+    try:
+        return await get_visible(session, tenant_id, supplier_id)
+    except NotFound:
+        canonical = await get_canonical(session, supplier_id)
+        if canonical is not None:
+            for check in _visible_elsewhere:
+                if await check(session, supplier_id):
+                    return canonical
+        raise
 
 
 async def unlink(session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> None:

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wg_api.identity.models import tenants
 from wg_api.platform.models import Record
 from wg_api.working_groups.models import invitations, working_group_members, working_groups
 
@@ -189,8 +188,6 @@ async def groups_of(
 
 _MEMBER_COLUMNS = (
     members.c.tenant_id,
-    tenants.c.slug,
-    tenants.c.name,
     members.c.role,
     members.c.joined_at,
 )
@@ -205,7 +202,6 @@ async def active_members(
 ) -> list[Record]:
     statement = (
         sa.select(*_MEMBER_COLUMNS)
-        .select_from(members.join(tenants, tenants.c.id == members.c.tenant_id))
         .where(members.c.group_id == group_id, members.c.status == ACTIVE)
         .order_by(members.c.joined_at, members.c.tenant_id)
         .limit(limit)
@@ -220,9 +216,7 @@ async def active_member(
 ) -> Record | None:
     return (
         await session.execute(
-            sa.select(*_MEMBER_COLUMNS)
-            .select_from(members.join(tenants, tenants.c.id == members.c.tenant_id))
-            .where(
+            sa.select(*_MEMBER_COLUMNS).where(
                 members.c.group_id == group_id,
                 members.c.tenant_id == tenant_id,
                 members.c.status == ACTIVE,
@@ -281,14 +275,6 @@ async def rejoin(
     )
 
 
-async def tenant_by_slug(session: AsyncSession, slug: str) -> Record | None:
-    return (
-        await session.execute(
-            sa.select(tenants.c.id, tenants.c.slug, tenants.c.name).where(tenants.c.slug == slug)
-        )
-    ).one_or_none()
-
-
 async def insert_invitation(
     session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID, role: str
 ) -> Record | None:
@@ -311,14 +297,11 @@ _INVITATION_COLUMNS = (
     invitations.c.id,
     invitations.c.group_id,
     invitations.c.tenant_id,
-    tenants.c.slug.label("tenant_slug"),
-    tenants.c.name.label("tenant_name"),
     invitations.c.role,
     invitations.c.status,
     invitations.c.created_at,
     invitations.c.responded_at,
 )
-_INVITATIONS_WITH_TENANT = invitations.join(tenants, tenants.c.id == invitations.c.tenant_id)
 # Invitees are not members, so RLS hides the group row; this function answers its name only.
 _INVITED_GROUP_NAME = sa.func.wg_invited_group_name(invitations.c.group_id, type_=sa.Text)
 
@@ -339,10 +322,8 @@ async def invitations_to(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Record]:
-    statement = (
-        sa.select(*_INVITATION_COLUMNS, _INVITED_GROUP_NAME.label("group_name"))
-        .select_from(_INVITATIONS_WITH_TENANT)
-        .where(invitations.c.tenant_id == tenant_id)
+    statement = sa.select(*_INVITATION_COLUMNS, _INVITED_GROUP_NAME.label("group_name")).where(
+        invitations.c.tenant_id == tenant_id
     )
     if status is not None:
         statement = statement.where(invitations.c.status == status)
@@ -356,10 +337,8 @@ async def invitation_to(
     *,
     for_update: bool = False,
 ) -> Record | None:
-    statement = (
-        sa.select(*_INVITATION_COLUMNS, _INVITED_GROUP_NAME.label("group_name"))
-        .select_from(_INVITATIONS_WITH_TENANT)
-        .where(invitations.c.id == invitation_id, invitations.c.tenant_id == tenant_id)
+    statement = sa.select(*_INVITATION_COLUMNS, _INVITED_GROUP_NAME.label("group_name")).where(
+        invitations.c.id == invitation_id, invitations.c.tenant_id == tenant_id
     )
     if for_update:
         statement = statement.with_for_update(of=invitations)
@@ -374,11 +353,7 @@ async def invitations_of_group(
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[Record]:
-    statement = (
-        sa.select(*_INVITATION_COLUMNS)
-        .select_from(_INVITATIONS_WITH_TENANT)
-        .where(invitations.c.group_id == group_id)
-    )
+    statement = sa.select(*_INVITATION_COLUMNS).where(invitations.c.group_id == group_id)
     if status is not None:
         statement = statement.where(invitations.c.status == status)
     return list((await session.execute(_newest_first(statement, after, limit))).all())
@@ -387,10 +362,8 @@ async def invitations_of_group(
 async def invitation_of_group(
     session: AsyncSession, group_id: uuid.UUID, invitation_id: uuid.UUID, *, for_update: bool
 ) -> Record | None:
-    statement = (
-        sa.select(*_INVITATION_COLUMNS)
-        .select_from(_INVITATIONS_WITH_TENANT)
-        .where(invitations.c.id == invitation_id, invitations.c.group_id == group_id)
+    statement = sa.select(*_INVITATION_COLUMNS).where(
+        invitations.c.id == invitation_id, invitations.c.group_id == group_id
     )
     if for_update:
         statement = statement.with_for_update(of=invitations)

@@ -7,12 +7,14 @@ Other domains (sharing, meetings, funding) use `membership`, `require_member` an
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wg_api.identity import service as identity
 from wg_api.platform.errors import (
     Conflict,
     FieldError,
@@ -110,19 +112,32 @@ def _group_ref(group: WorkingGroupRecord) -> WorkingGroupRef:
     return WorkingGroupRef(id=group.id, name=group.name)
 
 
-def _member_out(row: Record) -> Member:
+async def _tenant_refs(session: AsyncSession, rows: Iterable[Record]) -> dict[uuid.UUID, TenantRef]:
+    """The tenants of these member or invitation rows, from identity's public directory."""
+    found = await identity.tenants_by_id(session, (row.tenant_id for row in rows))
+    return {t.id: TenantRef(id=t.id, slug=t.slug, name=t.name) for t in found.values()}
+
+
+def _member_out(row: Record, tenants: Mapping[uuid.UUID, TenantRef]) -> Member:
     return Member(
-        tenant=TenantRef(id=row.tenant_id, slug=row.slug, name=row.name),
+        tenant=tenants[row.tenant_id],
         role=row.role,
         joined_at=row.joined_at,
     )
 
 
-def _invitation_out(row: Record, group_name: str) -> Invitation:
+async def _members_out(session: AsyncSession, rows: list[Record]) -> list[Member]:
+    tenants = await _tenant_refs(session, rows)
+    return [_member_out(row, tenants) for row in rows]
+
+
+def _invitation_out(
+    row: Record, group_name: str, tenants: Mapping[uuid.UUID, TenantRef]
+) -> Invitation:
     return Invitation(
         id=row.id,
         working_group=WorkingGroupRef(id=row.group_id, name=group_name),
-        tenant=TenantRef(id=row.tenant_id, slug=row.tenant_slug, name=row.tenant_name),
+        tenant=tenants[row.tenant_id],
         role=row.role,
         status=row.status,
         created_at=row.created_at,
@@ -232,14 +247,14 @@ async def list_members(
     rows = await repository.active_members(
         session, member.group_id, after=keyset(after, moment, identifier), limit=limit + 1
     )
-    return paginate([_member_out(r) for r in rows], limit, lambda m: [m.joined_at, m.tenant.id])
+    return paginate(await _members_out(session, rows), limit, lambda m: [m.joined_at, m.tenant.id])
 
 
 async def get_member(session: AsyncSession, member: Membership, tenant_id: uuid.UUID) -> Member:
     row = await repository.active_member(session, member.group_id, tenant_id)
     if row is None:
         raise NotFound(MEMBER_NOT_FOUND)
-    return _member_out(row)
+    return (await _members_out(session, [row]))[0]
 
 
 async def _lock_as_facilitator(session: AsyncSession, member: Membership) -> Membership:
@@ -336,7 +351,7 @@ async def leave(session: AsyncSession, caller: Membership) -> None:
 
 async def invite(session: AsyncSession, caller: Membership, data: InvitationIn) -> Invitation:
     require_facilitator(caller)
-    tenant = await repository.tenant_by_slug(session, data.tenant_slug)
+    tenant = await identity.tenant_by_slug(session, data.tenant_slug)
     if tenant is None:
         raise ValidationFailed(
             "The invitation is not valid.",
@@ -378,7 +393,8 @@ async def list_group_invitations(
         after=keyset(after, moment, identifier),
         limit=limit + 1,
     )
-    items = [_invitation_out(r, caller.group.name) for r in rows]
+    tenants = await _tenant_refs(session, rows)
+    items = [_invitation_out(r, caller.group.name, tenants) for r in rows]
     return paginate(items, limit, lambda i: [i.created_at, i.id])
 
 
@@ -391,7 +407,7 @@ async def get_group_invitation(
     )
     if row is None:
         raise NotFound(INVITATION_NOT_FOUND)
-    return _invitation_out(row, caller.group.name)
+    return _invitation_out(row, caller.group.name, await _tenant_refs(session, [row]))
 
 
 async def revoke(session: AsyncSession, caller: Membership, invitation_id: uuid.UUID) -> Invitation:
@@ -405,7 +421,9 @@ async def revoke(session: AsyncSession, caller: Membership, invitation_id: uuid.
         raise Conflict(f"This invitation is already {row.status}; only a pending one is revoked.")
     responded_at = await repository.answer_invitation(session, invitation_id, "revoked")
     revoked = msgspec.structs.replace(
-        _invitation_out(row, caller.group.name), status="revoked", responded_at=responded_at
+        _invitation_out(row, caller.group.name, await _tenant_refs(session, [row])),
+        status="revoked",
+        responded_at=responded_at,
     )
     await repository.publish_invitation_event(
         session, invitation_id, "invitation.revoked", {"invitation": revoked}
@@ -424,7 +442,8 @@ async def list_my_invitations(
     rows = await repository.invitations_to(
         session, tenant_id, status=status, after=keyset(after, moment, identifier), limit=limit + 1
     )
-    items = [_invitation_out(r, r.group_name) for r in rows]
+    tenants = await _tenant_refs(session, rows)
+    items = [_invitation_out(r, r.group_name, tenants) for r in rows]
     return paginate(items, limit, lambda i: [i.created_at, i.id])
 
 
@@ -434,7 +453,7 @@ async def get_my_invitation(
     row = await repository.invitation_to(session, invitation_id, tenant_id)
     if row is None:
         raise NotFound(INVITATION_NOT_FOUND)
-    return _invitation_out(row, row.group_name)
+    return _invitation_out(row, row.group_name, await _tenant_refs(session, [row]))
 
 
 async def _pending_invitation_to(
@@ -471,7 +490,9 @@ async def accept(
         include_self=True,
     )
     return msgspec.structs.replace(
-        _invitation_out(row, joined.group.name), status="accepted", responded_at=responded_at
+        _invitation_out(row, joined.group.name, await _tenant_refs(session, [row])),
+        status="accepted",
+        responded_at=responded_at,
     )
 
 
@@ -481,7 +502,9 @@ async def decline(
     row = await _pending_invitation_to(session, tenant_id, invitation_id)
     responded_at = await repository.answer_invitation(session, invitation_id, "declined")
     declined = msgspec.structs.replace(
-        _invitation_out(row, row.group_name), status="declined", responded_at=responded_at
+        _invitation_out(row, row.group_name, await _tenant_refs(session, [row])),
+        status="declined",
+        responded_at=responded_at,
     )
     await repository.publish_invitation_answer(
         session, invitation_id, "invitation.declined", {"invitation": declined}
