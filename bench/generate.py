@@ -41,6 +41,7 @@ from wg_api.identity import service as identity
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.migrate import migrate
 from wg_api.settings import Settings
+from wg_api.sharing.anonymise import quarter, workers_band
 from wg_api.suppliers.matching import match_key, normalise_name
 
 BENCH_DATABASE = "wg_bench"
@@ -628,16 +629,6 @@ SHARED_COLUMNS = (
     "source_scheme",
     "child_labour_case",
 )
-# The anonymiser's head-count bands (wg_api.sharing.anonymise.WORKER_BANDS) for 1..400 workers.
-BANDS = ((10, "1-10"), (50, "11-50"), (200, "51-200"), (1000, "201-1000"))
-
-
-def quarter(day: date) -> str:
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-
-
-def _band(workers: int) -> str:
-    return next(label for high, label in BANDS if workers <= high)
 
 
 @dataclass(frozen=True)
@@ -715,7 +706,7 @@ def shared_finding_rows(
         ]
         for area, titles in TITLES.items()
     }
-    bands = [_band(workers) for workers in range(401)]
+    bands = [workers_band(workers) for workers in range(401)]
     group = str(group_id)
     random_ = rng.random
     randint = rng.randint
