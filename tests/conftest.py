@@ -7,7 +7,6 @@ Tests isolate themselves by creating their own tenants.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from asgi_lifespan import LifespanManager
 from sqlalchemy.engine import URL
 
 from wg_api.app import asgi_app
@@ -86,24 +86,15 @@ async def serve_in_loop(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     Litestar's AsyncTestClient runs the app in a portal thread with a loop of its own: requests
     cannot overlap, and pooled asyncpg connections would be shared between two loops.
     """
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    lifespan = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
-    )
-    await inbox.put({"type": "lifespan.startup"})
-    started = await outbox.get()
-    assert started["type"] == "lifespan.startup.complete", started
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://testserver.local"
-        ) as http:
-            yield http
-    finally:
-        await inbox.put({"type": "lifespan.shutdown"})
-        await outbox.get()
-        await lifespan
+    async with (
+        # Requests go to `app` itself: the manager's wrapper hands every request one shared
+        # `state` dict, where Litestar caches the request body.
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver.local"
+        ) as http,
+    ):
+        yield http
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,15 @@ async def test_demo_seeds_everything_once(client, database, settings):
         status, token = await _token_status(client, new)
         assert status == 200, token
 
+    # The replaced clients were revoked through identity's service: the audit log says so.
+    _, token = await _token_status(client, second["tenants"][1])
+    log = await client.get(
+        "/v1/audit-log", headers={"Authorization": f"Bearer {token['access_token']}"}
+    )
+    assert log.status_code == 200, log.text
+    revoked = [e for e in log.json()["items"] if e["action"] == "api_client.revoked"]
+    assert [e["actor"]["type"] for e in revoked] == ["system"], revoked
+
     # What a demo brand sees through the API: its own suppliers with its codes, and the group.
     northwind = next(t for t in second["tenants"] if t["tenant"]["slug"] == "northwind-apparel")
     _, token = await _token_status(client, northwind)

@@ -14,7 +14,6 @@ clients (revoking the previous ones) because a secret can only be shown when it 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -24,10 +23,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
+import msgspec
+from asgi_lifespan import LifespanManager
 
-from wg_api.identity import repository, service
-from wg_api.identity.models import api_clients
+from wg_api.identity import service
 from wg_api.platform.database import Database
 from wg_api.settings import Settings
 
@@ -478,31 +477,24 @@ async def _in_process_api(
     from wg_api.app import asgi_app
 
     app = asgi_app(settings, database)
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    lifespan = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
-    )
-    await inbox.put({"type": "lifespan.startup"})
-    started = await outbox.get()
-    if started["type"] != "lifespan.startup.complete":
-        raise DemoApiError(f"the app did not start: {started}")
     # A log line per demo request would drown what the demo prints.
     quiet = {name: logging.getLogger(name) for name in ("httpx", "wg_api.access")}
     levels = {name: logger.level for name, logger in quiet.items()}
     try:
         for logger in quiet.values():
             logger.setLevel(logging.WARNING)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=settings.public_url
-        ) as http:
+        async with (
+            # Requests go to `app` itself: the manager's wrapper hands every request one shared
+            # `state` dict, where Litestar caches the request body.
+            LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=settings.public_url
+            ) as http,
+        ):
             yield http
     finally:
         for name, logger in quiet.items():
             logger.setLevel(levels[name])
-        await inbox.put({"type": "lifespan.shutdown"})
-        await outbox.get()
-        await lifespan
 
 
 class _DemoClient:
@@ -652,17 +644,13 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
     credentials: dict[str, tuple[str, str]] = {}
     async with database.system_transaction() as session:
         for spec in DEMO_TENANTS:
-            row = await repository.tenant_by_slug(session, spec["slug"])
-            tenant = dict(row._mapping) if row else await service.create_tenant(session, **spec)
-            await session.execute(
-                sa.update(api_clients)
-                .where(
-                    api_clients.c.tenant_id == tenant["id"],
-                    api_clients.c.name == DEMO_CLIENT_NAME,
-                    api_clients.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=sa.func.now())
+            known = await service.tenant_by_slug(session, spec["slug"])
+            tenant = (
+                msgspec.structs.asdict(known)
+                if known
+                else await service.create_tenant(session, **spec)
             )
+            await service.revoke_clients_named(session, tenant["id"], DEMO_CLIENT_NAME)
             client = await service.create_client(
                 session, tenant_id=tenant["id"], name=DEMO_CLIENT_NAME, role="admin", scopes=None
             )

@@ -278,6 +278,33 @@ async def revoke_client(
     return client_out(row)
 
 
+async def revoke_clients_named(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> int:
+    """The command line's revocation (the demo replaces its clients): every live client of
+    `tenant_id` called `name`, audited as the system. Answers how many were revoked."""
+    revoked = 0
+    after: tuple[Any, ...] | None = None
+    while True:
+        page = await list_clients(session, tenant_id, limit=200, after=after)
+        for client in page.items:
+            if client.name != name or client.revoked_at is not None:
+                continue
+            row = await repository.revoke_client(session, tenant_id, client.id)
+            if row is not None:
+                await audit(
+                    session,
+                    tenant_id,
+                    None,
+                    "api_client.revoked",
+                    "api_client",
+                    row.id,
+                    _client_details(row),
+                )
+                revoked += 1
+        if page.next_cursor is None:
+            return revoked
+        after = (page.items[-1].created_at, page.items[-1].id)
+
+
 async def rotate_client_secret(
     session: AsyncSession, actor: Principal, client_uuid: uuid.UUID
 ) -> NewClient:
