@@ -109,6 +109,8 @@ class SharedFindingPage(Page[SharedFinding]):
     """A page of a group's shared findings; `group_below_threshold` true (and no items) while the
     group has fewer member tenants that can share than its anonymity threshold."""
 
+    items: list[SharedFinding]  # declared again so the OpenAPI document names the item type
+    next_cursor: str | None
     group_below_threshold: bool
 
 
