@@ -26,7 +26,7 @@ from tests.sharing.conftest import (
 from tests.suppliers.conftest import assert_hidden
 from tests.working_groups.conftest import join
 
-HIDDEN_PAGE = {"items": [], "next_cursor": None, "group_below_threshold": True}
+HIDDEN_PAGE: dict[str, Any] = {"items": [], "next_cursor": None, "group_below_threshold": True}
 
 
 @dataclasses.dataclass

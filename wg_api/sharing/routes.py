@@ -154,6 +154,7 @@ class SharedFindingsController(Controller):
         group_id: FromPath[uuid.UUID],
         shared_finding_id: FromPath[uuid.UUID],
     ) -> Response[SharedFinding]:
+        """404, like a random id, while the group is below its anonymity threshold."""
         shared = await service.get_shared(
             db_session, request.user.tenant_id, group_id, shared_finding_id
         )
