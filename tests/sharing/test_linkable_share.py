@@ -47,7 +47,7 @@ async def _refused(
         problem = assert_problem(response, 409)
         assert problem["type"] == LINKABLE
         # The detail names only the caller's own other group, never who is in it.
-        assert "member tenants in common" in problem["detail"]
+        assert "too few member tenants" in problem["detail"]
     assert await shared_findings(client, group.facilitator, group) == before
 
 
@@ -167,3 +167,20 @@ async def test_the_problem_is_documented(client):
     response = await client.get(LINKABLE)
     assert response.status_code == 200, response.text
     assert "in common" in response.text
+
+
+async def test_three_groups_are_counted_together(client, make_group, new_brand):
+    """Each pair of groups has four tenants in common, but only the contributor and one rival are
+    in all three: a reader of all three would have a single suspect."""
+    x, p, q, r, s, t, v, w = [await new_brand() for _ in range(8)]
+    a, b, c = [await make_group(members=0, observer=False) for _ in range(3)]
+    await join_all(client, a, [x, p, q, r, s, v])
+    await join_all(client, b, [x, p, q, r, t, w])
+    await join_all(client, c, [x, p, s, v, t, w])
+    supplier = await new_supplier(client, x)
+    finding = await record(client, x, supplier["id"])
+    await share(client, x, finding["id"], a)
+    await _accepted(client, x, finding["id"], b)  # a and b: x, p, q, r
+    await _refused(client, x, finding["id"], c)  # a and c: x, p, s, v; b and c: x, p, t, w
+    await join_all(client, c, [q, r])
+    await _accepted(client, x, finding["id"], c)

@@ -80,16 +80,16 @@ async def below_threshold(session: AsyncSession, group_id: uuid.UUID) -> bool:
     return bool(below)
 
 
-async def linkable_group(
+async def linkable_groups(
     session: AsyncSession, finding_id: uuid.UUID, group_id: uuid.UUID
-) -> uuid.UUID | None:
-    """A group where the caller's finding is actively shared and which has fewer than k + 1
-    member tenants in common with `group_id` (migration 0010), or None."""
-    linked: uuid.UUID | None = await session.scalar(
-        sa.text("SELECT share_linkable_group(:finding_id, :group_id)"),
+) -> list[uuid.UUID]:
+    """The groups where the caller's finding is actively shared, when they and `group_id` have
+    fewer than k + 1 member tenants in common (migration 0010); empty when it may be shared."""
+    linked: list[uuid.UUID] | None = await session.scalar(
+        sa.text("SELECT share_linkable_groups(:finding_id, :group_id)"),
         {"finding_id": finding_id, "group_id": group_id},
     )
-    return linked
+    return list(linked or [])
 
 
 async def publish_to_group(

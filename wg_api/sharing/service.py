@@ -87,9 +87,10 @@ class LinkableShare(ProblemError):
     description = (
         "The finding is already shared into another working group, and the two groups have fewer "
         "than k + 1 member tenants in common (k the larger of their anonymity thresholds; "
-        "observers do not count). A tenant in both groups would see the same record in each and "
-        "could narrow its contributor down to the few tenants in both. Withdraw the other share, "
-        "or share into a group with more members in common."
+        "observers do not count; with several other groups, the tenants in all of them). A "
+        "tenant in both groups would see the same record in each and could narrow its "
+        "contributor down to the few tenants in both. Withdraw the other share, or share into a "
+        "group with more members in common."
     )
 
 
@@ -236,11 +237,12 @@ async def _may_share(
         )
         if existing is not None:
             raise AlreadyShared(f"Share {existing.id} is active; withdraw it to share again.")
-    linked = await repository.linkable_group(session, finding_id, data.working_group_id)
-    if linked is not None:
+    linked = await repository.linkable_groups(session, finding_id, data.working_group_id)
+    if linked:
         raise LinkableShare(
-            f"The finding is actively shared into working group {linked}, which has too few "
-            "member tenants in common with this one."
+            f"The finding is actively shared into working group{'s' if len(linked) > 1 else ''} "
+            f"{', '.join(str(group) for group in linked)}; too few member tenants are in every "
+            "one of them and in this group."
         )
     return finding
 
