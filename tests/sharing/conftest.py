@@ -110,6 +110,14 @@ def make_group(client: httpx.AsyncClient, new_brand: Any) -> Any:
     return make
 
 
+async def join_all(
+    client: httpx.AsyncClient, group: SharingGroup, actors: Iterable[Actor], role: str = "member"
+) -> None:
+    """Every one of `actors` joins `group` with `role` (sharing one finding into two groups
+    needs k + 1 member tenants in common: the linkable-share rule)."""
+    await asyncio.gather(*(join(client, group.facilitator, group.id, a, role) for a in actors))
+
+
 async def new_supplier(
     client: httpx.AsyncClient,
     creator: Actor,

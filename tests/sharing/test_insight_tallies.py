@@ -24,12 +24,12 @@ from tests.sharing.conftest import (
     SharingGroup,
     assert_tallies_exact,
     insights,
+    join_all,
     new_supplier,
     record,
     record_and_share,
     share,
 )
-from tests.working_groups.conftest import join
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ async def test_every_change_to_a_shared_finding_keeps_the_tallies_exact(client, 
 
     # b's finding in a second group too: each group counts its own.
     twice = shares[b.slug]["finding_id"]
-    await join(client, other.facilitator, other.id, b, "member")
+    await join_all(client, other, group.members)  # enough in common: not a linkable share
     await share(client, b, twice, other)
     await assert_exact(admin, group, other)
 
@@ -117,7 +117,7 @@ async def test_a_finding_shared_into_two_groups_is_counted_in_each(client, make_
     first = await make_group(members=4)
     second = await make_group(members=4)
     brand = first.members[0]
-    await join(client, second.facilitator, second.id, brand, "member")
+    await join_all(client, second, first.members)
     supplier = await new_supplier(client, brand)
     finding = await record(client, brand, supplier["id"])
     await share(client, brand, finding["id"], first)
@@ -302,7 +302,7 @@ async def test_records_of_one_contributor_going_from_two_groups_at_once(client, 
     cells than a statement locks one by one), under one lock per group."""
     first, second = await make_group(members=4), await make_group(members=4)
     brand = first.members[0]
-    await join(client, second.facilitator, second.id, brand, "member")
+    await join_all(client, second, first.members)
     supplier = await new_supplier(client, brand)
     for group in (first, second):
         shared = await record_and_share(client, brand, supplier["id"], group)

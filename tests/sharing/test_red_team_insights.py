@@ -229,6 +229,7 @@ async def test_a_dominated_cell_is_suppressed_and_counted(client, scene):
         "rounding_base": BASE,
         "cells": [],
         "suppressed_cells": 1,
+        "group_below_threshold": False,
     }
 
 

@@ -16,6 +16,7 @@ from tests.sharing.conftest import (
     feed,
     finding_body,
     insights,
+    join_all,
     new_supplier,
     record,
     record_and_share,
@@ -136,7 +137,7 @@ async def test_withdraw_removes_the_shared_record_for_everyone_at_once(client, m
 async def test_deleting_the_finding_withdraws_its_shares(client, make_group):
     first, second = await make_group(), await make_group()
     contributor = first.members[0]
-    await join(client, second.facilitator, second.id, contributor, "member")
+    await join_all(client, second, first.members)
     supplier = await new_supplier(client, contributor)
     finding = await record(client, contributor, supplier["id"])
     items = []

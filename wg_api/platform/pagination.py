@@ -34,6 +34,10 @@ class Page(msgspec.Struct, Generic[T]):
     next_cursor: str | None
 
 
+# A page, or a domain's page with fields of its own added.
+P = TypeVar("P", bound=Page[Any])
+
+
 @dataclass(frozen=True)
 class PageParams:
     limit: int
@@ -79,7 +83,7 @@ def provide_page_params(
     return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
 
 
-def page_response(request: Request[Any, Any, Any], page: Page[T]) -> Response[Page[T]]:
+def page_response(request: Request[Any, Any, Any], page: P) -> Response[P]:
     headers: dict[str, str] = {}
     if page.next_cursor is not None:
         query = {k: v for k, v in request.query_params.items() if k != "cursor"}

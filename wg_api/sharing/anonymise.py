@@ -7,6 +7,8 @@ counts only; scrubbed text. Pure: everything it needs is passed in.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from datetime import date
 from typing import Any
 
@@ -46,12 +48,38 @@ def child_case_counts(case: Any) -> dict[str, int] | None:
     return {name: int(getattr(case, name)) for name in CHILD_CASE_COUNTS}
 
 
-def anonymise(
+TAG = re.compile(r"\[redacted:([a-z_]+)\]")
+# Tags of the scrubber that the contract's vocabulary of redaction kinds names otherwise.
+KIND_NAMES = {"id": "reference"}
+
+
+def redacted_kinds(before: str, after: str) -> list[str]:
+    """The kinds of the `[redacted:<kind>]` tags that `after` has more of than `before`: what
+    scrubbing `before` removed (a tag the author typed is not a redaction)."""
+    found = Counter(TAG.findall(after))
+    found.subtract(Counter(TAG.findall(before)))
+    return sorted({KIND_NAMES.get(kind, kind) for kind, n in found.items() if n > 0})
+
+
+def scrub_report(text: str, terms: ScrubTerms) -> tuple[str, list[str]]:
+    """`text` scrubbed, and the kinds of what was removed (never the removed text)."""
+    scrubbed = scrub(text, terms)
+    return scrubbed, redacted_kinds(text, scrubbed)
+
+
+def anonymise_report(
     finding: Any, *, supplier: Any, include_description: bool, terms: ScrubTerms
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The columns of a shared finding, built from a private finding (schemas.Finding) and its
-    supplier's canonical record (suppliers.schemas.Supplier)."""
-    return {
+    supplier's canonical record (suppliers.schemas.Supplier), and the (kind, field) of every kind
+    of text scrubbing removed from its title and description."""
+    title, title_kinds = scrub_report(finding.title, terms)
+    description, description_kinds = (
+        scrub_report(finding.description, terms) if include_description else (None, [])
+    )
+    redactions = [(kind, "title") for kind in title_kinds]
+    redactions += [(kind, "description") for kind in description_kinds]
+    values = {
         "supplier_id": finding.supplier_id,
         "supplier_name": supplier.name,
         "country": supplier.country,
@@ -61,9 +89,20 @@ def anonymise(
         "basis": finding.basis,
         "status": finding.status,
         "observed_period": quarter(finding.observed_on),
-        "title": scrub(finding.title, terms),
-        "description": scrub(finding.description, terms) if include_description else None,
+        "title": title,
+        "description": description,
         "affected_workers_band": workers_band(finding.affected_workers),
         "source_scheme": finding.source.scheme,
         "child_labour_case": child_case_counts(finding.child_labour_case),
     }
+    return values, redactions
+
+
+def anonymise(
+    finding: Any, *, supplier: Any, include_description: bool, terms: ScrubTerms
+) -> dict[str, Any]:
+    """The columns of a shared finding (see anonymise_report)."""
+    values, _ = anonymise_report(
+        finding, supplier=supplier, include_description=include_description, terms=terms
+    )
+    return values

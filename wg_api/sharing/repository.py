@@ -48,17 +48,48 @@ async def scrub_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[
 
 
 _READER_SQL = (
-    "SELECT wg_group_role($1) AS role, ARRAY("
+    "SELECT wg_group_role($1) AS role, coalesce(wg_group_below_threshold($1), false) AS below, "
+    "ARRAY("
     "SELECT term FROM shared_finding_scrub_names($1) n, LATERAL (VALUES (n.name), (n.slug)) t(term)"
     ") AS names"
 )
 
 
-async def reader(session: AsyncSession, group_id: uuid.UUID) -> tuple[str | None, list[str]]:
-    """In one round trip: the caller's active role in the group (None if it is not an active
-    member) and the names and slugs to redact from what it reads there."""
+@dataclass(frozen=True)
+class Reader:
+    """The caller as a reader of a group: its active role (None if it is not an active member),
+    whether the group is below its anonymity threshold, and the names to redact there."""
+
+    role: str | None
+    below_threshold: bool
+    names: list[str]
+
+
+async def reader(session: AsyncSession, group_id: uuid.UUID) -> Reader:
+    """The caller's view of the group, in one round trip."""
     row = (await driver_fetch(session, _READER_SQL, group_id))[0]
-    return row["role"], list(row["names"])
+    return Reader(role=row["role"], below_threshold=row["below"], names=list(row["names"]))
+
+
+async def below_threshold(session: AsyncSession, group_id: uuid.UUID) -> bool:
+    """Whether the group's member tenants that can share (never observers) are fewer than its
+    threshold; answered only to its active members and its contributors (false otherwise)."""
+    below = await session.scalar(
+        sa.text("SELECT wg_group_below_threshold(:group_id)"), {"group_id": group_id}
+    )
+    return bool(below)
+
+
+async def linkable_groups(
+    session: AsyncSession, finding_id: uuid.UUID, group_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """The groups where the caller's finding is actively shared, when they and `group_id` have
+    fewer than k + 1 member tenants in common (migration 0010); empty when it may be shared."""
+    linked: list[uuid.UUID] | None = await session.scalar(
+        sa.text("SELECT share_linkable_groups(:finding_id, :group_id)"),
+        {"finding_id": finding_id, "group_id": group_id},
+    )
+    return list(linked or [])
 
 
 async def publish_to_group(

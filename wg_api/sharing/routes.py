@@ -12,10 +12,17 @@ from wg_api.findings.schemas import AREAS
 from wg_api.identity.auth import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.http import Body, etag_of
-from wg_api.platform.pagination import Page, Pagination, page_response
+from wg_api.platform.pagination import Pagination, page_response
 from wg_api.platform.transaction import DbSession
 from wg_api.sharing import service
-from wg_api.sharing.schemas import Insights, Share, SharedFinding, ShareIn
+from wg_api.sharing.schemas import (
+    Insights,
+    Share,
+    SharedFinding,
+    SharedFindingPage,
+    ShareIn,
+    SharePreview,
+)
 from wg_api.sharing.service import KINDS, SEVERITIES
 
 # Filter values are checked by the service, so a value outside its vocabulary is a 422 like
@@ -52,6 +59,27 @@ class SharesController(Controller):
         instead of the date, a head-count band, scrubbed text. Members and facilitators only;
         409 when the group has fewer member tenants than its anonymity threshold."""
         return await service.share(db_session, request.user.tenant_id, finding_id, data)
+
+    @post(
+        "/preview",
+        summary="Preview a share: exactly what the group would see",
+        status_code=200,
+        data_dto=Body[ShareIn],
+        **requires("sharing:write"),
+    )
+    async def preview(
+        self,
+        request: Request[Principal, Any, Any],
+        data: JSONBody[ShareIn],
+        db_session: DbSession,
+        finding_id: FromPath[uuid.UUID],
+    ) -> SharePreview:
+        """The shared finding the group would see if you shared now (`id` null, `is_own` true),
+        with `redactions`: the kind of each thing scrubbing removed, per field, never the removed
+        text. Creates nothing. The rules of sharing apply (404, 403, 409 group too small or
+        linkable share), except that a finding already shared into the group still answers:
+        the preview is then what that share publishes."""
+        return await service.preview(db_session, request.user.tenant_id, finding_id, data)
 
     @get(summary="The shares of one of your findings", **requires("findings:read"))
     async def list_shares(
@@ -92,8 +120,10 @@ class SharedFindingsController(Controller):
         country: CountryQuery = None,
         period: PeriodQuery = None,
         kind: KindQuery = None,
-    ) -> Response[Page[SharedFinding]]:
-        """Ordered by supplier, then newest quarter first; never by when they were shared."""
+    ) -> Response[SharedFindingPage]:
+        """Ordered by supplier, then newest quarter first; never by when they were shared.
+        While the group has fewer member tenants that can share than its anonymity threshold,
+        no items and `group_below_threshold` true."""
         filters = service.shared_filters(
             supplier_id=supplier_id,
             area=area,
@@ -124,6 +154,7 @@ class SharedFindingsController(Controller):
         group_id: FromPath[uuid.UUID],
         shared_finding_id: FromPath[uuid.UUID],
     ) -> Response[SharedFinding]:
+        """404, like a random id, while the group is below its anonymity threshold."""
         shared = await service.get_shared(
             db_session, request.user.tenant_id, group_id, shared_finding_id
         )
@@ -156,7 +187,9 @@ class SharedFindingsController(Controller):
     ) -> Insights:
         """A cell is published only when at least `threshold` distinct contributors stand behind
         it and none accounts for more than 85 % of its findings; counts are rounded to
-        `rounding_base`; suppressed cells are counted, never listed."""
+        `rounding_base`; suppressed cells are counted, never listed. While the group has fewer
+        member tenants that can share than its anonymity threshold, no cells and
+        `group_below_threshold` true."""
         dimensions, filters = service.insight_query(
             group_by,
             supplier_id=supplier_id,

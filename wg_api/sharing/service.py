@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 import msgspec
 import sqlalchemy as sa
@@ -23,18 +23,23 @@ from wg_api.platform.errors import (
 )
 from wg_api.platform.events import record_event
 from wg_api.platform.models import Record
-from wg_api.platform.pagination import Page, identifier, keyset, paginate, text
+from wg_api.platform.pagination import identifier, keyset, paginate, text
 from wg_api.sharing import repository
-from wg_api.sharing.anonymise import anonymise
+from wg_api.sharing.anonymise import anonymise_report
 from wg_api.sharing.repository import SharedFilters
 from wg_api.sharing.schemas import (
     DIMENSIONS,
     ChildLabourCounts,
     InsightCell,
     Insights,
+    Redaction,
+    RedactionField,
+    RedactionKind,
     Share,
     SharedFinding,
+    SharedFindingPage,
     ShareIn,
+    SharePreview,
 )
 from wg_api.sharing.scrub import (
     ScrubTerms,
@@ -73,6 +78,20 @@ class AlreadyShared(ProblemError):
     kind = "already-shared"
     title = "Already shared"
     description = "This finding already has an active share in that working group."
+
+
+class LinkableShare(ProblemError):
+    status = 409
+    kind = "linkable-share"
+    title = "Share would link two groups"
+    description = (
+        "The finding is already shared into another working group, and the two groups have fewer "
+        "than k + 1 member tenants in common (k the larger of their anonymity thresholds; "
+        "observers do not count; with several other groups, the tenants in all of them). A "
+        "tenant in both groups would see the same record in each and could narrow its "
+        "contributor down to the few tenants in both. Withdraw the other share, or share into a "
+        "group with more members in common."
+    )
 
 
 def share_out(row: Record) -> Share:
@@ -154,14 +173,17 @@ async def _projection(
     group_id: uuid.UUID,
     finding: Finding,
     include_description: bool,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[tuple[str, str]], Supplier]:
+    """The shared record's columns, the (kind, field) of what scrubbing removed, and the
+    supplier's canonical record."""
     supplier = await suppliers.get_canonical(session, finding.supplier_id)
     if supplier is None:  # a finding always references a registry row (FK)
         raise NotFound(SHARED_NOT_FOUND)
     terms = await _scrub_terms(session, tenant_id, group_id, finding)
-    return anonymise(
+    values, redactions = anonymise_report(
         finding, supplier=supplier, include_description=include_description, terms=terms
     )
+    return values, redactions, supplier
 
 
 async def _published(
@@ -181,10 +203,19 @@ async def _tell_others(
     await repository.publish_to_group(session, shared.id, event_type, data)
 
 
-async def share(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, data: ShareIn
-) -> Share:
-    finding = await findings.get_for_update(session, tenant_id, finding_id)
+async def _may_share(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    finding_id: uuid.UUID,
+    data: ShareIn,
+    *,
+    preview: bool,
+) -> Finding:
+    """The finding, once every rule of sharing it into the group holds (a preview skips only
+    the already-shared one: it shows what that share's record is)."""
+    finding = await (findings.get if preview else findings.get_for_update)(
+        session, tenant_id, finding_id
+    )
     membership = await groups.membership(session, data.working_group_id, tenant_id)
     if membership is None:
         raise ValidationFailed(
@@ -200,10 +231,54 @@ async def share(
             f"The group has {members} member tenants that can share (observers do not count) "
             f"and its anonymity threshold is {threshold}."
         )
-    existing = await repository.active_share(session, tenant_id, finding_id, data.working_group_id)
-    if existing is not None:
-        raise AlreadyShared(f"Share {existing.id} is active; withdraw it to share again.")
-    values = await _projection(
+    if not preview:
+        existing = await repository.active_share(
+            session, tenant_id, finding_id, data.working_group_id
+        )
+        if existing is not None:
+            raise AlreadyShared(f"Share {existing.id} is active; withdraw it to share again.")
+    linked = await repository.linkable_groups(session, finding_id, data.working_group_id)
+    if linked:
+        raise LinkableShare(
+            f"The finding is actively shared into working group{'s' if len(linked) > 1 else ''} "
+            f"{', '.join(str(group) for group in linked)}; too few member tenants are in every "
+            "one of them and in this group."
+        )
+    return finding
+
+
+async def preview(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, data: ShareIn
+) -> SharePreview:
+    """Exactly the record sharing would publish, as the contributor would read it, with the kinds
+    of what scrubbing removed; nothing is written."""
+    finding = await _may_share(session, tenant_id, finding_id, data, preview=True)
+    values, redactions, supplier = await _projection(
+        session, tenant_id, data.working_group_id, finding, data.include_description
+    )
+    shared = shared_out(
+        {
+            **values,
+            "id": None,
+            "is_own": True,
+            **{f"supplier_{name}": getattr(supplier, name) for name in Supplier.__struct_fields__},
+        }
+    )
+    fields = msgspec.structs.asdict(shared)
+    return SharePreview(
+        **fields,
+        redactions=[
+            Redaction(kind=cast(RedactionKind, kind), field=cast(RedactionField, field))
+            for kind, field in redactions
+        ],
+    )
+
+
+async def share(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, data: ShareIn
+) -> Share:
+    finding = await _may_share(session, tenant_id, finding_id, data, preview=False)
+    values, _, _ = await _projection(
         session, tenant_id, data.working_group_id, finding, data.include_description
     )
     shared_id = await repository.insert_shared_finding(
@@ -277,12 +352,16 @@ async def refresh(session: AsyncSession, tenant_id: uuid.UUID, finding: Finding)
         before = await repository.shared_one(
             session, tenant_id, row.group_id, row.shared_finding_id
         )
-        values = await _projection(
+        values, _, _ = await _projection(
             session, tenant_id, row.group_id, finding, row.include_description
         )
         await repository.update_shared_finding(session, row.shared_finding_id, values)
         after = await _published(session, tenant_id, row.group_id, row.shared_finding_id)
         if before is not None and shared_out(before) == after:
+            continue
+        # A group below its threshold shows nothing, so it is told nothing either; its members
+        # read the current record when enough members are back.
+        if await repository.below_threshold(session, row.group_id):
             continue
         await _tell_others(session, row.group_id, "shared_finding.updated", after)
 
@@ -369,13 +448,16 @@ def insight_query(
     return dims, filters
 
 
-async def _reader_terms(session: AsyncSession, group_id: uuid.UUID) -> ScrubTerms:
-    """The names to redact from what an active member reads in the group; NotFound (as for a
-    group that does not exist) for anyone else."""
-    role, names = await repository.reader(session, group_id)
-    if role is None:
+async def _reader_terms(session: AsyncSession, group_id: uuid.UUID) -> ScrubTerms | None:
+    """The names to redact from what an active member reads in the group, or None while the
+    group is below its anonymity threshold (it shows nothing then); NotFound (as for a group
+    that does not exist) for anyone but an active member."""
+    reader = await repository.reader(session, group_id)
+    if reader.role is None:
         raise NotFound(groups.GROUP_NOT_FOUND)
-    return organisation_terms(tuple(sorted(set(names))))
+    if reader.below_threshold:
+        return None
+    return organisation_terms(tuple(sorted(set(reader.names))))
 
 
 async def list_shared(
@@ -386,15 +468,13 @@ async def list_shared(
     *,
     after: tuple[Any, ...] | None,
     limit: int,
-) -> Page[SharedFinding]:
+) -> SharedFindingPage:
+    position = keyset(after, text, identifier, text, identifier)
     names = await _reader_terms(session, group_id)
+    if names is None:
+        return SharedFindingPage(items=[], next_cursor=None, group_below_threshold=True)
     rows = await repository.shared_in_group(
-        session,
-        tenant_id,
-        group_id,
-        filters,
-        after=keyset(after, text, identifier, text, identifier),
-        limit=limit,
+        session, tenant_id, group_id, filters, after=position, limit=limit
     )
     page_names = names_in((row[column] for row in rows for column in TEXT_COLUMNS), names)
     items = [(row["supplier_name"], shared_out(row, page_names)) for row in rows]
@@ -403,13 +483,19 @@ async def list_shared(
         limit,
         lambda item: [item[0], str(item[1].supplier.id), item[1].observed_period, str(item[1].id)],
     )
-    return Page(items=[shared for _, shared in page.items], next_cursor=page.next_cursor)
+    return SharedFindingPage(
+        items=[shared for _, shared in page.items],
+        next_cursor=page.next_cursor,
+        group_below_threshold=False,
+    )
 
 
 async def get_shared(
     session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
 ) -> SharedFinding:
     names = await _reader_terms(session, group_id)
+    if names is None:  # hidden while the group is below its threshold: like a random id
+        raise NotFound(SHARED_NOT_FOUND)
     row = await repository.shared_one(session, tenant_id, group_id, shared_id)
     if row is None:
         raise NotFound(SHARED_NOT_FOUND)
@@ -424,6 +510,16 @@ async def insights(
     filters: SharedFilters,
 ) -> Insights:
     membership = await groups.require_member(session, group_id, tenant_id)
+    threshold = max(3, membership.anonymity_threshold)
+    if await repository.below_threshold(session, group_id):
+        return Insights(
+            group_by=dimensions,
+            threshold=threshold,
+            rounding_base=ROUNDING_BASE,
+            cells=[],
+            suppressed_cells=0,
+            group_below_threshold=True,
+        )
     rows = await repository.insight_cells(session, group_id, dimensions, filters, ROUNDING_BASE)
     cells = [
         InsightCell(
@@ -438,10 +534,11 @@ async def insights(
     cells.sort(key=lambda c: tuple((c.key[d] or "") for d in dimensions))
     return Insights(
         group_by=dimensions,
-        threshold=max(3, membership.anonymity_threshold),
+        threshold=threshold,
         rounding_base=ROUNDING_BASE,
         cells=cells,
         suppressed_cells=sum(1 for row in rows if row.findings is None),
+        group_below_threshold=False,
     )
 
 
