@@ -1,6 +1,6 @@
 """Sharing rules that need to see past the caller's own memberships.
 
-Revision ID: 0010_sharing_rules
+Revision ID: 0006_sharing_rules
 Revises: 0005_insight_tallies
 
 Two STABLE SECURITY DEFINER functions, because the app role sees only the members of groups its
@@ -22,7 +22,7 @@ from alembic import op
 
 from wg_api.platform.rls import CURRENT_TENANT, migration_role
 
-revision = "0010_sharing_rules"
+revision = "0006_sharing_rules"
 down_revision = "0005_insight_tallies"
 branch_labels = None
 depends_on = None
