@@ -117,7 +117,14 @@ def decode_values(raw: bytes, arity: int | None = None) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def page_context(request: Request[Any, Any, Any]) -> str:
+    """Where a list cursor is valid: this list (its path) for this tenant."""
+    tenant_id = getattr(request.scope.get("user"), "tenant_id", None)
+    return f"page:{tenant_id}:{request.url.path}"
+
+
 def provide_page_params(
+    request: Request[Any, Any, Any],
     limit: Annotated[
         int,
         QueryParameter(
@@ -134,12 +141,19 @@ def provide_page_params(
         ),
     ] = None,
 ) -> PageParams:
-    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+    if not cursor:
+        return PageParams(limit=limit, after=None)
+    cipher: CursorCipher = request.app.state[CURSOR_CIPHER_STATE_KEY]
+    return PageParams(limit=limit, after=cipher.open(cursor, page_context(request)))
 
 
 def page_response(request: Request[Any, Any, Any], page: Page[T]) -> Response[Page[T]]:
+    """The page as clients get it: its cursor sealed for this list, and the `Link` header."""
     headers: dict[str, str] = {}
     if page.next_cursor is not None:
+        cipher: CursorCipher = request.app.state[CURSOR_CIPHER_STATE_KEY]
+        sealed = cipher.seal(decode_cursor(page.next_cursor), page_context(request))
+        page = msgspec.structs.replace(page, next_cursor=sealed)
         query = {k: v for k, v in request.query_params.items() if k != "cursor"}
         query["cursor"] = page.next_cursor
         url = f"{request.base_url}{request.url.path.lstrip('/')}?{urlencode(query)}"
@@ -148,7 +162,8 @@ def page_response(request: Request[Any, Any, Any], page: Page[T]) -> Response[Pa
 
 
 def paginate(rows: Sequence[T], limit: int, cursor_of: Any) -> Page[T]:
-    """Given up to `limit + 1` rows, answer the page and a cursor if there is more."""
+    """Given up to `limit + 1` rows, answer the page and a cursor if there is more (the plain
+    sort key: `page_response` seals it)."""
     items = list(rows[:limit])
     next_cursor = encode_cursor(cursor_of(items[-1])) if len(rows) > limit and items else None
     return Page(items=items, next_cursor=next_cursor)
