@@ -49,6 +49,7 @@ POSITION_EVENTS = f"""
         head bigint;
         stamp timestamptz;
         placed int;
+        top bigint;
     BEGIN
         IF caller IS NULL THEN
             RAISE EXCEPTION 'no tenant bound' USING ERRCODE = '42501';
@@ -67,17 +68,24 @@ POSITION_EVENTS = f"""
         WHERE h.tenant_id = caller FOR UPDATE;
         -- Read after the lock: this statement's snapshot sees every earlier holder's positions.
         stamp := clock_timestamp();
-        WITH due AS (
-            SELECT e.seq, row_number() OVER (ORDER BY e.visible_at, e.seq) AS n
-            FROM public.events e
+        WITH ready AS (
+            SELECT e.seq, e.visible_at FROM public.events e
             WHERE e.tenant_id = caller AND e.position IS NULL AND e.visible_at <= stamp
             ORDER BY e.visible_at, e.seq
             LIMIT {POSITION_BATCH}
+            FOR UPDATE
+        ), due AS (
+            SELECT r.seq, row_number() OVER (ORDER BY r.visible_at, r.seq) AS n FROM ready r
+        ), given AS (
+            UPDATE public.events e SET position = head + due.n, positioned_at = stamp
+            FROM due WHERE e.seq = due.seq
+            RETURNING e.position
         )
-        UPDATE public.events e SET position = head + due.n, positioned_at = stamp
-        FROM due WHERE e.seq = due.seq;
-        GET DIAGNOSTICS placed = ROW_COUNT;
-        UPDATE public.event_feed_heads SET position = head + placed WHERE tenant_id = caller;
+        SELECT count(*), max(g.position) INTO placed, top FROM given g;
+        -- The highest position given: should a row vanish between lock and update (the purge),
+        -- its gap is stepped over by readers, never given twice.
+        UPDATE public.event_feed_heads SET position = greatest(head, coalesce(top, head))
+        WHERE tenant_id = caller;
         RETURN placed;
     END
     $$
