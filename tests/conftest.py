@@ -24,8 +24,10 @@ from sqlalchemy.engine import URL
 
 from wg_api.app import asgi_app
 from wg_api.identity import service
+from wg_api.identity.keys import SigningKeys
 from wg_api.platform.database import Database, make_engine, resolve_admin_url
 from wg_api.platform.migrate import migrate
+from wg_api.platform.pagination import CursorCipher
 from wg_api.settings import PROJECT_ROOT, Settings
 
 TEST_DATA_DIR = PROJECT_ROOT / ".wg-data" / "test"
@@ -48,6 +50,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         rate_limit_per_minute=100_000,
         token_rate_limit_per_minute=100_000,
         log_level="WARNING",
+        # Events about shared findings are readable at once; tests of the delay set their own.
+        shared_event_delay_seconds=0.0,
     )
 
 
@@ -101,6 +105,12 @@ async def serve_in_loop(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 async def client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
     async with serve_in_loop(asgi_app(settings, database)) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def cursor_cipher(settings: Settings, client: httpx.AsyncClient) -> CursorCipher:
+    """The app's cursor cipher (from the same signing keys), to forge well-sealed cursors."""
+    return CursorCipher(SigningKeys.load_or_create(settings.key_file).secrets())
 
 
 @dataclasses.dataclass

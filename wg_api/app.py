@@ -35,7 +35,7 @@ from wg_api.platform.errors import handle_exception
 from wg_api.platform.http import strict_bodies
 from wg_api.platform.migrate import head_revision
 from wg_api.platform.observability import ObservabilityMiddleware, configure_logging
-from wg_api.platform.pagination import provide_page_params
+from wg_api.platform.pagination import CURSOR_CIPHER_STATE_KEY, CursorCipher, provide_page_params
 from wg_api.platform.routes import PlatformController
 from wg_api.platform.transaction import TransactionMiddleware, provide_db_session
 from wg_api.settings import Settings, get_settings
@@ -131,6 +131,7 @@ def create_app(
             {
                 "database": db,
                 "signing_keys": keys,
+                CURSOR_CIPHER_STATE_KEY: CursorCipher(keys.secrets()),
                 "token_server": TokenServer(settings, keys),
                 AUTHENTICATOR_STATE_KEY: authenticator,
                 LIMITER_STATE_KEY: limiter,

@@ -43,6 +43,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     idempotency_ttl_hours: int = 24
     event_retention_days: int = 30
+    shared_event_delay_seconds: float = 300.0
     token_ttl_seconds: int = 900
     revocation_cache_seconds: int = 30
     rate_limit_per_minute: int = 600
@@ -90,6 +91,7 @@ class Settings:
             max_body_bytes=_env_number("WG_MAX_BODY_BYTES", 1024 * 1024),
             idempotency_ttl_hours=_env_number("WG_IDEMPOTENCY_TTL_HOURS", 24),
             event_retention_days=_env_number("WG_EVENT_RETENTION_DAYS", 30),
+            shared_event_delay_seconds=_env_number("WG_SHARED_EVENT_DELAY_SECONDS", 300.0),
             token_ttl_seconds=_env_number("WG_TOKEN_TTL_SECONDS", 900),
             # Capped: a revoked client's live tokens must stop working within 60 seconds.
             revocation_cache_seconds=min(60, _env_number("WG_REVOCATION_CACHE_SECONDS", 30)),

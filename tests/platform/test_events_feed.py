@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from wg_api.platform.events import record_event
+from wg_api.platform.events import feed_cursor_context, record_event
 from wg_api.platform.pagination import encode_cursor
 
 
@@ -21,7 +21,7 @@ async def record(database, tenant_id: uuid.UUID, *events: tuple[str, dict[str, A
 
 
 async def read(client, headers, expected: int | None = None, **params: str) -> Any:
-    """One page of the feed; waits briefly while a concurrent transaction hides new events."""
+    """One page of the feed, polled briefly until it holds `expected` events."""
     for _ in range(50):
         response = await client.get("/v1/events", params=params, headers=headers)
         assert response.status_code == 200, response.text
@@ -85,15 +85,19 @@ async def test_the_feed_is_resumable_from_next_cursor(client, make_tenant, datab
     assert third.json()["has_more"] is False
     assert "link" not in third.headers
 
-    # Polling at the end answers nothing new and the same position...
+    # Polling at the end answers nothing new and the same position (sealed afresh: a cursor
+    # never repeats, so two answers cannot be matched by their cursors)...
     cursor = third.json()["next_cursor"]
     idle = await read(client, headers, after=cursor)
     assert numbers(idle) == []
-    assert idle.json()["next_cursor"] == cursor
-    # ...until something happens; then exactly that.
+    assert idle.json()["has_more"] is False
+    assert idle.json()["next_cursor"] != cursor
+    # ...until something happens; then exactly that, from either cursor.
     await record(database, tenant.id, ("meeting.updated", {"n": 6}))
     later = await read(client, headers, expected=1, after=cursor)
     assert numbers(later) == [6]
+    from_idle = await read(client, headers, expected=1, after=idle.json()["next_cursor"])
+    assert numbers(from_idle) == [6]
 
 
 async def test_types_filter(client, make_tenant, database):
@@ -130,21 +134,27 @@ async def test_never_shows_another_tenants_events(client, make_tenant, database)
     assert numbers(bobs) == [2]
     assert "bob" not in alices.text
     assert "alice" not in bobs.text
-    # Bob resuming from Alice's position still sees only his own events.
+    # Alice's cursor is hers: in Bob's hands it is a bad cursor, not a position in his feed.
     alice_start = (await read(client, await alice.headers("events:read"), limit="1")).json()
-    from_alices_cursor = await read(
-        client, await bob.headers("events:read"), after=alice_start["next_cursor"]
+    from_alices_cursor = await client.get(
+        "/v1/events",
+        params={"after": alice_start["next_cursor"]},
+        headers=await bob.headers("events:read"),
     )
+    assert from_alices_cursor.status_code == 400, from_alices_cursor.text
     assert "alice" not in from_alices_cursor.text
 
 
-async def test_a_cursor_older_than_the_retention_is_410(client, make_tenant, settings):
+async def test_a_cursor_older_than_the_retention_is_410(
+    client, make_tenant, settings, cursor_cipher
+):
     tenant = await make_tenant()
     headers = await tenant.headers("events:read")
+    context = feed_cursor_context(tenant.id)
     retention = timedelta(days=settings.event_retention_days)
     expired = (datetime.now(UTC) - retention - timedelta(hours=1)).timestamp()
     response = await client.get(
-        "/v1/events", params={"after": encode_cursor(["1", 1, expired])}, headers=headers
+        "/v1/events", params={"after": cursor_cipher.seal([1, expired], context)}, headers=headers
     )
     assert response.status_code == 410, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -152,28 +162,45 @@ async def test_a_cursor_older_than_the_retention_is_410(client, make_tenant, set
 
     recent = (datetime.now(UTC) - retention + timedelta(hours=1)).timestamp()
     response = await client.get(
-        "/v1/events", params={"after": encode_cursor(["1", 1, recent])}, headers=headers
+        "/v1/events", params={"after": cursor_cipher.seal([1, recent], context)}, headers=headers
     )
     assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize(
-    "cursor",
+    "values",
     [
-        "garbage",
-        "!!!",
-        encode_cursor(["not-a-number", 1, 0]),
-        encode_cursor(["1", "x", 0]),
-        encode_cursor(["1", 1]),
-        encode_cursor([str(2**64), 1, 0]),
-        encode_cursor(["1", 2**63, 0]),
-        encode_cursor(["1", 1, "yesterday"]),
+        ["not-a-number", 0],
+        [1],
+        [-1, 0],
+        [1.5, 0],
+        [1, "yesterday"],
+        [1, 0, 0],
+        {"position": 1},
     ],
+)
+async def test_a_well_sealed_cursor_of_the_wrong_shape_is_400(
+    client, make_tenant, cursor_cipher, values
+):
+    tenant = await make_tenant()
+    cursor = cursor_cipher.seal(values, feed_cursor_context(tenant.id))
+    response = await client.get(
+        "/v1/events", params={"after": cursor}, headers=await tenant.headers("events:read")
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["type"] == "/problems/invalid-request"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["garbage", "!!!", "", encode_cursor(["1", 1, 0]), encode_cursor([1, 0]), "A" * 100],
 )
 async def test_a_garbage_cursor_is_400(client, make_tenant, cursor):
     tenant = await make_tenant()
     response = await client.get(
-        "/v1/events", params={"after": cursor}, headers=await tenant.headers("events:read")
+        "/v1/events",
+        params={"after": cursor} if cursor else {"after": "x"},
+        headers=await tenant.headers("events:read"),
     )
     assert response.status_code == 400, response.text
     assert response.json()["type"] == "/problems/invalid-request"

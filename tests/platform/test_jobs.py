@@ -246,12 +246,16 @@ async def test_purge_jobs_delete_what_expired_and_keep_the_rest(database, settin
                     expires_at=expires_at,
                 )
             )
-        old = now - timedelta(days=settings.event_retention_days, hours=1)
-        for type_, occurred_at in ((old_type, old), (fresh_type, now)):
+        # Past the retention and the purge's hour of margin: positioned, or never read.
+        old = now - timedelta(days=settings.event_retention_days, hours=2)
+        for type_, values in (
+            (old_type, {"visible_at": old, "position": 1, "positioned_at": old}),
+            (old_type, {"visible_at": old}),
+            (fresh_type, {"visible_at": old, "position": 2, "positioned_at": now}),
+            (fresh_type, {"visible_at": now}),
+        ):
             await session.execute(
-                sa.insert(events).values(
-                    tenant_id=tenant.id, type=type_, occurred_at=occurred_at, data={}
-                )
+                sa.insert(events).values(tenant_id=tenant.id, type=type_, data={}, **values)
             )
         for window_start in (now - timedelta(days=2), now - timedelta(minutes=1)):
             await session.execute(
@@ -308,7 +312,7 @@ async def test_purge_jobs_delete_what_expired_and_keep_the_rest(database, settin
         kept = await session.scalars(
             sa.select(events.c.type).where(events.c.type.in_([old_type, fresh_type]))
         )
-        assert list(kept) == [fresh_type]
+        assert list(kept) == [fresh_type, fresh_type]
 
 
 def _bucket_registry(name: str, behaviour: Any, max_attempts: int = 5) -> tuple[JobRegistry, str]:

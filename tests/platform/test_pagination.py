@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -135,14 +136,36 @@ async def test_garbage_cursor_is_400(client, headers, cursor):
     assert response.json()["type"] == "/problems/invalid-request"
 
 
-async def test_a_crafted_cursor_only_moves_the_position(client, headers, directory):
-    cursor = encode_cursor([directory[9]])
-    response = await client.get(
-        "/v1/tenants",
-        params={"q": prefix_of(directory), "limit": "3", "cursor": cursor},
-        headers=headers,
-    )
+async def test_cursors_are_sealed_for_their_list_and_tenant(
+    client, make_tenant, directory, cursor_cipher
+):
+    tenant = await make_tenant()
+    headers = await tenant.headers()
+    params = {"q": prefix_of(directory), "limit": "3"}
+    first = (await client.get("/v1/tenants", params=params, headers=headers)).json()
+    # Opaque: no slug in it, and the same position is sealed afresh each time.
+    raw = base64.urlsafe_b64decode(first["next_cursor"] + "=" * (-len(first["next_cursor"]) % 4))
+    assert directory[2].encode() not in raw
+    assert not raw.startswith(b"[")
+    again = (await client.get("/v1/tenants", params=params, headers=headers)).json()
+    assert again["next_cursor"] != first["next_cursor"]
+    # A plain keyset position is not a cursor; one sealed by the service moves the position.
+    plain = encode_cursor([directory[9]])
+    response = await client.get("/v1/tenants", params={**params, "cursor": plain}, headers=headers)
+    assert response.status_code == 400, response.text
+    sealed = cursor_cipher.seal([directory[9]], f"page:{tenant.id}:/v1/tenants")
+    response = await client.get("/v1/tenants", params={**params, "cursor": sealed}, headers=headers)
     assert [item["slug"] for item in response.json()["items"]] == directory[10:13]
+    # Another tenant's cursor, or one of another list, is a bad cursor.
+    other = await (await make_tenant()).headers()
+    response = await client.get(
+        "/v1/tenants", params={**params, "cursor": first["next_cursor"]}, headers=other
+    )
+    assert response.status_code == 400, response.text
+    response = await client.get(
+        "/v1/api-clients", params={"cursor": first["next_cursor"]}, headers=headers
+    )
+    assert response.status_code == 400, response.text
 
 
 async def test_pages_are_stable_under_concurrent_inserts(client, headers, database):

@@ -246,11 +246,8 @@ def groupings() -> list[tuple[str, ...]]:
 async def feed(
     client: httpx.AsyncClient, actor: Actor, types: str = SHARING_EVENTS, *, at_least: int = 1
 ) -> httpx.Response:
-    """`actor`'s change feed of `types` once it holds `at_least` events.
-
-    The feed hides events of transactions younger than the oldest one still running, so a
-    background transaction can hold back the newest event for a moment.
-    """
+    """`actor`'s change feed of `types` once it holds `at_least` events (polled briefly: the
+    request that wrote them may still be committing)."""
     for _ in range(100):
         response = await client.get(
             "/v1/events", params={"types": types, "limit": 200}, headers=actor.headers

@@ -90,11 +90,7 @@ async def assert_forbidden(
 async def events_of(
     client: httpx.AsyncClient, headers: dict[str, str], types: str, *, at_least: int = 1
 ) -> list[dict[str, Any]]:
-    """The caller's events of `types`, waiting briefly until at least `at_least` are there.
-
-    The feed hides events of transactions younger than the oldest running one, so a background
-    transaction (the rate limiter's flush) can hold back the newest events for a moment.
-    """
+    """The caller's events of `types`, waiting briefly until at least `at_least` are there."""
     items: list[dict[str, Any]] = []
     for _ in range(50):
         response = await client.get(

@@ -55,6 +55,14 @@ class SigningKeys:
         assert kid is not None
         return kid
 
+    def secrets(self) -> list[bytes]:
+        """Each key's private material, active key first: what other keys of the service (the
+        cursor cipher's) are derived from, so they rotate with these."""
+        return [
+            json.dumps(key.as_dict(private=True), sort_keys=True).encode()
+            for key in self.key_set.keys
+        ]
+
     def public_jwks(self) -> dict[str, Any]:
         return dict(self.key_set.as_dict(private=False))
 

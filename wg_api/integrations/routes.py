@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get
 from litestar.params import QueryParameter
@@ -11,8 +12,7 @@ from wg_api.identity.auth import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.errors import InvalidRequest
 from wg_api.platform.events import EventFeed, read_feed
-from wg_api.platform.pagination import PAGE_DEFAULT, PAGE_MAX
-from wg_api.platform.transaction import DbSession
+from wg_api.platform.pagination import CURSOR_CIPHER_STATE_KEY, PAGE_DEFAULT, PAGE_MAX
 
 
 class EventsController(Controller):
@@ -23,7 +23,6 @@ class EventsController(Controller):
     async def feed(
         self,
         request: Request[Principal, Any, Any],
-        db_session: DbSession,
         after: Annotated[
             str | None,
             QueryParameter(
@@ -40,16 +39,20 @@ class EventsController(Controller):
     ) -> Response[EventFeed]:
         """The tenant's events in the order they became visible, resumable from `next_cursor`.
 
-        `next_cursor` is always the position after the last event returned (or the `after`
-        you sent, when nothing new arrived): store it and poll with it. `has_more` says whether
-        another page is ready now. A cursor older than the retention (30 days) answers 410.
+        `next_cursor` is always where to resume (after the last event returned, or where you
+        were when nothing new arrived): store it and poll with it. It is opaque and only valid
+        for your tenant; a changed or foreign cursor answers 400, one older than the retention
+        (30 days) 410. `has_more` says whether another page is ready now. Events about shared
+        findings carry the day only and reach each group after a random delay.
         """
         type_list = [t.strip() for t in types.split(",") if t.strip()] if types else None
         if type_list and any(len(t) > 100 for t in type_list):
             raise InvalidRequest("Event types are at most 100 characters.")
-        settings = request.app.state["settings"]
+        state = request.app.state
+        settings = state["settings"]
         feed = await read_feed(
-            db_session,
+            state["database"],
+            state[CURSOR_CIPHER_STATE_KEY],
             request.user.tenant_id,
             after=after,
             types=type_list,
@@ -57,9 +60,7 @@ class EventsController(Controller):
             retention_days=settings.event_retention_days,
         )
         headers = {}
-        if feed.has_more and feed.next_cursor:
-            from urllib.parse import urlencode
-
+        if feed.has_more:
             query = {k: v for k, v in request.query_params.items() if k != "after"}
             query["after"] = feed.next_cursor
             headers["Link"] = f'<{request.base_url}v1/events?{urlencode(query)}>; rel="next"'

@@ -31,6 +31,7 @@ from wg_api.settings import Settings
 log = logging.getLogger("wg_api.database")
 
 EMBEDDED_DATABASE = "wg"
+SHARED_EVENT_DELAY_KEY = "shared_event_delay_seconds"
 
 
 class TenantSession(Session):
@@ -174,6 +175,8 @@ class Database:
     admin_url: URL
     app_engine: AsyncEngine
     system_engine: AsyncEngine
+    # The default for sessions that do not say (jobs, scripts); a request passes its app's.
+    shared_event_delay_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         self.sessions = async_sessionmaker(
@@ -208,10 +211,18 @@ class Database:
                 max_overflow=0 if max_overflow is None else max_overflow,
             ),
             system_engine=make_engine(system_url, pool_size=2, application_name="wg-api-system"),
+            shared_event_delay_seconds=settings.shared_event_delay_seconds,
         )
 
-    def session(self, tenant_id: uuid.UUID | None = None) -> AsyncSession:
-        return self.sessions(info={"tenant_id": tenant_id})
+    def session(
+        self, tenant_id: uuid.UUID | None = None, *, shared_event_delay_seconds: float | None = None
+    ) -> AsyncSession:
+        """A session bound to `tenant_id`; `info` also carries the longest delay of events about
+        shared findings written through it (`WG_SHARED_EVENT_DELAY_SECONDS`)."""
+        delay = self.shared_event_delay_seconds
+        if shared_event_delay_seconds is not None:
+            delay = shared_event_delay_seconds
+        return self.sessions(info={"tenant_id": tenant_id, SHARED_EVENT_DELAY_KEY: delay})
 
     @asynccontextmanager
     async def transaction(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:

@@ -1,8 +1,15 @@
 """The outbox: `record_event` writes an event in the caller's transaction; the feed reads it back.
 
-The feed is ordered by (transaction id, sequence) and only shows events of transactions older than
-the oldest one still running (`pg_snapshot_xmin`), so a slow transaction that commits late can
-never slip in behind a reader's cursor.
+An event is readable from its `visible_at` (when it was written; later for events about shared
+findings, which wait a random delay per group). The feed is ordered by a per-tenant position that
+the database gives an event once it is committed and visible (`position_events()`, run by the
+reader before it reads): positions are handed out under a per-tenant lock, each holder committing
+before the next reads the head, so whoever sees position p sees every position below it, and an
+event that commits or becomes visible late gets a position after every cursor already handed out.
+No transaction can hold the feed back, and no event is skipped or repeated by a resuming reader.
+
+The cursor is (position, when that position was given), sealed by the service's `CursorCipher`
+and bound to the tenant: it reveals nothing, and one older than the retention is a 410.
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wg_api.platform.database import Database
 from wg_api.platform.errors import Gone, InvalidRequest
 from wg_api.platform.models import events
-from wg_api.platform.pagination import BAD_CURSOR, decode_cursor, encode_cursor
+from wg_api.platform.pagination import BAD_CURSOR, CursorCipher
 
 
 class Event(msgspec.Struct):
@@ -29,7 +37,7 @@ class Event(msgspec.Struct):
 
 class EventFeed(msgspec.Struct):
     items: list[Event]
-    next_cursor: str | None
+    next_cursor: str
     has_more: bool
 
 
@@ -43,20 +51,29 @@ async def record_event(
 
 _FEED = sa.text(
     """
-    SELECT id, type, occurred_at, data, xid::text AS xid, seq
+    SELECT id, type, occurred_at, data, position, positioned_at
     FROM events
     WHERE tenant_id = :tenant_id
-      AND (xid, seq) > (CAST(:after_xid AS xid8), :after_seq)
-      AND xid < pg_snapshot_xmin(pg_current_snapshot())
+      AND position > :after
       AND (CAST(:types AS text[]) IS NULL OR type = ANY(CAST(:types AS text[])))
-    ORDER BY xid, seq
+    ORDER BY position
     LIMIT :limit
     """
 )
+# position_events() gives at most this many positions per call (see migration 0007).
+POSITION_BATCH = 5000
+# The purge keeps events this much longer than the retention, past any positioner still running
+# when a reader's cursor was stamped.
+PURGE_MARGIN = timedelta(hours=1)
+
+
+def feed_cursor_context(tenant_id: uuid.UUID) -> str:
+    return f"events:{tenant_id}"
 
 
 async def read_feed(
-    session: AsyncSession,
+    database: Database,
+    cipher: CursorCipher,
     tenant_id: uuid.UUID,
     *,
     after: str | None,
@@ -64,54 +81,60 @@ async def read_feed(
     limit: int,
     retention_days: int,
 ) -> EventFeed:
-    after_xid, after_seq = 0, 0
+    context = feed_cursor_context(tenant_id)
+    after_position, after_stamp = 0, None
     if after:
-        xid, seq, occurred_ts = decode_cursor(after, 3)
-        if not (
-            isinstance(xid, str)
-            and xid.isascii()
-            and xid.isdigit()
-            and int(xid) < 2**64
-            and type(seq) is int
-            and 0 <= seq < 2**63
-            and type(occurred_ts) in (int, float)
-        ):
+        position, stamp = cipher.open(after, context, 2)
+        if type(position) is not int or position < 0 or type(stamp) not in (int, float):
             raise InvalidRequest(BAD_CURSOR)
         oldest = datetime.now(UTC) - timedelta(days=retention_days)
-        if occurred_ts < oldest.timestamp():
+        if stamp < oldest.timestamp():
             raise Gone(
                 f"The cursor is older than the {retention_days}-day retention; "
                 "start again from the beginning of the feed."
             )
-        # asyncpg sends an xid8 parameter as an integer.
-        after_xid, after_seq = int(xid), seq
-    rows = (
-        await session.execute(
-            _FEED,
-            {
-                "tenant_id": tenant_id,
-                "after_xid": after_xid,
-                "after_seq": after_seq,
-                "types": types or None,
-                "limit": limit + 1,
-            },
-        )
-    ).all()
-    has_more = len(rows) > limit
+        after_position, after_stamp = position, float(stamp)
+    # Its own transaction, committed before the answer leaves: positions handed out are kept.
+    async with database.transaction(tenant_id) as session:
+        positioned = (
+            await session.execute(
+                sa.text("SELECT position_events() AS placed, clock_timestamp() AS now")
+            )
+        ).one()
+        placed, read_at = int(positioned.placed), positioned.now.timestamp()
+        rows = (
+            await session.execute(
+                _FEED,
+                {
+                    "tenant_id": tenant_id,
+                    "after": after_position,
+                    "types": types or None,
+                    "limit": limit + 1,
+                },
+            )
+        ).all()
+    has_more = len(rows) > limit or placed >= POSITION_BATCH
     rows = rows[:limit]
     items = [Event(id=r.id, type=r.type, occurred_at=r.occurred_at, data=r.data) for r in rows]
     if rows:
-        last = rows[-1]
-        next_cursor: str | None = encode_cursor([last.xid, last.seq, last.occurred_at.timestamp()])
+        position, stamp = rows[-1].position, rows[-1].positioned_at.timestamp()
+    elif types is None or after_stamp is None:
+        # Nothing after the position now; whatever comes later is positioned after this moment.
+        position, stamp = after_position, read_at
     else:
-        next_cursor = after
-    return EventFeed(items=items, next_cursor=next_cursor, has_more=has_more)
+        # A filtered read proves nothing about other types after the position: keep its age.
+        position, stamp = after_position, after_stamp
+    return EventFeed(
+        items=items, next_cursor=cipher.seal([position, stamp], context), has_more=has_more
+    )
 
 
 async def purge_events(session: AsyncSession, retention_days: int) -> int:
+    """Delete events positioned (or, never read, visible) longer ago than the retention."""
+    cutoff = datetime.now(UTC) - timedelta(days=retention_days) - PURGE_MARGIN
     result = await session.execute(
         sa.delete(events).where(
-            events.c.occurred_at < sa.func.now() - sa.text(f"interval '{int(retention_days)} days'")
+            sa.func.coalesce(events.c.positioned_at, events.c.visible_at) < cutoff
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -17,10 +17,13 @@ events = sa.Table(
         "id", UUID(as_uuid=True), nullable=False, server_default=sa.text("gen_random_uuid()")
     ),
     sa.Column("tenant_id", UUID(as_uuid=True), nullable=False),
-    sa.Column("xid", sa.Text, server_default=sa.text("pg_current_xact_id()")),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
     sa.Column("data", JSONB, nullable=False),
+    # When it may be read, its place in the tenant's feed, and when it got that place.
+    sa.Column("visible_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("position", sa.BigInteger),
+    sa.Column("positioned_at", sa.DateTime(timezone=True)),
 )
 
 idempotency_keys = sa.Table(

@@ -1,13 +1,16 @@
 """Keyset pagination: `?limit=&cursor=`, `{"items", "next_cursor"}` and a `Link: rel="next"` header.
 
-A cursor is the sort key of the last item of a page, opaque to clients (base64url JSON), so pages
-stay stable while rows are inserted concurrently.
+A cursor is the sort key of the last item of a page, so pages stay stable while rows are inserted
+concurrently. What clients get is that key sealed by `CursorCipher` (AES-GCM under a key derived
+from the service's signing keys, bound to where it was issued): opaque, and a tampered or foreign
+cursor is a 400.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +19,10 @@ from typing import Annotated, Any, Generic, TypeAlias, TypeVar
 from urllib.parse import urlencode
 
 import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
@@ -27,6 +34,49 @@ T = TypeVar("T")
 PAGE_DEFAULT = 50
 BAD_CURSOR = "The cursor is not valid; use next_cursor as given."
 PAGE_MAX = 200
+CURSOR_CIPHER_STATE_KEY = "cursor_cipher"
+_NONCE_BYTES = 12
+
+
+class CursorCipher:
+    """Seals cursor values into opaque tokens and opens them again.
+
+    One AES-256-GCM key per secret (derived with HKDF-SHA256), the first one sealing and all of
+    them opening, so cursors survive a key rotation while the older key is kept. `context` (where
+    the cursor was issued: the list's path, the tenant) is authenticated, so a cursor used
+    elsewhere fails like a tampered one.
+    """
+
+    def __init__(self, secrets: Sequence[bytes]) -> None:
+        if not secrets:
+            raise ValueError("a cursor cipher needs at least one secret")
+        self._keys = [
+            AESGCM(
+                HKDF(
+                    algorithm=hashes.SHA256(), length=32, salt=None, info=b"wg-api cursors v1"
+                ).derive(secret)
+            )
+            for secret in secrets
+        ]
+
+    def seal(self, values: Sequence[Any], context: str) -> str:
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._keys[0].encrypt(nonce, msgspec.json.encode(list(values)), context.encode())
+        return base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
+
+    def open(self, token: str, context: str, arity: int | None = None) -> tuple[Any, ...]:
+        try:
+            raw = base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode("ascii"))
+        except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+            raise InvalidRequest(BAD_CURSOR) from exc
+        nonce, sealed = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
+        for key in self._keys:
+            try:
+                plain = key.decrypt(nonce, sealed, context.encode())
+            except (InvalidTag, ValueError):
+                continue
+            return decode_values(plain, arity)
+        raise InvalidRequest(BAD_CURSOR)
 
 
 class Page(msgspec.Struct, Generic[T]):
@@ -55,15 +105,30 @@ def encode_cursor(values: Sequence[Any]) -> str:
 def decode_cursor(cursor: str, arity: int | None = None) -> tuple[Any, ...]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (binascii.Error, ValueError, msgspec.DecodeError, UnicodeEncodeError) as exc:
+        raw = base64.urlsafe_b64decode(padded.encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+        raise InvalidRequest(BAD_CURSOR) from exc
+    return decode_values(raw, arity)
+
+
+def decode_values(raw: bytes, arity: int | None = None) -> tuple[Any, ...]:
+    try:
+        values = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
         raise InvalidRequest(BAD_CURSOR) from exc
     if not isinstance(values, list) or (arity is not None and len(values) != arity):
         raise InvalidRequest(BAD_CURSOR)
     return tuple(values)
 
 
+def page_context(request: Request[Any, Any, Any]) -> str:
+    """Where a list cursor is valid: this list (its path) for this tenant."""
+    tenant_id = getattr(request.scope.get("user"), "tenant_id", None)
+    return f"page:{tenant_id}:{request.url.path}"
+
+
 def provide_page_params(
+    request: Request[Any, Any, Any],
     limit: Annotated[
         int,
         QueryParameter(
@@ -80,12 +145,19 @@ def provide_page_params(
         ),
     ] = None,
 ) -> PageParams:
-    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+    if not cursor:
+        return PageParams(limit=limit, after=None)
+    cipher: CursorCipher = request.app.state[CURSOR_CIPHER_STATE_KEY]
+    return PageParams(limit=limit, after=cipher.open(cursor, page_context(request)))
 
 
 def page_response(request: Request[Any, Any, Any], page: P) -> Response[P]:
+    """The page as clients get it: its cursor sealed for this list, and the `Link` header."""
     headers: dict[str, str] = {}
     if page.next_cursor is not None:
+        cipher: CursorCipher = request.app.state[CURSOR_CIPHER_STATE_KEY]
+        sealed = cipher.seal(decode_cursor(page.next_cursor), page_context(request))
+        page = msgspec.structs.replace(page, next_cursor=sealed)
         query = {k: v for k, v in request.query_params.items() if k != "cursor"}
         query["cursor"] = page.next_cursor
         url = f"{request.base_url}{request.url.path.lstrip('/')}?{urlencode(query)}"
@@ -94,7 +166,8 @@ def page_response(request: Request[Any, Any, Any], page: P) -> Response[P]:
 
 
 def paginate(rows: Sequence[T], limit: int, cursor_of: Any) -> Page[T]:
-    """Given up to `limit + 1` rows, answer the page and a cursor if there is more."""
+    """Given up to `limit + 1` rows, answer the page and a cursor if there is more (the plain
+    sort key: `page_response` seals it)."""
     items = list(rows[:limit])
     next_cursor = encode_cursor(cursor_of(items[-1])) if len(rows) > limit and items else None
     return Page(items=items, next_cursor=next_cursor)

@@ -42,14 +42,19 @@ SECRET_FIELDS = frozenset({"client_secret", "secret"})
 class RequestTransaction:
     """The lazily opened session of one request, bound to the caller's tenant."""
 
-    def __init__(self, database: Database, tenant_id: uuid.UUID | None) -> None:
+    def __init__(
+        self, database: Database, tenant_id: uuid.UUID | None, shared_event_delay_seconds: float
+    ) -> None:
         self.database = database
         self.tenant_id = tenant_id
+        self.shared_event_delay_seconds = shared_event_delay_seconds
         self._session: AsyncSession | None = None
 
     async def session(self) -> AsyncSession:
         if self._session is None:
-            self._session = self.database.session(self.tenant_id)
+            self._session = self.database.session(
+                self.tenant_id, shared_event_delay_seconds=self.shared_event_delay_seconds
+            )
             await self._session.begin()
         return self._session
 
@@ -111,7 +116,10 @@ class TransactionMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope["litestar_app"].state
-        tx = RequestTransaction(state["database"], caller_tenant(scope))
+        settings: Settings = state["settings"]
+        tx = RequestTransaction(
+            state["database"], caller_tenant(scope), settings.shared_event_delay_seconds
+        )
         scope[TX_SCOPE_KEY] = tx
         try:
             if scope["method"] in SAFE_METHODS:

@@ -11,7 +11,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wg_api.platform.database import driver_fetch
+from wg_api.platform.database import SHARED_EVENT_DELAY_KEY, driver_fetch
 from wg_api.platform.models import Record
 from wg_api.sharing.models import shared_findings, shares
 from wg_api.suppliers.models import suppliers
@@ -95,10 +95,18 @@ async def linkable_groups(
 async def publish_to_group(
     session: AsyncSession, shared_id: uuid.UUID, type: str, data: dict[str, Any]
 ) -> None:
-    """`type` into the feed of the group's other active members; only the contributor may."""
+    """`type` into the feed of the group's other active members; only the contributor may. The
+    database dates it by the day and draws the group's delay, up to the session's setting."""
     await session.execute(
-        sa.text("SELECT publish_shared_finding_event(:id, :type, CAST(:data AS jsonb))"),
-        {"id": shared_id, "type": type, "data": msgspec.json.encode(data).decode()},
+        sa.text(
+            "SELECT publish_shared_finding_event(:id, :type, CAST(:data AS jsonb), :max_delay)"
+        ),
+        {
+            "id": shared_id,
+            "type": type,
+            "data": msgspec.json.encode(data).decode(),
+            "max_delay": float(session.info[SHARED_EVENT_DELAY_KEY]),
+        },
     )
 
 
