@@ -18,6 +18,7 @@ from wg_api import __version__
 from wg_api.findings.routes import FindingsController
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, AuthMiddleware
 from wg_api.identity.keys import SigningKeys
+from wg_api.identity.provider_keys import JWKSCache
 from wg_api.identity.rate_limit import LIMITER_STATE_KEY, RateLimiter, TenantRateLimitMiddleware
 from wg_api.identity.routes import (
     ApiClientsController,
@@ -35,6 +36,7 @@ from wg_api.platform.errors import handle_exception
 from wg_api.platform.http import strict_bodies
 from wg_api.platform.migrate import head_revision
 from wg_api.platform.observability import ObservabilityMiddleware, configure_logging
+from wg_api.platform.outbound import OUTBOUND_STATE_KEY, OutboundClient
 from wg_api.platform.pagination import provide_page_params
 from wg_api.platform.routes import PlatformController
 from wg_api.platform.transaction import TransactionMiddleware, provide_db_session
@@ -126,10 +128,12 @@ def create_app(
         db = database or Database.connect(resolve_admin_url(settings), settings)
         keys = SigningKeys.load_or_create(settings.key_file)
         limiter = RateLimiter(db)
-        authenticator = Authenticator(settings, db, keys)
+        outbound = OutboundClient(allow_loopback=settings.outbound_allow_loopback)
+        authenticator = Authenticator(settings, db, keys, jwks=JWKSCache(outbound))
         app.state.update(
             {
                 "database": db,
+                OUTBOUND_STATE_KEY: outbound,
                 "signing_keys": keys,
                 "token_server": TokenServer(settings, keys),
                 AUTHENTICATOR_STATE_KEY: authenticator,
@@ -141,7 +145,7 @@ def create_app(
             yield
         finally:
             await limiter.stop()
-            await authenticator.jwks.aclose()
+            await outbound.aclose()
             if owned:
                 await db.dispose()
 

@@ -164,7 +164,8 @@ class LocalIdentityProvider:
         return jwt.encode({"alg": "RS256", "kid": kid, **(header or {})}, payload, self.keys[kid])
 
     def provider_body(self, **overrides: Any) -> dict[str, Any]:
-        return {
+        """A registration body with a fresh proof of control for its issuer and audience."""
+        body = {
             "issuer": self.issuer,
             "audience": "wg-api",
             "jwks_uri": self.jwks_uri,
@@ -172,6 +173,10 @@ class LocalIdentityProvider:
             "default_role": "viewer",
             **overrides,
         }
+        if "proof_token" not in overrides:
+            audience = body["audience"] if isinstance(body["audience"], str) else "wg-api"
+            body["proof_token"] = self.token(subject="registration", audience=audience)
+        return body
 
     def close(self) -> None:
         self.server.shutdown()

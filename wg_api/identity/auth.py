@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
-import httpx
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, KeySetSerialization
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from wg_api.identity import repository, service
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.principal import Principal
+from wg_api.identity.provider_keys import (
+    KEY_ERRORS,
+    JWKSCache,
+    has_kid,
+)
 from wg_api.identity.scopes import ROLE_RANK, ROLE_SCOPES, SCOPES, TENANT_ROLES
 from wg_api.identity.tokens import (
     LEEWAY_SECONDS,
@@ -32,13 +32,11 @@ from wg_api.identity.tokens import (
 from wg_api.platform.asgi import ASGIApp, Receive, Scope, Send, send_problem
 from wg_api.platform.database import Database
 from wg_api.platform.errors import Forbidden, ProblemError, Unauthorized
+from wg_api.platform.outbound import OutboundClient
 from wg_api.settings import Settings
 
 log = logging.getLogger("wg_api.auth")
 
-JWKS_REFETCH_SECONDS = 60.0
-JWKS_MAX_AGE_SECONDS = 3600.0
-JWKS_MAX_BYTES = 512 * 1024
 PROVIDER_CACHE_SECONDS = 60.0
 VERIFIED_TOKEN_SECONDS = 60.0
 USER_TOUCH_SECONDS = 300.0
@@ -80,99 +78,6 @@ class ExpiringCache(Generic[K, V]):
         self._entries.pop(key, None)
 
 
-class JWKSCache:
-    """Identity providers' key sets.
-
-    Fetched on first use and kept for an hour; a token signed by a key the cached set lacks
-    triggers a refetch, at most once a minute per set. When the provider cannot be reached, the
-    last good set keeps serving.
-    """
-
-    def __init__(self, client: httpx.AsyncClient | None = None, clock: Clock = time.monotonic):
-        self._client = client
-        self.clock = clock
-        self._sets: dict[str, tuple[KeySet, float]] = {}
-        self._attempted: dict[str, float] = {}
-        self._discovered: dict[str, tuple[str, float]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
-        return self._client
-
-    async def _get_json(self, uri: str) -> Any:
-        async with (await self._http()).stream("GET", uri) as response:
-            response.raise_for_status()
-            body = b""
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > JWKS_MAX_BYTES:
-                    raise ValueError(f"{uri} answered more than {JWKS_MAX_BYTES} bytes")
-        return json.loads(body)
-
-    async def _fetch(self, uri: str) -> KeySet:
-        document = await self._get_json(uri)
-        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            raise ValueError(f"{uri} is not a JWK set")
-        return KeySet.import_key_set(cast(KeySetSerialization, document))
-
-    async def jwks_uri_for(self, issuer: str, configured: str | None) -> str:
-        """The configured JWKS URI, or the one OpenID Connect discovery names (cached)."""
-        if configured:
-            return configured
-        now = self.clock()
-        cached = self._discovered.get(issuer)
-        if cached is not None and now - cached[1] < JWKS_MAX_AGE_SECONDS:
-            return cached[0]
-        document = await self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
-        if not isinstance(document, dict) or document.get("issuer") != issuer:
-            raise ValueError("the discovery document names another issuer")
-        uri = document.get("jwks_uri")
-        if not isinstance(uri, str):
-            raise ValueError("the discovery document has no jwks_uri")
-        self._discovered[issuer] = (uri, now)
-        return uri
-
-    def _cached(self, uri: str, kid: str | None) -> KeySet | None:
-        """The cached set if it may serve this kid without asking the provider again."""
-        cached = self._sets.get(uri)
-        if cached is None:
-            return None
-        key_set, fetched_at = cached
-        now = self.clock()
-        if now - self._attempted.get(uri, fetched_at) < JWKS_REFETCH_SECONDS:
-            return key_set
-        fresh = now - fetched_at < JWKS_MAX_AGE_SECONDS
-        return key_set if fresh and (kid is None or _has_kid(key_set, kid)) else None
-
-    async def key_set(self, uri: str, kid: str | None) -> KeySet:
-        if (key_set := self._cached(uri, kid)) is not None:
-            return key_set
-        async with self._locks.setdefault(uri, asyncio.Lock()):
-            if (key_set := self._cached(uri, kid)) is not None:
-                return key_set
-            self._attempted[uri] = self.clock()
-            try:
-                key_set = await self._fetch(uri)
-            except (httpx.HTTPError, ValueError, JoseError) as exc:
-                stale = self._sets.get(uri)
-                if stale is None:
-                    raise
-                log.warning("identity provider keys unavailable, using the last good set: %s", exc)
-                return stale[0]
-            self._sets[uri] = (key_set, self.clock())
-            return key_set
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-
-def _has_kid(key_set: KeySet, kid: str) -> bool:
-    return any(key.kid == kid for key in key_set.keys)
-
-
 def role_from_claim(claimed: object, default_role: str) -> str:
     """The role a person's token claims (a string or a list of them), else the default."""
     values = [claimed] if isinstance(claimed, str) else claimed
@@ -201,7 +106,9 @@ class Authenticator:
         self.settings = settings
         self.database = database
         self.keys = keys
-        self.jwks = jwks or JWKSCache(clock=clock)
+        self.jwks = jwks or JWKSCache(
+            OutboundClient(allow_loopback=settings.outbound_allow_loopback), clock=clock
+        )
         self._client_status: ExpiringCache[uuid.UUID, bool] = ExpiringCache(
             settings.revocation_cache_seconds, clock
         )
@@ -292,10 +199,10 @@ class Authenticator:
         try:
             uri = await self.jwks.jwks_uri_for(provider.issuer, provider.jwks_uri)
             key_set = await self.jwks.key_set(uri, kid)
-        except (httpx.HTTPError, ValueError, JoseError) as exc:
+        except KEY_ERRORS as exc:
             log.warning("identity provider keys unavailable for %s: %s", issuer, exc)
             raise Unauthorized("The identity provider's keys could not be fetched.") from exc
-        if kid is not None and not _has_kid(key_set, kid):
+        if kid is not None and not has_kid(key_set, kid):
             raise Unauthorized("The token is signed by an unknown key.")
         claims = verify_jwt(
             token,

@@ -34,6 +34,7 @@ from wg_api.identity.tokens import TokenServer, client_id_from_request
 from wg_api.platform.database import Database
 from wg_api.platform.errors import NotFound
 from wg_api.platform.http import Body, check_if_match, etag_of
+from wg_api.platform.outbound import OUTBOUND_STATE_KEY
 from wg_api.platform.pagination import Page, Pagination, page_response, paginate
 from wg_api.platform.transaction import DbSession
 from wg_api.settings import Settings
@@ -332,12 +333,23 @@ class IdentityProvidersController(Controller):
 
         Tokens must carry `iss` equal to `issuer` and `audience` in `aud`, and be signed by a key
         of `jwks_uri` (or of the `jwks_uri` that the issuer's discovery document names). The role
-        comes from the `role_claim` claim when it names a role, else `default_role`. An issuer
-        belongs to one tenant only: registering one that is taken answers 409.
+        comes from the `role_claim` claim when it names a role, else `default_role`.
+
+        `proof_token` proves you control the issuer: a token it signed, with `iss` the issuer,
+        `aud` the audience and `iat` under 10 minutes old, checked against the issuer's keys
+        (a `jwks_uri` counts only when it lies under the issuer's URL or is the one the issuer's
+        discovery document names). Without a valid proof: 422 naming `proof_token`. An `issuer`
+        or `jwks_uri` at an address the service does not call (loopback, private, link-local,
+        metadata, ...): 422 naming it, before anything is fetched. Only after the proof: an issuer
+        belongs to one tenant, so one another tenant registered answers 409.
         """
         settings: Settings = request.app.state["settings"]
         provider = await service.add_identity_provider(
-            db_session, request.user, data, own_issuer=settings.public_url
+            db_session,
+            request.user,
+            data,
+            own_issuer=settings.public_url,
+            outbound=request.app.state[OUTBOUND_STATE_KEY],
         )
         _authenticator(request).forget_provider(provider.issuer)
         return Response(

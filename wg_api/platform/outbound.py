@@ -29,6 +29,7 @@ from wg_api import __version__
 IPAddress = IPv4Address | IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
+OUTBOUND_STATE_KEY = "outbound"
 DEFAULT_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_BYTES = 1024 * 1024
 
