@@ -109,7 +109,8 @@ class Authenticator:
         self.jwks = jwks or JWKSCache(
             OutboundClient(allow_loopback=settings.outbound_allow_loopback), clock=clock
         )
-        self._client_status: ExpiringCache[uuid.UUID, bool] = ExpiringCache(
+        # A live client's name (None: revoked or unknown).
+        self._client_names: ExpiringCache[uuid.UUID, str | None] = ExpiringCache(
             settings.revocation_cache_seconds, clock
         )
         self._providers: ExpiringCache[str, repository.ProviderRecord | None] = ExpiringCache(
@@ -152,29 +153,32 @@ class Authenticator:
             role = str(claims["role"])
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise Unauthorized("The token is not valid.") from exc
-        if role not in TENANT_ROLES or not await self._client_active(tenant_id, client_uuid):
+        name = (
+            await self._active_client_name(tenant_id, client_uuid) if role in TENANT_ROLES else None
+        )
+        if name is None:
             raise Unauthorized("The client of this token is revoked.")
         return Principal(
             tenant_id=tenant_id,
             type="client",
             id=client_uuid,
-            name=str(claims.get("client_id", "")),
+            name=name,
             role=role,
             scopes=scopes_for(role, claims.get("scope")),
             token_id=str(claims.get("jti", "")),
         )
 
-    async def _client_active(self, tenant_id: uuid.UUID, client_uuid: uuid.UUID) -> bool:
-        found, active = self._client_status.get(client_uuid)
+    async def _active_client_name(self, tenant_id: uuid.UUID, client_uuid: uuid.UUID) -> str | None:
+        found, name = self._client_names.get(client_uuid)
         if found:
-            return bool(active)
+            return name
         async with self.database.transaction(tenant_id) as session:
-            active = await repository.client_is_active(session, client_uuid)
-        self._client_status.put(client_uuid, active)
-        return active
+            name = await repository.active_client_name(session, client_uuid)
+        self._client_names.put(client_uuid, name)
+        return name
 
     def forget_client(self, client_uuid: uuid.UUID) -> None:
-        self._client_status.pop(client_uuid)
+        self._client_names.pop(client_uuid)
 
     async def _provider(self, issuer: str) -> repository.ProviderRecord | None:
         found, provider = self._providers.get(issuer)
