@@ -39,7 +39,11 @@ from wg_api.platform.observability import ObservabilityMiddleware, configure_log
 from wg_api.platform.outbound import OUTBOUND_STATE_KEY, OutboundClient
 from wg_api.platform.pagination import provide_page_params
 from wg_api.platform.routes import PlatformController
-from wg_api.platform.transaction import TransactionMiddleware, provide_db_session
+from wg_api.platform.transaction import (
+    TransactionMiddleware,
+    provide_db_session,
+    replay_idempotent,
+)
 from wg_api.settings import Settings, get_settings
 from wg_api.sharing.routes import SharedFindingsController, SharesController
 from wg_api.suppliers.routes import SupplierRegistryController, SuppliersController
@@ -159,6 +163,9 @@ def create_app(
         path="/v1",
         route_handlers=strict_bodies([*v1_route_handlers(), *extra_v1_handlers]),
         middleware=v1_middleware,
+        # After the guards, before the handler: a caller who may not make the request never
+        # gets a stored answer. No /v1 handler may set its own before_request.
+        before_request=replay_idempotent,
         dependencies={
             "db_session": Provide(provide_db_session),
             "page": Provide(provide_page_params, sync_to_thread=False),
