@@ -19,7 +19,13 @@ from wg_api.findings.routes import FindingsController
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, AuthMiddleware
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.provider_keys import JWKSCache
-from wg_api.identity.rate_limit import LIMITER_STATE_KEY, RateLimiter, TenantRateLimitMiddleware
+from wg_api.identity.rate_limit import (
+    LIMITER_STATE_KEY,
+    UNAUTHENTICATED_STATE_KEY,
+    RateLimiter,
+    TenantRateLimitMiddleware,
+    UnauthenticatedGate,
+)
 from wg_api.identity.routes import (
     ApiClientsController,
     AuditLogController,
@@ -133,11 +139,13 @@ def create_app(
         keys = SigningKeys.load_or_create(settings.key_file)
         limiter = RateLimiter(db)
         outbound = OutboundClient(allow_loopback=settings.outbound_allow_loopback)
-        authenticator = Authenticator(settings, db, keys, jwks=JWKSCache(outbound))
+        gate = UnauthenticatedGate(settings)
+        authenticator = Authenticator(settings, db, keys, jwks=JWKSCache(outbound), gate=gate)
         app.state.update(
             {
                 "database": db,
                 OUTBOUND_STATE_KEY: outbound,
+                UNAUTHENTICATED_STATE_KEY: gate,
                 "signing_keys": keys,
                 "token_server": TokenServer(settings, keys),
                 AUTHENTICATOR_STATE_KEY: authenticator,

@@ -20,6 +20,11 @@ from wg_api.identity.provider_keys import (
     JWKSCache,
     has_kid,
 )
+from wg_api.identity.rate_limit import (
+    UnauthenticatedGate,
+    client_address,
+    too_many_unauthenticated,
+)
 from wg_api.identity.scopes import ROLE_RANK, ROLE_SCOPES, SCOPES, TENANT_ROLES
 from wg_api.identity.tokens import (
     LEEWAY_SECONDS,
@@ -102,10 +107,12 @@ class Authenticator:
         keys: SigningKeys,
         jwks: JWKSCache | None = None,
         clock: Clock = time.monotonic,
+        gate: UnauthenticatedGate | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.keys = keys
+        self.gate = gate or UnauthenticatedGate(settings)
         self.jwks = jwks or JWKSCache(
             OutboundClient(allow_loopback=settings.outbound_allow_loopback), clock=clock
         )
@@ -125,7 +132,9 @@ class Authenticator:
             VERIFIED_TOKEN_SECONDS, clock
         )
 
-    async def authenticate(self, token: str) -> Principal:
+    async def authenticate(self, token: str, address: str = "unknown") -> Principal:
+        """The principal of `token`; `address` (the caller's, see `client_address`) pays for any
+        database lookup made before the caller is known."""
         if self._verified.get(token)[0]:
             return await self._service_principal(token)
         _, claims = unverified_parts(token)
@@ -134,7 +143,7 @@ class Authenticator:
             raise Unauthorized("The token has no issuer.")
         if issuer == self.settings.public_url:
             return await self._service_principal(token)
-        return await self._person_principal(token, issuer)
+        return await self._person_principal(token, issuer, address)
 
     async def _service_principal(self, token: str) -> Principal:
         found, cached = self._verified.get(token)
@@ -180,23 +189,27 @@ class Authenticator:
     def forget_client(self, client_uuid: uuid.UUID) -> None:
         self._client_names.pop(client_uuid)
 
-    async def _provider(self, issuer: str) -> repository.ProviderRecord | None:
+    async def _provider(
+        self, issuer: str, address: str
+    ) -> tuple[repository.ProviderRecord | None, bool]:
+        """The issuer's registration, and whether the caller's address paid for looking it up."""
         found, provider = self._providers.get(issuer)
         if found:
-            return provider
-        async with self.database.transaction() as session:
+            return provider, False
+        self.gate.spend(address)
+        async with self.gate.db_slot(), self.database.transaction() as session:
             provider = await repository.provider_for_issuer(session, issuer)
         self._providers.put(issuer, provider)
-        return provider
+        return provider, True
 
     def forget_provider(self, issuer: str) -> None:
         self._providers.pop(issuer)
 
-    async def _person_principal(self, token: str, issuer: str) -> Principal:
+    async def _person_principal(self, token: str, issuer: str, address: str) -> Principal:
         header, _ = unverified_parts(token)
         if header.get("alg") not in PROVIDER_ALGORITHMS:
             raise Unauthorized("The token's algorithm is not accepted.")
-        provider = await self._provider(issuer)
+        provider, paid = await self._provider(issuer, address)
         if provider is None:
             raise Unauthorized("The token's issuer is not registered with any tenant.")
         kid = header.get("kid") if isinstance(header.get("kid"), str) else None
@@ -224,6 +237,8 @@ class Authenticator:
         name = str(claims.get("name") or claims.get("preferred_username") or subject)[:200]
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
         user_id = await self._user_id(provider, subject, name, email, role)
+        if paid:
+            self.gate.addresses.give_back(address)
         return Principal(
             tenant_id=provider.tenant_id,
             type="user",
@@ -291,8 +306,14 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         authenticator: Authenticator = scope["litestar_app"].state[AUTHENTICATOR_STATE_KEY]
+        address = client_address(scope)
         try:
-            principal = await authenticator.authenticate(bearer_token(scope))
+            principal = await authenticator.authenticate(bearer_token(scope), address)
+        except Unauthorized as error:
+            # Every failure costs the address a token; with none left it hears 429, not 401.
+            wait = authenticator.gate.addresses.take(address)
+            await send_problem(send, too_many_unauthenticated(wait) if wait else error)
+            return
         except ProblemError as error:
             await send_problem(send, error)
             return
