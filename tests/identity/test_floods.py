@@ -61,7 +61,7 @@ def unsigned(claims: dict[str, Any]) -> str:
 def bad_tokens(settings: Any, count: int) -> list[dict[str, str]]:
     """Bearer headers that all fail: unknown issuers (each a database lookup), forged service
     tokens, garbage, and no token at all."""
-    headers = []
+    headers: list[dict[str, str]] = []
     for i in range(count):
         kind = i % 4
         if kind == 0:
