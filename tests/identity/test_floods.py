@@ -240,3 +240,12 @@ def test_addresses_are_counted_by_host_and_ipv6_by_its_64() -> None:
     one = client_address({"client": ("2001:db8:1:2::1", 1)})
     assert one == client_address({"client": ("2001:db8:1:2:ffff::9", 1)}) == "2001:db8:1:2::/64"
     assert client_address({}) == "unknown"
+
+
+async def test_an_oversized_issuer_is_refused_without_a_lookup(settings, database, monkeypatch):
+    lookups = LookupCounter(monkeypatch)
+    async with callers(settings, database, [FLOODER]) as (http,):
+        token = unsigned({"iss": "https://" + "x" * 5000 + ".example", "sub": "x"})
+        answer = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 401
+    assert lookups.calls == 0

@@ -46,6 +46,7 @@ PROVIDER_CACHE_SECONDS = 60.0
 VERIFIED_TOKEN_SECONDS = 60.0
 USER_TOUCH_SECONDS = 300.0
 CACHE_MAX_ENTRIES = 10_000
+MAX_ISSUER_LENGTH = 2000  # as registration allows; longer ones would only bloat the caches
 
 Clock = Callable[[], float]
 K = TypeVar("K")
@@ -139,8 +140,8 @@ class Authenticator:
             return await self._service_principal(token)
         _, claims = unverified_parts(token)
         issuer = claims.get("iss")
-        if not isinstance(issuer, str):
-            raise Unauthorized("The token has no issuer.")
+        if not isinstance(issuer, str) or not 1 <= len(issuer) <= MAX_ISSUER_LENGTH:
+            raise Unauthorized("The token has no usable issuer.")
         if issuer == self.settings.public_url:
             return await self._service_principal(token)
         return await self._person_principal(token, issuer, address)

@@ -107,7 +107,7 @@ class OAuthController(Controller):
         # stranger's wrong secrets never spend the client's own budget.
         if wait := gate.addresses.take(address):
             return _slow_down(wait)
-        failures_key = f"{address} {client_id}"
+        failures_key = f"{address} {(client_id or '')[:MAX_CLIENT_ID_LENGTH]}"
         if wait := gate.token_failures.wait(failures_key):
             return _slow_down(wait)
         client = None
