@@ -92,11 +92,13 @@ class LocalIdentityProvider:
         self.published: list[str] = []
         self.fetches: Counter[str] = Counter()
         self.down = False
+        self.delay = 0.0
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 idp.fetches[self.path] += 1
+                time.sleep(idp.delay)
                 document = idp.document(self.path)
                 if idp.down or document is None:
                     self.send_response(503 if idp.down else 404)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -516,3 +517,29 @@ async def test_refused_addresses_are_named_before_anything_is_fetched(
     assert sum(idp.fetches.values()) == 0
     assert resolved == ["idp.internal.example", "keys.example"]
     assert await tenant_state(database, tenant.id) == before
+
+
+async def test_checking_the_proof_holds_no_database_connection(
+    client, make_tenant, local_idp, database
+):
+    tenant = await make_tenant()
+    headers = await tenant.headers()
+    idp = local_idp()
+    body = idp.provider_body()
+    idp.delay = 0.5  # a slow issuer
+    registering = asyncio.create_task(
+        client.post("/v1/identity-providers", json=body, headers=headers)
+    )
+    for _ in range(500):  # until the proof's first fetch has begun
+        if idp.fetches:
+            break
+        await asyncio.sleep(0.01)
+    held = []
+    for _ in range(8):
+        held.append(database.app_engine.pool.checkedout())
+        await asyncio.sleep(0.04)
+    response = await registering
+    assert response.status_code == 201, response.text
+    # The request's session takes its connection at its first statement, after the proof.
+    # (min: the rate limiter's once-a-second flush may borrow a connection for a moment)
+    assert min(held) == 0
