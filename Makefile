@@ -17,9 +17,10 @@ $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv):
 
 install: .venv/.installed
 
+# Local development: identity providers and webhook receivers may listen on 127.0.0.1.
 run: install
 	$(UV) run --frozen wg-api demo
-	$(UV) run --frozen wg-api serve --host $(HOST) --port $(PORT)
+	WG_OUTBOUND_ALLOW_LOOPBACK=true $(UV) run --frozen wg-api serve --host $(HOST) --port $(PORT)
 
 worker: install
 	$(UV) run --frozen wg-api worker

@@ -49,6 +49,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         revocation_cache_seconds=0,
         rate_limit_per_minute=100_000,
         token_rate_limit_per_minute=100_000,
+        unauthenticated_per_minute=100_000,
+        token_failures_per_minute=100_000,
+        outbound_allow_loopback=True,
         log_level="WARNING",
         # Events about shared findings are readable at once; tests of the delay set their own.
         shared_event_delay_seconds=0.0,

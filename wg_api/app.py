@@ -18,7 +18,14 @@ from wg_api import __version__
 from wg_api.findings.routes import FindingsController
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, AuthMiddleware
 from wg_api.identity.keys import SigningKeys
-from wg_api.identity.rate_limit import LIMITER_STATE_KEY, RateLimiter, TenantRateLimitMiddleware
+from wg_api.identity.provider_keys import JWKSCache
+from wg_api.identity.rate_limit import (
+    LIMITER_STATE_KEY,
+    UNAUTHENTICATED_STATE_KEY,
+    RateLimiter,
+    TenantRateLimitMiddleware,
+    UnauthenticatedGate,
+)
 from wg_api.identity.routes import (
     ApiClientsController,
     AuditLogController,
@@ -35,9 +42,14 @@ from wg_api.platform.errors import handle_exception
 from wg_api.platform.http import strict_bodies
 from wg_api.platform.migrate import head_revision
 from wg_api.platform.observability import ObservabilityMiddleware, configure_logging
+from wg_api.platform.outbound import OUTBOUND_STATE_KEY, OutboundClient
 from wg_api.platform.pagination import CURSOR_CIPHER_STATE_KEY, CursorCipher, provide_page_params
 from wg_api.platform.routes import PlatformController
-from wg_api.platform.transaction import TransactionMiddleware, provide_db_session
+from wg_api.platform.transaction import (
+    TransactionMiddleware,
+    provide_db_session,
+    replay_idempotent,
+)
 from wg_api.settings import Settings, get_settings
 from wg_api.sharing.routes import SharedFindingsController, SharesController
 from wg_api.suppliers.routes import SupplierRegistryController, SuppliersController
@@ -126,10 +138,14 @@ def create_app(
         db = database or Database.connect(resolve_admin_url(settings), settings)
         keys = SigningKeys.load_or_create(settings.key_file)
         limiter = RateLimiter(db)
-        authenticator = Authenticator(settings, db, keys)
+        outbound = OutboundClient(allow_loopback=settings.outbound_allow_loopback)
+        gate = UnauthenticatedGate(settings)
+        authenticator = Authenticator(settings, db, keys, jwks=JWKSCache(outbound), gate=gate)
         app.state.update(
             {
                 "database": db,
+                OUTBOUND_STATE_KEY: outbound,
+                UNAUTHENTICATED_STATE_KEY: gate,
                 "signing_keys": keys,
                 CURSOR_CIPHER_STATE_KEY: CursorCipher(keys.secrets()),
                 "token_server": TokenServer(settings, keys),
@@ -142,7 +158,7 @@ def create_app(
             yield
         finally:
             await limiter.stop()
-            await authenticator.jwks.aclose()
+            await outbound.aclose()
             if owned:
                 await db.dispose()
 
@@ -156,6 +172,9 @@ def create_app(
         path="/v1",
         route_handlers=strict_bodies([*v1_route_handlers(), *extra_v1_handlers]),
         middleware=v1_middleware,
+        # After the guards, before the handler: a caller who may not make the request never
+        # gets a stored answer. No /v1 handler may set its own before_request.
+        before_request=replay_idempotent,
         dependencies={
             "db_session": Provide(provide_db_session),
             "page": Provide(provide_page_params, sync_to_thread=False),

@@ -24,6 +24,17 @@ def _env_number(name: str, default: N) -> N:
         raise ValueError(f"{name} must be {kind}, got {raw!r}") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
 def _env_str(name: str, default: str) -> str:
     raw = os.environ.get(name)
     return default if raw is None or raw == "" else raw
@@ -48,6 +59,9 @@ class Settings:
     revocation_cache_seconds: int = 30
     rate_limit_per_minute: int = 600
     token_rate_limit_per_minute: int = 30
+    unauthenticated_per_minute: int = 120
+    token_failures_per_minute: int = 10
+    outbound_allow_loopback: bool = False
     db_pool_size: int = 10
     job_poll_seconds: float = 1.0
     leader_retry_seconds: float = 2.0
@@ -97,6 +111,9 @@ class Settings:
             revocation_cache_seconds=min(60, _env_number("WG_REVOCATION_CACHE_SECONDS", 30)),
             rate_limit_per_minute=_env_number("WG_RATE_LIMIT_PER_MINUTE", 600),
             token_rate_limit_per_minute=_env_number("WG_TOKEN_RATE_LIMIT_PER_MINUTE", 30),
+            unauthenticated_per_minute=_env_number("WG_UNAUTHENTICATED_PER_MINUTE", 120),
+            token_failures_per_minute=_env_number("WG_TOKEN_FAILURES_PER_MINUTE", 10),
+            outbound_allow_loopback=_env_bool("WG_OUTBOUND_ALLOW_LOOPBACK", False),
             db_pool_size=_env_number("WG_DB_POOL_SIZE", 10),
             job_poll_seconds=_env_number("WG_JOB_POLL_SECONDS", 1.0),
             leader_retry_seconds=_env_number("WG_LEADER_RETRY_SECONDS", 2.0),

@@ -92,11 +92,13 @@ class LocalIdentityProvider:
         self.published: list[str] = []
         self.fetches: Counter[str] = Counter()
         self.down = False
+        self.delay = 0.0
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 idp.fetches[self.path] += 1
+                time.sleep(idp.delay)
                 document = idp.document(self.path)
                 if idp.down or document is None:
                     self.send_response(503 if idp.down else 404)
@@ -164,7 +166,8 @@ class LocalIdentityProvider:
         return jwt.encode({"alg": "RS256", "kid": kid, **(header or {})}, payload, self.keys[kid])
 
     def provider_body(self, **overrides: Any) -> dict[str, Any]:
-        return {
+        """A registration body with a fresh proof of control for its issuer and audience."""
+        body = {
             "issuer": self.issuer,
             "audience": "wg-api",
             "jwks_uri": self.jwks_uri,
@@ -172,6 +175,10 @@ class LocalIdentityProvider:
             "default_role": "viewer",
             **overrides,
         }
+        if "proof_token" not in overrides:
+            audience = body["audience"] if isinstance(body["audience"], str) else "wg-api"
+            body["proof_token"] = self.token(subject="registration", audience=audience)
+        return body
 
     def close(self) -> None:
         self.server.shutdown()

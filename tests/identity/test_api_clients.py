@@ -36,6 +36,18 @@ async def create(client: httpx.AsyncClient, headers: dict[str, str], **body: Any
     return await client.post("/v1/api-clients", json={"name": "sync", **body}, headers=headers)
 
 
+async def test_me_names_a_client_by_the_name_it_was_created_with(client, make_tenant):
+    tenant = await make_tenant()
+    headers = await tenant.headers()
+    fixture_client = (await client.get("/v1/me", headers=headers)).json()["principal"]
+    assert fixture_client["name"] == "tests"  # the fixture creates its client as "tests"
+    made = (await create(client, headers, name="read-only sync")).json()
+    token = await request_token(client, made["client_id"], made["client_secret"])
+    me = (await client.get("/v1/me", headers=bearer(token.json()["access_token"]))).json()
+    assert me["principal"] == {"type": "client", "id": made["id"], "name": "read-only sync"}
+    assert not me["principal"]["name"].startswith("wgc_")
+
+
 async def test_create_shows_the_secret_once_and_stores_only_its_hash(client, make_tenant, database):
     tenant = await make_tenant()
     headers = await tenant.headers()
@@ -58,7 +70,7 @@ async def test_create_shows_the_secret_once_and_stores_only_its_hash(client, mak
     assert token.status_code == 200, token.text
     me = (await client.get("/v1/me", headers=bearer(token.json()["access_token"]))).json()
     assert me["tenant"]["id"] == str(tenant.id)
-    assert me["principal"] == {"type": "client", "id": made["id"], "name": made["client_id"]}
+    assert me["principal"] == {"type": "client", "id": made["id"], "name": "nightly sync"}
     assert me["role"] == "editor"
 
     # Never shown again: not in the list, not in the single read.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -23,6 +24,7 @@ from tests.identity.conftest import (
     tenant_state,
 )
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY
+from wg_api.platform import outbound
 
 
 def hs256_with_public_key(idp: Any) -> str:
@@ -150,11 +152,24 @@ async def test_an_issuer_of_tenant_a_can_never_act_for_b(client, make_tenant, lo
     await register(client, tenant_a, idp_a)
     await register(client, tenant_b, idp_b)
 
-    # B cannot claim A's issuer: one issuer maps to one tenant.
-    taken = await client.post(
+    # B cannot claim A's issuer: not beside a key set of its own, not with a proof it signed...
+    beside_own_keys = await client.post(
         "/v1/identity-providers",
-        json=idp_a.provider_body(jwks_uri=idp_b.jwks_uri),
+        json=idp_a.provider_body(
+            jwks_uri=idp_b.jwks_uri, proof_token=idp_b.token(issuer=idp_a.issuer)
+        ),
         headers=await tenant_b.headers(),
+    )
+    assert field_names(assert_problem(beside_own_keys, 422)) == {"jwks_uri"}
+    own_proof = await client.post(
+        "/v1/identity-providers",
+        json=idp_a.provider_body(jwks_uri=None, proof_token=idp_b.token(issuer=idp_a.issuer)),
+        headers=await tenant_b.headers(),
+    )
+    assert field_names(assert_problem(own_proof, 422)) == {"proof_token"}
+    # ...and even with a real proof of A's, the issuer maps to one tenant.
+    taken = await client.post(
+        "/v1/identity-providers", json=idp_a.provider_body(), headers=await tenant_b.headers()
     )
     assert_problem(taken, 409)
     # A token signed by A's keys that claims B's issuer fails B's keys.
@@ -242,12 +257,14 @@ async def test_discovery_finds_the_key_set(client, make_tenant, local_idp):
     tenant = await make_tenant()
     idp = local_idp()
     await register(client, tenant, idp, jwks_uri=None)
+    # Checking the proof fetched both, fresh.
+    assert idp.fetches[idp.discovery_path] == idp.fetches[idp.jwks_path] == 1
     for _ in range(3):
         me = await client.get("/v1/me", headers=bearer(idp.token()))
         assert me.status_code == 200, me.text
-    # Discovery and key set are each fetched once, then cached.
-    assert idp.fetches[idp.discovery_path] == 1
-    assert idp.fetches[idp.jwks_path] == 1
+    # For people's tokens, discovery and key set are each fetched once, then cached.
+    assert idp.fetches[idp.discovery_path] == 2
+    assert idp.fetches[idp.jwks_path] == 2
 
 
 async def test_unknown_kid_refetches_at_most_once_a_minute(
@@ -256,6 +273,7 @@ async def test_unknown_kid_refetches_at_most_once_a_minute(
     tenant = await make_tenant()
     idp = local_idp()
     await register(client, tenant, idp)
+    idp.fetches.clear()  # the proof's fetch at registration
     async with another_app(settings, database) as (replica, app):
         now = [1000.0]
         app.state[AUTHENTICATOR_STATE_KEY].jwks.clock = lambda: now[0]
@@ -408,3 +426,120 @@ async def test_list_pagination_and_oversize_limit(client, make_tenant, local_idp
     assert [p["id"] for p in first["items"] + second["items"]] == made
     assert second["next_cursor"] is None
     assert_problem(await client.get("/v1/identity-providers?limit=201", headers=headers), 400)
+
+
+async def test_registration_needs_a_fresh_proof_signed_by_the_issuer(
+    client, make_tenant, local_idp, database
+):
+    tenant = await make_tenant()
+    headers = await tenant.headers()
+    idp = local_idp()
+    before = await tenant_state(database, tenant.id)
+    now = int(time.time())
+    bad_proofs = [
+        idp.token(subject="registration", iat=now - 11 * 60),  # older than 10 minutes
+        idp.token(subject="registration", iat=now + 600),  # issued in the future
+        idp.token(subject="registration", audience="another-audience"),
+        idp.token(subject="registration", issuer=idp.base + "/someone-else"),
+        idp.token(subject="registration", kid=idp.add_key(publish=False)),  # not the issuer's key
+        local_idp().token(subject="registration", issuer=idp.issuer),  # another issuer's key
+        hs256_with_public_key(idp),
+        "not-a-jwt",
+    ]
+    for proof in bad_proofs:
+        response = await client.post(
+            "/v1/identity-providers", json=idp.provider_body(proof_token=proof), headers=headers
+        )
+        assert field_names(assert_problem(response, 422)) == {"proof_token"}, proof
+    missing = {k: v for k, v in idp.provider_body().items() if k != "proof_token"}
+    response = await client.post("/v1/identity-providers", json=missing, headers=headers)
+    assert field_names(assert_problem(response, 422)) == {"proof_token"}
+    # An issuer that cannot be reached cannot prove anything.
+    idp.down = True
+    response = await client.post(
+        "/v1/identity-providers", json=idp.provider_body(), headers=headers
+    )
+    assert field_names(assert_problem(response, 422)) == {"proof_token"}
+    idp.down = False
+    assert await tenant_state(database, tenant.id) == before
+    # Through discovery (no jwks_uri) a proof checks against the keys the issuer publishes.
+    ok = await client.post(
+        "/v1/identity-providers", json=idp.provider_body(jwks_uri=None), headers=headers
+    )
+    assert ok.status_code == 201, ok.text
+
+
+async def test_the_proof_comes_before_saying_an_issuer_is_taken(client, make_tenant, local_idp):
+    owner, stranger = await make_tenant(), await make_tenant()
+    idp = local_idp()
+    await register(client, owner, idp)
+    forged = idp.provider_body(proof_token=local_idp().token(issuer=idp.issuer))
+    response = await client.post(
+        "/v1/identity-providers", json=forged, headers=await stranger.headers()
+    )
+    # 422 like any unproven issuer: the stranger learns nothing about who registered it.
+    assert field_names(assert_problem(response, 422)) == {"proof_token"}
+
+
+async def test_refused_addresses_are_named_before_anything_is_fetched(
+    client, make_tenant, local_idp, database, monkeypatch
+):
+    tenant = await make_tenant()
+    headers = await tenant.headers()
+    idp = local_idp()
+    resolved: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        resolved.append(host)
+        return {"idp.internal.example": ["10.0.0.5"], "keys.example": ["8.8.8.8", "10.0.0.9"]}[host]
+
+    monkeypatch.setattr(outbound, "resolve_host", resolve)
+    before = await tenant_state(database, tenant.id)
+    cases = [
+        ({"issuer": "https://10.1.2.3/realm"}, {"issuer"}),
+        ({"issuer": "https://[::ffff:192.168.0.1]/realm"}, {"issuer"}),
+        ({"issuer": "https://idp.internal.example/realm"}, {"issuer"}),
+        ({"jwks_uri": "https://169.254.169.254/latest/meta-data/keys"}, {"jwks_uri"}),
+        ({"jwks_uri": "https://[fd00:ec2::254]/keys"}, {"jwks_uri"}),
+        ({"jwks_uri": "https://keys.example/jwks.json"}, {"jwks_uri"}),  # one answer is private
+        (
+            {"issuer": "https://100.64.1.1/x", "jwks_uri": "https://[fe80::1]/keys"},
+            {"issuer", "jwks_uri"},
+        ),
+    ]
+    for change, fields in cases:
+        response = await client.post(
+            "/v1/identity-providers", json=idp.provider_body(**change), headers=headers
+        )
+        problem = assert_problem(response, 422)
+        assert field_names(problem) == fields, (change, problem)
+        assert "does not call" in problem["errors"][0]["message"]
+    assert sum(idp.fetches.values()) == 0
+    assert resolved == ["idp.internal.example", "keys.example"]
+    assert await tenant_state(database, tenant.id) == before
+
+
+async def test_checking_the_proof_holds_no_database_connection(
+    client, make_tenant, local_idp, database
+):
+    tenant = await make_tenant()
+    headers = await tenant.headers()
+    idp = local_idp()
+    body = idp.provider_body()
+    idp.delay = 0.5  # a slow issuer
+    registering = asyncio.create_task(
+        client.post("/v1/identity-providers", json=body, headers=headers)
+    )
+    for _ in range(500):  # until the proof's first fetch has begun
+        if idp.fetches:
+            break
+        await asyncio.sleep(0.01)
+    held = []
+    for _ in range(8):
+        held.append(database.app_engine.pool.checkedout())
+        await asyncio.sleep(0.04)
+    response = await registering
+    assert response.status_code == 201, response.text
+    # The request's session takes its connection at its first statement, after the proof.
+    # (min: the rate limiter's once-a-second flush may borrow a connection for a moment)
+    assert min(held) == 0

@@ -94,7 +94,11 @@ async def test_a_new_minute_brings_a_new_budget(settings, database, make_tenant)
 async def test_the_token_endpoint_has_its_own_stricter_limit(settings, database, make_tenant):
     tenant, other = await make_tenant(), await make_tenant()
     async with another_app(
-        settings, database, rate_limit_per_minute=1000, token_rate_limit_per_minute=2
+        settings,
+        database,
+        rate_limit_per_minute=1000,
+        token_rate_limit_per_minute=2,
+        unauthenticated_per_minute=2,
     ) as (http, app):
         freeze(app, frozen_mid_window())
         form = {"grant_type": "client_credentials"}
@@ -122,7 +126,8 @@ async def test_the_token_endpoint_has_its_own_stricter_limit(settings, database,
             "/oauth/token", data=form, headers=basic(other.client_id, other.client_secret)
         )
         assert theirs.status_code == 200
-        # Made-up client ids cannot each buy a fresh budget: they share the caller's address's.
+        # Made-up client ids cannot each buy a fresh budget: they spend the caller's address's
+        # (which the right secrets above did not: a client that authenticates pays nothing).
         answers = []
         for i in range(3):
             guess = await http.post(

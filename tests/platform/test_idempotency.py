@@ -172,11 +172,8 @@ async def test_keys_are_kept_24_hours(test_app_client, make_tenant, database):
     assert first.status_code == 201
     async with database.system_transaction() as session:
         kept_for = await session.scalar(
-            sa.text(
-                "SELECT expires_at - created_at FROM idempotency_keys "
-                "WHERE tenant_id = :t AND key = :k"
-            ),
-            {"t": tenant.id, "k": k},
+            sa.text("SELECT expires_at - created_at FROM idempotency_keys WHERE tenant_id = :t"),
+            {"t": tenant.id},
         )
     assert kept_for is not None
     assert kept_for.total_seconds() >= 24 * 3600
@@ -191,9 +188,9 @@ async def test_an_expired_key_runs_again(test_app_client, make_tenant, database)
         expired = await session.execute(
             sa.text(
                 "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' "
-                "WHERE tenant_id = :t AND key = :k"
+                "WHERE tenant_id = :t"
             ),
-            {"t": tenant.id, "k": k},
+            {"t": tenant.id},
         )
         assert expired.rowcount == 1
 
@@ -206,3 +203,86 @@ async def test_an_expired_key_runs_again(test_app_client, make_tenant, database)
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.json()["id"] == fresh.json()["id"]
     assert await count_events(database, tenant.id, WIDGET_CREATED) == 2
+
+
+async def new_client_headers(http, tenant, **body: Any) -> dict[str, str]:
+    """Headers with a token of a new client of `tenant` (another integration or person)."""
+    made = await http.post(
+        "/v1/api-clients", json={"name": "another", **body}, headers=await tenant.headers()
+    )
+    assert made.status_code == 201, made.text
+    form = {"grant_type": "client_credentials"}
+    auth = (made.json()["client_id"], made.json()["client_secret"])
+    token = await http.post("/oauth/token", data=form, auth=auth)
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+async def test_a_viewer_reusing_an_admins_key_and_body_gets_no_replay(
+    test_app_client, make_tenant, database
+):
+    tenant = await make_tenant()
+    k = key()
+    body = {"name": "deploy bot", "role": "editor"}
+    admin = {**await tenant.headers(), "Idempotency-Key": k}
+    first = await test_app_client.post("/v1/api-clients", json=body, headers=admin)
+    assert first.status_code == 201, first.text
+
+    viewer = {**await new_client_headers(test_app_client, tenant), "Idempotency-Key": k}
+    stolen = await test_app_client.post("/v1/api-clients", json=body, headers=viewer)
+    assert stolen.status_code == 403, stolen.text
+    assert "idempotent-replayed" not in stolen.headers
+    assert first.json()["client_id"] not in stolen.text
+    # The admin still gets its own replay.
+    again = await test_app_client.post("/v1/api-clients", json=body, headers=admin)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+
+
+async def test_two_integrations_with_the_same_keys_each_get_their_own_write(
+    test_app_client, make_tenant, database
+):
+    tenant = await make_tenant()
+    one = await new_client_headers(test_app_client, tenant, role="editor")
+    other = await new_client_headers(test_app_client, tenant, role="editor")
+    payload = {"name": "nightly", "quantity": 3}
+    answers = [
+        await test_app_client.post(
+            WIDGETS, json=payload, headers={**headers, "Idempotency-Key": "sync-2026-10-01"}
+        )
+        for headers in (one, other, one, other)
+    ]
+    assert [a.status_code for a in answers] == [201] * 4
+    assert [a.headers.get("idempotent-replayed") for a in answers] == [None, None, "true", "true"]
+    assert answers[0].json()["id"] != answers[1].json()["id"]
+    assert answers[2].json() == answers[0].json()
+    assert answers[3].json() == answers[1].json()
+    assert await count_events(database, tenant.id, WIDGET_CREATED) == 2
+
+
+async def test_a_token_with_other_scopes_is_another_caller(test_app_client, make_tenant):
+    tenant = await make_tenant()
+    k = key()
+    full = {**await tenant.headers(), "Idempotency-Key": k}
+    fewer = {**await tenant.headers("findings:read"), "Idempotency-Key": k}
+    first = await test_app_client.post("/v1/api-clients", json={"name": "x"}, headers=full)
+    assert first.status_code == 201
+    narrower = await test_app_client.post("/v1/api-clients", json={"name": "x"}, headers=fewer)
+    assert narrower.status_code == 403
+    assert "idempotent-replayed" not in narrower.headers
+
+
+def test_every_v1_write_replays_after_its_guards() -> None:
+    """A handler with its own before_request would replace the one that claims keys."""
+    from wg_api.app import create_app
+    from wg_api.platform.transaction import replay_idempotent
+
+    app = create_app()
+    writes = [
+        (route.path, handler)
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", [])
+        if route.path.startswith("/v1") and "POST" in getattr(handler, "http_methods", ())
+    ]
+    assert len(writes) >= 10
+    for path, handler in writes:
+        assert handler.resolve_before_request() is replay_idempotent, path

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
-import httpx
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, KeySetSerialization
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from wg_api.identity import repository, service
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.principal import Principal
+from wg_api.identity.provider_keys import (
+    KEY_ERRORS,
+    JWKSCache,
+    has_kid,
+)
+from wg_api.identity.rate_limit import (
+    UnauthenticatedGate,
+    client_address,
+    too_many_unauthenticated,
+)
 from wg_api.identity.scopes import ROLE_RANK, ROLE_SCOPES, SCOPES, TENANT_ROLES
 from wg_api.identity.tokens import (
     LEEWAY_SECONDS,
@@ -32,17 +37,16 @@ from wg_api.identity.tokens import (
 from wg_api.platform.asgi import ASGIApp, Receive, Scope, Send, send_problem
 from wg_api.platform.database import Database
 from wg_api.platform.errors import Forbidden, ProblemError, Unauthorized
+from wg_api.platform.outbound import OutboundClient
 from wg_api.settings import Settings
 
 log = logging.getLogger("wg_api.auth")
 
-JWKS_REFETCH_SECONDS = 60.0
-JWKS_MAX_AGE_SECONDS = 3600.0
-JWKS_MAX_BYTES = 512 * 1024
 PROVIDER_CACHE_SECONDS = 60.0
 VERIFIED_TOKEN_SECONDS = 60.0
 USER_TOUCH_SECONDS = 300.0
 CACHE_MAX_ENTRIES = 10_000
+MAX_ISSUER_LENGTH = 2000  # as registration allows; longer ones would only bloat the caches
 
 Clock = Callable[[], float]
 K = TypeVar("K")
@@ -80,99 +84,6 @@ class ExpiringCache(Generic[K, V]):
         self._entries.pop(key, None)
 
 
-class JWKSCache:
-    """Identity providers' key sets.
-
-    Fetched on first use and kept for an hour; a token signed by a key the cached set lacks
-    triggers a refetch, at most once a minute per set. When the provider cannot be reached, the
-    last good set keeps serving.
-    """
-
-    def __init__(self, client: httpx.AsyncClient | None = None, clock: Clock = time.monotonic):
-        self._client = client
-        self.clock = clock
-        self._sets: dict[str, tuple[KeySet, float]] = {}
-        self._attempted: dict[str, float] = {}
-        self._discovered: dict[str, tuple[str, float]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
-        return self._client
-
-    async def _get_json(self, uri: str) -> Any:
-        async with (await self._http()).stream("GET", uri) as response:
-            response.raise_for_status()
-            body = b""
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > JWKS_MAX_BYTES:
-                    raise ValueError(f"{uri} answered more than {JWKS_MAX_BYTES} bytes")
-        return json.loads(body)
-
-    async def _fetch(self, uri: str) -> KeySet:
-        document = await self._get_json(uri)
-        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            raise ValueError(f"{uri} is not a JWK set")
-        return KeySet.import_key_set(cast(KeySetSerialization, document))
-
-    async def jwks_uri_for(self, issuer: str, configured: str | None) -> str:
-        """The configured JWKS URI, or the one OpenID Connect discovery names (cached)."""
-        if configured:
-            return configured
-        now = self.clock()
-        cached = self._discovered.get(issuer)
-        if cached is not None and now - cached[1] < JWKS_MAX_AGE_SECONDS:
-            return cached[0]
-        document = await self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
-        if not isinstance(document, dict) or document.get("issuer") != issuer:
-            raise ValueError("the discovery document names another issuer")
-        uri = document.get("jwks_uri")
-        if not isinstance(uri, str):
-            raise ValueError("the discovery document has no jwks_uri")
-        self._discovered[issuer] = (uri, now)
-        return uri
-
-    def _cached(self, uri: str, kid: str | None) -> KeySet | None:
-        """The cached set if it may serve this kid without asking the provider again."""
-        cached = self._sets.get(uri)
-        if cached is None:
-            return None
-        key_set, fetched_at = cached
-        now = self.clock()
-        if now - self._attempted.get(uri, fetched_at) < JWKS_REFETCH_SECONDS:
-            return key_set
-        fresh = now - fetched_at < JWKS_MAX_AGE_SECONDS
-        return key_set if fresh and (kid is None or _has_kid(key_set, kid)) else None
-
-    async def key_set(self, uri: str, kid: str | None) -> KeySet:
-        if (key_set := self._cached(uri, kid)) is not None:
-            return key_set
-        async with self._locks.setdefault(uri, asyncio.Lock()):
-            if (key_set := self._cached(uri, kid)) is not None:
-                return key_set
-            self._attempted[uri] = self.clock()
-            try:
-                key_set = await self._fetch(uri)
-            except (httpx.HTTPError, ValueError, JoseError) as exc:
-                stale = self._sets.get(uri)
-                if stale is None:
-                    raise
-                log.warning("identity provider keys unavailable, using the last good set: %s", exc)
-                return stale[0]
-            self._sets[uri] = (key_set, self.clock())
-            return key_set
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-
-def _has_kid(key_set: KeySet, kid: str) -> bool:
-    return any(key.kid == kid for key in key_set.keys)
-
-
 def role_from_claim(claimed: object, default_role: str) -> str:
     """The role a person's token claims (a string or a list of them), else the default."""
     values = [claimed] if isinstance(claimed, str) else claimed
@@ -197,12 +108,17 @@ class Authenticator:
         keys: SigningKeys,
         jwks: JWKSCache | None = None,
         clock: Clock = time.monotonic,
+        gate: UnauthenticatedGate | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.keys = keys
-        self.jwks = jwks or JWKSCache(clock=clock)
-        self._client_status: ExpiringCache[uuid.UUID, bool] = ExpiringCache(
+        self.gate = gate or UnauthenticatedGate(settings)
+        self.jwks = jwks or JWKSCache(
+            OutboundClient(allow_loopback=settings.outbound_allow_loopback), clock=clock
+        )
+        # A live client's name (None: revoked or unknown).
+        self._client_names: ExpiringCache[uuid.UUID, str | None] = ExpiringCache(
             settings.revocation_cache_seconds, clock
         )
         self._providers: ExpiringCache[str, repository.ProviderRecord | None] = ExpiringCache(
@@ -217,16 +133,18 @@ class Authenticator:
             VERIFIED_TOKEN_SECONDS, clock
         )
 
-    async def authenticate(self, token: str) -> Principal:
+    async def authenticate(self, token: str, address: str = "unknown") -> Principal:
+        """The principal of `token`; `address` (the caller's, see `client_address`) pays for any
+        database lookup made before the caller is known."""
         if self._verified.get(token)[0]:
             return await self._service_principal(token)
         _, claims = unverified_parts(token)
         issuer = claims.get("iss")
-        if not isinstance(issuer, str):
-            raise Unauthorized("The token has no issuer.")
+        if not isinstance(issuer, str) or not 1 <= len(issuer) <= MAX_ISSUER_LENGTH:
+            raise Unauthorized("The token has no usable issuer.")
         if issuer == self.settings.public_url:
             return await self._service_principal(token)
-        return await self._person_principal(token, issuer)
+        return await self._person_principal(token, issuer, address)
 
     async def _service_principal(self, token: str) -> Principal:
         found, cached = self._verified.get(token)
@@ -245,57 +163,64 @@ class Authenticator:
             role = str(claims["role"])
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise Unauthorized("The token is not valid.") from exc
-        if role not in TENANT_ROLES or not await self._client_active(tenant_id, client_uuid):
+        name = (
+            await self._active_client_name(tenant_id, client_uuid) if role in TENANT_ROLES else None
+        )
+        if name is None:
             raise Unauthorized("The client of this token is revoked.")
         return Principal(
             tenant_id=tenant_id,
             type="client",
             id=client_uuid,
-            name=str(claims.get("client_id", "")),
+            name=name,
             role=role,
             scopes=scopes_for(role, claims.get("scope")),
             token_id=str(claims.get("jti", "")),
         )
 
-    async def _client_active(self, tenant_id: uuid.UUID, client_uuid: uuid.UUID) -> bool:
-        found, active = self._client_status.get(client_uuid)
+    async def _active_client_name(self, tenant_id: uuid.UUID, client_uuid: uuid.UUID) -> str | None:
+        found, name = self._client_names.get(client_uuid)
         if found:
-            return bool(active)
+            return name
         async with self.database.transaction(tenant_id) as session:
-            active = await repository.client_is_active(session, client_uuid)
-        self._client_status.put(client_uuid, active)
-        return active
+            name = await repository.active_client_name(session, client_uuid)
+        self._client_names.put(client_uuid, name)
+        return name
 
     def forget_client(self, client_uuid: uuid.UUID) -> None:
-        self._client_status.pop(client_uuid)
+        self._client_names.pop(client_uuid)
 
-    async def _provider(self, issuer: str) -> repository.ProviderRecord | None:
+    async def _provider(
+        self, issuer: str, address: str
+    ) -> tuple[repository.ProviderRecord | None, bool]:
+        """The issuer's registration, and whether the caller's address paid for looking it up."""
         found, provider = self._providers.get(issuer)
         if found:
-            return provider
-        async with self.database.transaction() as session:
+            return provider, False
+        self.gate.spend(address)
+        async with self.gate.db_slot(), self.database.transaction() as session:
             provider = await repository.provider_for_issuer(session, issuer)
         self._providers.put(issuer, provider)
-        return provider
+        return provider, True
 
     def forget_provider(self, issuer: str) -> None:
         self._providers.pop(issuer)
 
-    async def _person_principal(self, token: str, issuer: str) -> Principal:
+    async def _person_principal(self, token: str, issuer: str, address: str) -> Principal:
         header, _ = unverified_parts(token)
         if header.get("alg") not in PROVIDER_ALGORITHMS:
             raise Unauthorized("The token's algorithm is not accepted.")
-        provider = await self._provider(issuer)
+        provider, paid = await self._provider(issuer, address)
         if provider is None:
             raise Unauthorized("The token's issuer is not registered with any tenant.")
         kid = header.get("kid") if isinstance(header.get("kid"), str) else None
         try:
             uri = await self.jwks.jwks_uri_for(provider.issuer, provider.jwks_uri)
             key_set = await self.jwks.key_set(uri, kid)
-        except (httpx.HTTPError, ValueError, JoseError) as exc:
+        except KEY_ERRORS as exc:
             log.warning("identity provider keys unavailable for %s: %s", issuer, exc)
             raise Unauthorized("The identity provider's keys could not be fetched.") from exc
-        if kid is not None and not _has_kid(key_set, kid):
+        if kid is not None and not has_kid(key_set, kid):
             raise Unauthorized("The token is signed by an unknown key.")
         claims = verify_jwt(
             token,
@@ -313,6 +238,8 @@ class Authenticator:
         name = str(claims.get("name") or claims.get("preferred_username") or subject)[:200]
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
         user_id = await self._user_id(provider, subject, name, email, role)
+        if paid:
+            self.gate.addresses.give_back(address)
         return Principal(
             tenant_id=provider.tenant_id,
             type="user",
@@ -380,8 +307,14 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         authenticator: Authenticator = scope["litestar_app"].state[AUTHENTICATOR_STATE_KEY]
+        address = client_address(scope)
         try:
-            principal = await authenticator.authenticate(bearer_token(scope))
+            principal = await authenticator.authenticate(bearer_token(scope), address)
+        except Unauthorized as error:
+            # Every failure costs the address a token; with none left it hears 429, not 401.
+            wait = authenticator.gate.addresses.take(address)
+            await send_problem(send, too_many_unauthenticated(wait) if wait else error)
+            return
         except ProblemError as error:
             await send_problem(send, error)
             return

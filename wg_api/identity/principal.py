@@ -19,3 +19,8 @@ class Principal:
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    @property
+    def idempotency_scope(self) -> str:
+        """Whose Idempotency-Keys these are: this caller, with exactly these powers."""
+        return f"{self.type}:{self.id}:{self.role}:{' '.join(sorted(self.scopes))}"

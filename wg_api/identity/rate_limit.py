@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,7 +25,8 @@ import sqlalchemy as sa
 
 from wg_api.platform.asgi import ASGIApp, Message, Receive, Scope, Send, send_problem
 from wg_api.platform.database import Database
-from wg_api.platform.errors import RateLimited
+from wg_api.platform.errors import RateLimited, TryAgain
+from wg_api.settings import Settings
 
 log = logging.getLogger("wg_api.rate_limit")
 
@@ -159,3 +162,121 @@ class TenantRateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# ---- before authentication ----------------------------------------------------------------------
+
+UNAUTHENTICATED_STATE_KEY = "unauthenticated_gate"
+MAX_TRACKED_KEYS = 65_536
+DB_SLOT_WAIT_SECONDS = 2.0
+
+
+class TokenBuckets:
+    """Token buckets in this process's memory, one per key, at most `max_entries` of them.
+
+    A bucket holds up to `per_minute` tokens and refills continuously. When the table is full the
+    least recently used bucket goes: memory stays bounded however many addresses call, and an
+    evicted bucket only comes back full (it never lets anyone over `per_minute` for long).
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        max_entries: int = MAX_TRACKED_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = float(max(1, per_minute))
+        self.rate = self.capacity / WINDOW_SECONDS
+        self.max_entries = max_entries
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def _level(self, key: str) -> float:
+        now = self.clock()
+        tokens, updated = self._buckets.get(key, (self.capacity, now))
+        return min(self.capacity, tokens + (now - updated) * self.rate)
+
+    def _set(self, key: str, tokens: float) -> None:
+        self._buckets[key] = (tokens, self.clock())
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_entries:
+            self._buckets.popitem(last=False)
+
+    def wait(self, key: str) -> int:
+        """Seconds until `key` has a token (0: it has one now); takes nothing."""
+        level = self._level(key)
+        return 0 if level >= 1 else max(1, math.ceil((1 - level) / self.rate))
+
+    def take(self, key: str) -> int:
+        """Take a token: 0 when taken, else the seconds until one is there (nothing taken)."""
+        level = self._level(key)
+        if level < 1:
+            return max(1, math.ceil((1 - level) / self.rate))
+        self._set(key, level - 1)
+        return 0
+
+    def give_back(self, key: str) -> None:
+        if key in self._buckets:
+            self._set(key, min(self.capacity, self._level(key) + 1))
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def client_address(scope: Scope) -> str:
+    """The caller's address as limits count it: IPv4 as is, IPv6 by its /64 (one host's share)."""
+    client = scope.get("client")
+    host = client[0] if client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class UnauthenticatedGate:
+    """What a caller who has not proven who it is may cost, counted before the database.
+
+    - `addresses`: every failed authentication, and every database lookup made before the caller
+      is known (an unknown issuer, a token request's client), takes a token of the caller's
+      address; a caller that then authenticates gets it back. An empty bucket answers 429.
+    - `token_failures`: failed token requests per (address, client id), so a stranger guessing a
+      client's secret is stopped without touching that client's own budget.
+    - `db_slots`: at most a quarter of the pool serves lookups for unknown callers at once.
+    """
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.addresses = TokenBuckets(settings.unauthenticated_per_minute, clock=clock)
+        self.token_failures = TokenBuckets(settings.token_failures_per_minute, clock=clock)
+        self._slots = asyncio.Semaphore(max(1, settings.db_pool_size // 4))
+
+    def spend(self, address: str) -> None:
+        """Take a token of `address` for work before authentication, or refuse with 429."""
+        if wait := self.addresses.take(address):
+            raise too_many_unauthenticated(wait)
+
+    @contextlib.asynccontextmanager
+    async def db_slot(self) -> AsyncIterator[None]:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), DB_SLOT_WAIT_SECONDS)
+        except TimeoutError as exc:
+            raise TryAgain(
+                "Too many unauthenticated requests are waiting; try again.",
+                headers={"Retry-After": "1"},
+            ) from exc
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+def too_many_unauthenticated(wait: int) -> RateLimited:
+    return RateLimited(
+        "Too many unauthenticated or failed requests from this address.",
+        headers={"Retry-After": str(wait)},
+    )

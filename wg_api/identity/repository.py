@@ -37,12 +37,14 @@ async def client_for_token(session: AsyncSession, client_id: str) -> ClientRecor
     )
 
 
-async def client_is_active(session: AsyncSession, client_uuid: uuid.UUID) -> bool:
-    revoked_at = await session.execute(
-        sa.select(api_clients.c.revoked_at).where(api_clients.c.id == client_uuid)
+async def active_client_name(session: AsyncSession, client_uuid: uuid.UUID) -> str | None:
+    """The client's name while it is not revoked; None when revoked or not found."""
+    name: str | None = await session.scalar(
+        sa.select(api_clients.c.name).where(
+            api_clients.c.id == client_uuid, api_clients.c.revoked_at.is_(None)
+        )
     )
-    row = revoked_at.one_or_none()
-    return row is not None and row.revoked_at is None
+    return name
 
 
 @dataclass(frozen=True)

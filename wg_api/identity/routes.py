@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 import sqlalchemy as sa
@@ -16,7 +16,14 @@ from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, require
 from wg_api.identity.keys import SIGNING_ALGORITHM, SigningKeys
 from wg_api.identity.models import tenants
 from wg_api.identity.principal import Principal
-from wg_api.identity.rate_limit import LIMITER_STATE_KEY, RateLimiter, rate_limit_headers
+from wg_api.identity.rate_limit import (
+    LIMITER_STATE_KEY,
+    UNAUTHENTICATED_STATE_KEY,
+    RateLimiter,
+    UnauthenticatedGate,
+    client_address,
+    rate_limit_headers,
+)
 from wg_api.identity.schemas import (
     ApiClientCreate,
     ApiClientOut,
@@ -31,9 +38,11 @@ from wg_api.identity.schemas import (
 )
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer, client_id_from_request
+from wg_api.platform.asgi import Scope
 from wg_api.platform.database import Database
 from wg_api.platform.errors import NotFound
 from wg_api.platform.http import Body, check_if_match, etag_of
+from wg_api.platform.outbound import OUTBOUND_STATE_KEY
 from wg_api.platform.pagination import Page, Pagination, page_response, paginate
 from wg_api.platform.transaction import DbSession
 from wg_api.settings import Settings
@@ -50,6 +59,15 @@ def _oauth_error(
         status_code=status,
         media_type="application/json",
         headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
+    )
+
+
+def _slow_down(wait: int) -> Response[bytes]:
+    return _oauth_error(
+        429,
+        "slow_down",
+        "Too many failed or unauthenticated requests from this address; try again later.",
+        {"Retry-After": str(wait)},
     )
 
 
@@ -82,28 +100,36 @@ class OAuthController(Controller):
         form = {k: str(v) for k, v in (await request.form()).items()}
         headers = {k.lower(): v for k, v in request.headers.items()}
         client_id = client_id_from_request(headers, form)
-        database: Database = request.app.state["database"]
+        gate: UnauthenticatedGate = request.app.state[UNAUTHENTICATED_STATE_KEY]
+        address = client_address(cast(Scope, request.scope))
+        # The lookup is work for a caller not yet known: its address pays, and is paid back
+        # when the secret is right. Failures count per address and client id together, so a
+        # stranger's wrong secrets never spend the client's own budget.
+        if wait := gate.addresses.take(address):
+            return _slow_down(wait)
+        failures_key = f"{address} {(client_id or '')[:MAX_CLIENT_ID_LENGTH]}"
+        if wait := gate.token_failures.wait(failures_key):
+            return _slow_down(wait)
         client = None
         if client_id and len(client_id) <= MAX_CLIENT_ID_LENGTH:
-            async with database.transaction() as session:
+            database: Database = request.app.state["database"]
+            async with gate.db_slot(), database.transaction() as session:
                 client = await repository.client_for_token(session, client_id)
-        # Per client that exists; made-up client ids share their caller's address's budget, so
-        # inventing ids neither escapes the limit nor grows the counters.
-        if client is not None:
-            bucket = f"token:{client.id}"
-        else:
-            bucket = f"token-ip:{request.client.host if request.client else 'unknown'}"
-        limiter: RateLimiter = request.app.state[LIMITER_STATE_KEY]
-        decision = limiter.hit(bucket, settings.token_rate_limit_per_minute)
-        if not decision.allowed:
-            return _oauth_error(
-                429,
-                "slow_down",
-                "Too many token requests; reuse tokens until they expire.",
-                {k.decode(): v.decode() for k, v in rate_limit_headers(decision)},
-            )
         server: TokenServer = request.app.state["token_server"]
         answer = server.answer(client, request.headers, form)
+        if answer.status == 401:
+            gate.token_failures.take(failures_key)
+        elif answer.status == 200 and client is not None:
+            gate.addresses.give_back(address)
+            limiter: RateLimiter = request.app.state[LIMITER_STATE_KEY]
+            decision = limiter.hit(f"token:{client.id}", settings.token_rate_limit_per_minute)
+            if not decision.allowed:
+                return _oauth_error(
+                    429,
+                    "slow_down",
+                    "Too many token requests; reuse tokens until they expire.",
+                    {k.decode(): v.decode() for k, v in rate_limit_headers(decision)},
+                )
         return Response(
             msgspec.json.encode(answer.body),
             status_code=answer.status,
@@ -332,12 +358,23 @@ class IdentityProvidersController(Controller):
 
         Tokens must carry `iss` equal to `issuer` and `audience` in `aud`, and be signed by a key
         of `jwks_uri` (or of the `jwks_uri` that the issuer's discovery document names). The role
-        comes from the `role_claim` claim when it names a role, else `default_role`. An issuer
-        belongs to one tenant only: registering one that is taken answers 409.
+        comes from the `role_claim` claim when it names a role, else `default_role`.
+
+        `proof_token` proves you control the issuer: a token it signed, with `iss` the issuer,
+        `aud` the audience and `iat` under 10 minutes old, checked against the issuer's keys
+        (a `jwks_uri` counts only when it lies under the issuer's URL or is the one the issuer's
+        discovery document names). Without a valid proof: 422 naming `proof_token`. An `issuer`
+        or `jwks_uri` at an address the service does not call (loopback, private, link-local,
+        metadata, ...): 422 naming it, before anything is fetched. Only after the proof: an issuer
+        belongs to one tenant, so one another tenant registered answers 409.
         """
         settings: Settings = request.app.state["settings"]
         provider = await service.add_identity_provider(
-            db_session, request.user, data, own_issuer=settings.public_url
+            db_session,
+            request.user,
+            data,
+            own_issuer=settings.public_url,
+            outbound=request.app.state[OUTBOUND_STATE_KEY],
         )
         _authenticator(request).forget_provider(provider.issuer)
         return Response(

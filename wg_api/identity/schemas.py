@@ -79,6 +79,7 @@ class IdentityProviderCreate(msgspec.Struct, forbid_unknown_fields=True):
     issuer: str
     audience: str
     default_role: Literal["admin", "editor", "viewer"]
+    proof_token: str
     jwks_uri: str | None = None
     role_claim: str | None = None
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.identity import repository
 from wg_api.identity.principal import Principal
+from wg_api.identity.provider_keys import check_issuer_proof
 from wg_api.identity.schemas import (
     ApiClientOut,
     AuditActorOut,
@@ -31,6 +32,7 @@ from wg_api.platform.errors import (
     NotFound,
     ValidationFailed,
 )
+from wg_api.platform.outbound import OutboundClient, OutboundError, RefusedAddress
 from wg_api.platform.pagination import Page, identifier, keyset, moment, paginate, whole_number
 from wg_api.platform.validation import is_valid_timezone, slug_error
 
@@ -385,10 +387,10 @@ def _provider_details(row: Any) -> dict[str, Any]:
     }
 
 
-async def add_identity_provider(
-    session: AsyncSession, actor: Principal, data: IdentityProviderCreate, *, own_issuer: str
-) -> IdentityProviderOut:
-    """Register the tenant's OIDC issuer; an issuer belongs to one tenant only (409)."""
+MAX_PROOF_TOKEN_LENGTH = 16 * 1024
+
+
+def _provider_field_errors(data: IdentityProviderCreate, own_issuer: str) -> list[FieldError]:
     errors: list[FieldError] = []
     if message := url_error(data.issuer):
         errors.append(FieldError("issuer", message))
@@ -402,8 +404,48 @@ async def add_identity_provider(
         errors.append(
             FieldError("role_claim", "must be a claim name: 1 to 100 letters, digits or _:./-")
         )
+    if not 1 <= len(data.proof_token) <= MAX_PROOF_TOKEN_LENGTH:
+        errors.append(FieldError("proof_token", "must be a JWT of at most 16384 characters"))
+    return errors
+
+
+async def add_identity_provider(
+    session: AsyncSession,
+    actor: Principal,
+    data: IdentityProviderCreate,
+    *,
+    own_issuer: str,
+    outbound: OutboundClient,
+) -> IdentityProviderOut:
+    """Register the tenant's OIDC issuer once its `proof_token` shows the tenant controls it.
+
+    In this order, so that nothing is fetched from a refused address and nothing is said about
+    an issuer before its proof: the fields, the addresses of `issuer` and `jwks_uri`, the proof,
+    and only then whether another tenant has the issuer (409: an issuer belongs to one tenant).
+    """
+    errors = _provider_field_errors(data, own_issuer)
     if errors:
         raise ValidationFailed("The identity provider is not valid.", errors=errors)
+    for field, url in (("issuer", data.issuer), ("jwks_uri", data.jwks_uri)):
+        if url is None:
+            continue
+        try:
+            await outbound.address_for(url)
+        except RefusedAddress as refused:
+            errors.append(
+                FieldError(field, f"is at an address this service does not call: {refused.reason}")
+            )
+        except OutboundError:
+            errors.append(FieldError(field, "has a host that could not be resolved"))
+    if errors:
+        raise ValidationFailed("The identity provider is not valid.", errors=errors)
+    await check_issuer_proof(
+        outbound,
+        issuer=data.issuer,
+        audience=data.audience,
+        jwks_uri=data.jwks_uri,
+        proof_token=data.proof_token,
+    )
     row = await repository.create_provider(
         session,
         tenant_id=actor.tenant_id,

@@ -1,21 +1,26 @@
 """One database transaction per request, committed before the response leaves, plus Idempotency-Key.
 
 Writes are buffered until the transaction commits, so a client never sees a 201 for a change that
-was rolled back. An `Idempotency-Key` is locked with a transaction-level advisory lock (a second
-request with the same key while the first runs gets 409) and its response is stored in the same
-transaction as the change it describes, so a replay can never disagree with the database.
+was rolled back. An `Idempotency-Key` belongs to its caller: it is stored under the principal and
+its scopes (two integrations with the same deterministic keys never meet), and it is claimed only
+after the route's guards passed (`replay_idempotent`, the /v1 router's `before_request`), so a
+caller who may not make the request never receives anyone's stored answer. The claim takes a
+transaction-level advisory lock (a second request with the same key while the first runs gets 409)
+and the response is stored in the same transaction as the change it describes, so a replay can
+never disagree with the database.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias, cast
 
 import msgspec
 import sqlalchemy as sa
-from litestar import Request
+from litestar import Request, Response
 from litestar.di import NamedDependency
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +40,7 @@ from wg_api.settings import Settings
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REPLAYED_HEADERS = ("content-type", "location", "etag")
 TX_SCOPE_KEY = "wg.tx"
+IDEMPOTENCY_SCOPE_KEY = "wg.idempotency"
 # Secrets are shown once and stored only as hashes: a stored replay never keeps them.
 SECRET_FIELDS = frozenset({"client_secret", "secret"})
 
@@ -68,6 +74,16 @@ class RequestTransaction:
             self._session = None
 
 
+@dataclass
+class PendingKey:
+    """An Idempotency-Key read by the middleware, claimed (or replayed) after the guards."""
+
+    key: str
+    request_hash: bytes
+    stored_key: str | None = None
+    replayed: bool = False
+
+
 def caller_tenant(scope: Scope) -> uuid.UUID | None:
     tenant_id = getattr(scope.get("user"), "tenant_id", None)
     return tenant_id if isinstance(tenant_id, uuid.UUID) else None
@@ -86,6 +102,15 @@ class StoredResponse(msgspec.Struct):
     status: int
     headers: dict[str, str]
     body: bytes
+
+
+def caller_key(scope: Scope, key: str) -> str | None:
+    """The key as stored: the client's key within its caller (the principal's
+    `idempotency_scope`: who it is and what its token may do); None without a caller."""
+    caller = getattr(scope.get("user"), "idempotency_scope", None)
+    if not isinstance(caller, str):
+        return None
+    return hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
 
 
 def _lock_key(tenant_id: uuid.UUID, key: str) -> int:
@@ -138,24 +163,15 @@ class TransactionMiddleware:
         except ProblemError as error:
             await send_problem(send, error)
             return
-        request_hash = b""
+        pending: PendingKey | None = None
         if key is not None and tx.tenant_id is not None and body is not None:
             request_hash = hashlib.sha256(
                 b"\n".join(
                     [scope["method"].encode(), scope["raw_path"], scope["query_string"], body]
                 )
             ).digest()
-            session = await tx.session()
-            stored = await self._claim(session, tx.tenant_id, key, request_hash)
-            if isinstance(stored, ProblemError):
-                await send_problem(send, stored)
-                return
-            if stored is not None:
-                await self._replay(stored, send)
-                return
+            pending = scope[IDEMPOTENCY_SCOPE_KEY] = PendingKey(key, request_hash)
             receive = _replay_body(body)
-        else:
-            key = None
 
         messages: list[Message] = []
 
@@ -165,92 +181,118 @@ class TransactionMiddleware:
         await self.app(scope, receive, capture)
         status = next((m["status"] for m in messages if m["type"] == "http.response.start"), 500)
         if status < 400:
-            if key is not None and tx.tenant_id is not None:
+            stored_key = pending.stored_key if pending and not pending.replayed else None
+            if stored_key is not None and tx.tenant_id is not None and pending is not None:
                 ttl = timedelta(hours=settings.idempotency_ttl_hours)
-                await self._store(
-                    await tx.session(), tx.tenant_id, key, request_hash, messages, ttl
+                await store_response(
+                    await tx.session(),
+                    tx.tenant_id,
+                    stored_key,
+                    pending.request_hash,
+                    messages,
+                    ttl,
                 )
             await tx.commit()
         for message in messages:
             await send(message)
 
-    async def _claim(
-        self, session: AsyncSession, tenant_id: uuid.UUID, key: str, request_hash: bytes
-    ) -> StoredResponse | ProblemError | None:
-        locked = await session.scalar(
-            sa.select(sa.func.pg_try_advisory_xact_lock(_lock_key(tenant_id, key)))
-        )
-        if not locked:
-            return IdempotencyKeyInUse()
-        row = (
-            await session.execute(
-                sa.select(
-                    idempotency_keys.c.request_hash,
-                    idempotency_keys.c.status_code,
-                    idempotency_keys.c.headers,
-                    idempotency_keys.c.body,
-                ).where(
-                    idempotency_keys.c.tenant_id == tenant_id,
-                    idempotency_keys.c.key == key,
-                    idempotency_keys.c.expires_at > sa.func.now(),
-                )
-            )
-        ).one_or_none()
-        if row is None:
-            return None
-        if bytes(row.request_hash) != request_hash:
-            return IdempotencyKeyReused()
-        return StoredResponse(status=row.status_code, headers=row.headers, body=bytes(row.body))
 
-    async def _store(
-        self,
-        session: AsyncSession,
-        tenant_id: uuid.UUID,
-        key: str,
-        request_hash: bytes,
-        messages: list[Message],
-        ttl: timedelta,
-    ) -> None:
-        start = next(m for m in messages if m["type"] == "http.response.start")
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in start.get("headers", [])
-            if name.decode("latin-1").lower() in REPLAYED_HEADERS
-        }
-        body = _without_secrets(
-            b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-        )
-        expires_at = datetime.now(UTC) + ttl
-        statement = insert(idempotency_keys).values(
-            tenant_id=tenant_id,
-            key=key,
-            request_hash=request_hash,
-            status_code=start["status"],
-            headers=headers,
-            body=body,
-            expires_at=expires_at,
-        )
-        # An expired row with the same key may still be waiting for the purge job.
+async def replay_idempotent(request: Request[Any, Any, Any]) -> Response[bytes] | None:
+    """`before_request` of /v1: runs after the guards; answers a replay or claims the key."""
+    scope = cast(Scope, request.scope)
+    pending: PendingKey | None = scope.get(IDEMPOTENCY_SCOPE_KEY)
+    tx: RequestTransaction | None = scope.get(TX_SCOPE_KEY)
+    if pending is None or tx is None or tx.tenant_id is None:
+        return None
+    stored_key = caller_key(scope, pending.key)
+    if stored_key is None:
+        return None
+    stored = await claim(await tx.session(), tx.tenant_id, stored_key, pending.request_hash)
+    if stored is None:
+        pending.stored_key = stored_key
+        return None
+    pending.replayed = True
+    headers = {k: v for k, v in stored.headers.items() if k.lower() != "content-type"}
+    return Response(
+        stored.body,
+        status_code=stored.status,
+        media_type=stored.headers.get("content-type", "application/json"),
+        headers={**headers, "Idempotent-Replayed": "true"},
+    )
+
+
+async def claim(
+    session: AsyncSession, tenant_id: uuid.UUID, key: str, request_hash: bytes
+) -> StoredResponse | None:
+    """Lock the stored key for this transaction; its stored answer when the same request was
+    answered before (409 while another request holds it, 422 when the body differs)."""
+    locked = await session.scalar(
+        sa.select(sa.func.pg_try_advisory_xact_lock(_lock_key(tenant_id, key)))
+    )
+    if not locked:
+        raise IdempotencyKeyInUse()
+    row = (
         await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[idempotency_keys.c.tenant_id, idempotency_keys.c.key],
-                set_={
-                    "request_hash": statement.excluded.request_hash,
-                    "status_code": statement.excluded.status_code,
-                    "headers": statement.excluded.headers,
-                    "body": statement.excluded.body,
-                    "created_at": sa.func.now(),
-                    "expires_at": statement.excluded.expires_at,
-                },
+            sa.select(
+                idempotency_keys.c.request_hash,
+                idempotency_keys.c.status_code,
+                idempotency_keys.c.headers,
+                idempotency_keys.c.body,
+            ).where(
+                idempotency_keys.c.tenant_id == tenant_id,
+                idempotency_keys.c.key == key,
+                idempotency_keys.c.expires_at > sa.func.now(),
             )
         )
+    ).one_or_none()
+    if row is None:
+        return None
+    if bytes(row.request_hash) != request_hash:
+        raise IdempotencyKeyReused()
+    return StoredResponse(status=row.status_code, headers=row.headers, body=bytes(row.body))
 
-    async def _replay(self, stored: StoredResponse, send: Send) -> None:
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers.items()]
-        headers.append((b"idempotent-replayed", b"true"))
-        headers.append((b"content-length", str(len(stored.body)).encode()))
-        await send({"type": "http.response.start", "status": stored.status, "headers": headers})
-        await send({"type": "http.response.body", "body": stored.body, "more_body": False})
+
+async def store_response(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    key: str,
+    request_hash: bytes,
+    messages: list[Message],
+    ttl: timedelta,
+) -> None:
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    headers = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in start.get("headers", [])
+        if name.decode("latin-1").lower() in REPLAYED_HEADERS
+    }
+    body = _without_secrets(
+        b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    )
+    expires_at = datetime.now(UTC) + ttl
+    statement = insert(idempotency_keys).values(
+        tenant_id=tenant_id,
+        key=key,
+        request_hash=request_hash,
+        status_code=start["status"],
+        headers=headers,
+        body=body,
+        expires_at=expires_at,
+    )
+    # An expired row with the same key may still be waiting for the purge job.
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[idempotency_keys.c.tenant_id, idempotency_keys.c.key],
+            set_={
+                "request_hash": statement.excluded.request_hash,
+                "status_code": statement.excluded.status_code,
+                "headers": statement.excluded.headers,
+                "body": statement.excluded.body,
+                "created_at": sa.func.now(),
+                "expires_at": statement.excluded.expires_at,
+            },
+        )
+    )
 
 
 def _replay_body(body: bytes) -> Receive:
