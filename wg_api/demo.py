@@ -650,10 +650,12 @@ async def _record_findings(
 async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
     tenants_out: list[dict[str, Any]] = []
     credentials: dict[str, tuple[str, str]] = {}
-    async with database.system_transaction() as session:
-        for spec in DEMO_TENANTS:
+    for spec in DEMO_TENANTS:
+        async with database.system_transaction() as session:
             row = await repository.tenant_by_slug(session, spec["slug"])
             tenant = dict(row._mapping) if row else await service.create_tenant(session, **spec)
+        # The tenant's own rows: as the app role, bound to the tenant.
+        async with database.transaction(tenant["id"]) as session:
             await session.execute(
                 sa.update(api_clients)
                 .where(

@@ -109,9 +109,9 @@ async def read_feed(
 
 
 async def purge_events(session: AsyncSession, retention_days: int) -> int:
-    result = await session.execute(
-        sa.delete(events).where(
-            events.c.occurred_at < sa.func.now() - sa.text(f"interval '{int(retention_days)} days'")
-        )
+    """Delete every tenant's events older than the retention (the owner's function, migration
+    0008: the system role calling it has no BYPASSRLS)."""
+    deleted = await session.scalar(
+        sa.text("SELECT purge_events(:days)"), {"days": int(retention_days)}
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(deleted or 0)
