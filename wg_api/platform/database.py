@@ -96,7 +96,19 @@ def make_engine(
 
 
 async def ensure_database(admin_url: URL) -> None:
-    """Create the target database if it does not exist (embedded server and test runs)."""
+    """Create the target database if it does not exist (embedded server and test runs).
+
+    An existing database is used as it is: a managed server's owner role may not even connect to
+    the `postgres` maintenance database."""
+    probe = make_engine(admin_url, pool_size=1, application_name="wg-api-admin")
+    try:
+        async with probe.connect():
+            return
+    except Exception as exc:
+        if "does not exist" not in str(exc):
+            raise
+    finally:
+        await probe.dispose()
     maintenance = admin_url.set(database="postgres")
     engine = make_engine(maintenance, pool_size=1, application_name="wg-api-admin")
     try:
