@@ -1,9 +1,10 @@
 """The service on a managed PostgreSQL: no superuser anywhere once a DBA has made the roles.
 
 Runs against the PostgreSQL server at 127.0.0.1:5432 (`WG_MANAGED_TEST_SERVER` to point
-elsewhere; trust auth), skipped when none answers. A superuser there stands in for the cloud's DBA:
-it runs what `wg-api db roles-sql` prints, under a role prefix of this run's own, and makes an
-empty database. From then on everything logs in as those roles: the service migrates as the
+elsewhere; trust auth, a superuser in the URL), skipped when none answers. A role with CREATEROLE
+and CREATEDB but no superuser stands in for the cloud's admin user: it runs what `wg-api db
+roles-sql` prints, under a role prefix of this run's own (the script also makes the database). From
+then on everything logs in as those roles: the service migrates as the
 non-superuser owner, the command line creates a tenant and a client, the API records findings,
 and the worker's purges delete what expired, with no role holding BYPASSRLS.
 """
@@ -51,7 +52,8 @@ class Managed:
         return str(make_url(SERVER).set(database=database or self.database))
 
     async def dba(self, sql: str, *args: Any) -> Any:
-        """Run `sql` as the server's superuser (the DBA), in the service's database."""
+        """Run `sql` as the server's superuser, in the service's database: to look at every
+        tenant's rows, make time pass, or break a role on purpose."""
         conn = await asyncpg.connect(self.dba_url())
         try:
             return await conn.fetch(sql, *args)
@@ -145,36 +147,43 @@ async def managed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Man
     code, printed, errors = await handle.cli("db", "roles-sql")
     assert code == 0, errors
     cluster, in_database = split_script(printed)
-    dba = await asyncpg.connect(SERVER)
+    # The cloud's admin user: no superuser, may create roles and databases (like RDS's master).
+    admin_role = f"{prefix}_dba"
+    superuser = await asyncpg.connect(SERVER)
     try:
-        # The database is made by the script too, owned by the DBA (as a cloud console would).
-        await run_script(dba, cluster)
-        conn = await asyncpg.connect(handle.dba_url())
+        await superuser.execute(f"CREATE ROLE {admin_role} LOGIN CREATEROLE CREATEDB")
+        dba = await asyncpg.connect(str(make_url(SERVER).set(username=admin_role)))
         try:
-            await run_script(conn, in_database)
-            # Run twice, it changes nothing and fails on nothing.
+            # The script makes the database too, owned by the admin (as a cloud console would).
             await run_script(dba, cluster)
-            await run_script(conn, in_database)
+            conn = await asyncpg.connect(str(make_url(handle.dba_url()).set(username=admin_role)))
+            try:
+                await run_script(conn, in_database)
+                # Run twice, it changes nothing and fails on nothing.
+                await run_script(dba, cluster)
+                await run_script(conn, in_database)
+            finally:
+                await conn.close()
         finally:
-            await conn.close()
+            await dba.close()
         await migrate(asyncpg_url(settings.database_url or ""), settings)
         yield handle
     finally:
-        await dba.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        for role in (settings.app_role, settings.system_role, settings.owner_role):
-            await dba.execute(f"DROP ROLE IF EXISTS {role}")
-        await dba.close()
+        await superuser.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for role in (settings.app_role, settings.system_role, settings.owner_role, admin_role):
+            await superuser.execute(f"DROP ROLE IF EXISTS {role}")
+        await superuser.close()
 
 
 async def _roles_have_no_power(managed: Managed) -> None:
+    settings = managed.settings
+    names = [settings.app_role, settings.owner_role, settings.system_role]
     rows = await managed.dba(
         "SELECT rolname, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles "
-        "WHERE rolname LIKE $1 ORDER BY rolname",
-        f"{managed.settings.role_prefix}\\_%",
+        "WHERE rolname = ANY($1::text[]) ORDER BY rolname",
+        names,
     )
-    assert [row["rolname"] for row in rows] == sorted(
-        [managed.settings.app_role, managed.settings.owner_role, managed.settings.system_role]
-    )
+    assert [row["rolname"] for row in rows] == sorted(names)
     assert not any(
         row["rolsuper"] or row["rolbypassrls"] or row["rolcreaterole"] or row["rolcreatedb"]
         for row in rows
