@@ -1073,14 +1073,15 @@ async def bench_clients(
     database = Database.connect(admin_url, settings)
     found: dict[str, Credentials] = {}
     try:
-        async with database.system_transaction() as session:
-            for slug in slugs:
+        for slug in slugs:
+            async with database.system_transaction() as session:
                 tenant_id = await session.scalar(
                     sa.text("SELECT id FROM tenants WHERE slug = :slug"), {"slug": slug}
                 )
-                if tenant_id is None:
-                    raise SystemExit(f"no tenant {slug!r} in the bench database: generate first")
-                session.info["tenant_id"] = tenant_id
+            if tenant_id is None:
+                raise SystemExit(f"no tenant {slug!r} in the bench database: generate first")
+            # The tenant's clients: as the app role, bound to the tenant.
+            async with database.transaction(tenant_id) as session:
                 await session.execute(
                     sa.text(
                         "UPDATE api_clients SET revoked_at = now() WHERE tenant_id = :tenant "

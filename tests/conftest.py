@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from wg_api.app import asgi_app
 from wg_api.identity import service
@@ -71,7 +72,27 @@ async def database(settings: Settings, admin_url: URL) -> AsyncIterator[Database
         yield db
     finally:
         await db.dispose()
+        engine = _superuser_engines.pop(str(admin_url), None)
+        if engine is not None:
+            await engine.dispose()
         await drop_database(admin_url)
+
+
+_superuser_engines: dict[str, AsyncEngine] = {}
+
+
+@contextlib.asynccontextmanager
+async def superuser_transaction(database: Database) -> AsyncIterator[AsyncSession]:
+    """One transaction as the harness's own login (the superuser of the test server), no tenant
+    bound: for tests that seed or inspect rows of several tenants. Neither service role can
+    (no BYPASSRLS; the system role reaches tenants' rows only through the owner's functions)."""
+    key = str(database.admin_url)
+    engine = _superuser_engines.get(key)
+    if engine is None:
+        engine = make_engine(database.admin_url, pool_size=2, application_name="wg-api-tests")
+        _superuser_engines[key] = engine
+    async with AsyncSession(engine) as session, session.begin():
+        yield session
 
 
 async def drop_database(admin_url: URL) -> None:
@@ -161,6 +182,7 @@ def make_tenant(database: Database, client: httpx.AsyncClient) -> Any:
                 kind=kind,
                 timezone="Asia/Hong_Kong",
             )
+        async with database.transaction(tenant["id"]) as session:
             made = await service.create_client(
                 session, tenant_id=tenant["id"], name="tests", role=role, scopes=scopes
             )
@@ -177,5 +199,5 @@ def make_tenant(database: Database, client: httpx.AsyncClient) -> Any:
 
 
 async def count_rows(database: Database, table: str) -> int:
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         return int(await session.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)  # noqa: S608

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from tests.conftest import superuser_transaction
 from wg_api.demo import DEMO_GROUP, DEMO_TENANTS, FINDINGS, SUPPLIERS, seed_demo
 from wg_api.platform.database import Database
 
@@ -47,7 +48,7 @@ async def _counts(database: Database) -> dict[str, Any]:
         "group": DEMO_GROUP["name"],
         "suppliers": [s["name"] for s in SUPPLIERS.values()],
     }
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         return {name: await session.scalar(sa.text(sql), params) for name, sql in COUNTS.items()}
 
 

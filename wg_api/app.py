@@ -136,6 +136,12 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = database is None
         db = database or Database.connect(resolve_admin_url(settings), settings)
+        try:
+            await db.check_logins(settings)
+        except BaseException:
+            if owned:
+                await db.dispose()
+            raise
         keys = SigningKeys.load_or_create(settings.key_file)
         limiter = RateLimiter(db)
         outbound = OutboundClient(allow_loopback=settings.outbound_allow_loopback)

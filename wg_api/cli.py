@@ -1,4 +1,5 @@
-"""The `wg-api` command. Every subcommand prints JSON on stdout (logs go to stderr)."""
+"""The `wg-api` command. Every subcommand prints JSON on stdout (logs go to stderr), except
+`db roles-sql`, which prints SQL."""
 
 from __future__ import annotations
 
@@ -48,11 +49,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from wg_api.app import asgi_app
-    from wg_api.platform.database import resolve_admin_url
+    from wg_api.platform.database import Database, resolve_admin_url
     from wg_api.platform.embedded import stop_on_termination
     from wg_api.platform.migrate import migrate
 
-    asyncio.run(migrate(resolve_admin_url(settings), settings))
+    async def prepare() -> None:
+        admin_url = resolve_admin_url(settings)
+        await migrate(admin_url, settings)
+        database = Database.connect(admin_url, settings)
+        try:
+            await database.check_logins(settings)
+        finally:
+            await database.dispose()
+
+    asyncio.run(prepare())
     stop_on_termination()
     uvicorn.run(
         asgi_app(settings),
@@ -100,7 +110,8 @@ def cmd_client_create(args: argparse.Namespace, settings: Settings) -> int:
     async def work(database: Any) -> Any:
         async with database.system_transaction() as session:
             tenant_id = await service.tenant_for_cli(session, args.tenant)
-            session.info["tenant_id"] = tenant_id
+        # The client is the tenant's row: written as the app role, bound to that tenant.
+        async with database.transaction(tenant_id) as session:
             return await service.create_client(
                 session,
                 tenant_id=tenant_id,
@@ -111,6 +122,19 @@ def cmd_client_create(args: argparse.Namespace, settings: Settings) -> int:
 
     client = asyncio.run(_with_database(settings, work))
     _print({**vars(client), "token_url": f"{settings.public_url}/oauth/token"})
+    return 0
+
+
+def cmd_db_roles_sql(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.engine import make_url
+
+    from wg_api.platform.database import EMBEDDED_DATABASE
+    from wg_api.platform.roles import roles_sql
+
+    database = args.database or (
+        make_url(settings.database_url).database if settings.database_url else None
+    )
+    sys.stdout.write(roles_sql(settings, database or EMBEDDED_DATABASE))
     return 0
 
 
@@ -177,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     client_create.set_defaults(func=cmd_client_create)
 
+    db = sub.add_parser("db", help="the database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    roles_sql = db_sub.add_parser(
+        "roles-sql",
+        help="print the SQL a DBA runs once to make the owner, app and system roles (plain SQL "
+        "for psql, not JSON)",
+    )
+    roles_sql.add_argument(
+        "--database", default=None, help="the database name; default: DATABASE_URL's, or wg"
+    )
+    roles_sql.set_defaults(func=cmd_db_roles_sql)
+
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser("rotate", help="make a new signing key active").set_defaults(
@@ -197,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.func(args, settings)
     except Exception as exc:
         from wg_api.platform.errors import ProblemError
+        from wg_api.platform.roles import RoleCheckFailed
 
+        if isinstance(exc, RoleCheckFailed):
+            sys.stderr.write(f"{exc}\n")
+            return 2
         if isinstance(exc, ProblemError):
             _print({"error": exc.kind, "detail": exc.detail, "errors": exc.errors})
             return 1

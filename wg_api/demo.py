@@ -642,14 +642,16 @@ async def _record_findings(
 async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
     tenants_out: list[dict[str, Any]] = []
     credentials: dict[str, tuple[str, str]] = {}
-    async with database.system_transaction() as session:
-        for spec in DEMO_TENANTS:
+    for spec in DEMO_TENANTS:
+        async with database.system_transaction() as session:
             known = await service.tenant_by_slug(session, spec["slug"])
             tenant = (
                 msgspec.structs.asdict(known)
                 if known
                 else await service.create_tenant(session, **spec)
             )
+        # The tenant's own rows: as the app role, bound to the tenant.
+        async with database.transaction(tenant["id"]) as session:
             await service.revoke_clients_named(session, tenant["id"], DEMO_CLIENT_NAME)
             client = await service.create_client(
                 session, tenant_id=tenant["id"], name=DEMO_CLIENT_NAME, role="admin", scopes=None

@@ -7,6 +7,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from tests.conftest import superuser_transaction
 from tests.findings.conftest import days_ago, finding_body, random_finding_path, ts
 from tests.suppliers.conftest import PROBLEM_JSON, assert_hidden, events_of, new_supplier
 
@@ -392,7 +393,7 @@ async def test_findings_stay_on_a_supplier_you_have_unlinked(client, make_owner,
         assert response.status_code == 422, response.text
         assert [e["field"] for e in response.json()["errors"]] == ["supplier_id"]
     # Without a CAP or a case, the columns are SQL NULL (not the JSON value null).
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         nulls = await session.execute(
             sa.text("SELECT cap IS NULL, child_labour_case IS NULL FROM findings WHERE id = :id"),
             {"id": finding["id"]},

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from tests.conftest import serve_in_loop
+from tests.conftest import serve_in_loop, superuser_transaction
 from wg_api.app import asgi_app
 from wg_api.platform.database import Database
 from wg_api.settings import Settings
@@ -46,7 +46,7 @@ def field_names(body: dict[str, Any]) -> set[str]:
 
 async def tenant_state(database: Database, tenant_id: uuid.UUID) -> dict[str, Any]:
     """Everything an identity request could change for a tenant, to prove nothing did."""
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         clients = (
             await session.execute(
                 sa.text(
@@ -73,7 +73,7 @@ async def tenant_state(database: Database, tenant_id: uuid.UUID) -> dict[str, An
 
 
 async def audit_actions(database: Database, tenant_id: uuid.UUID) -> list[str]:
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         rows = await session.scalars(
             sa.text("SELECT action FROM audit_log WHERE tenant_id = :t ORDER BY seq"),
             {"t": tenant_id},

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from tests.conftest import superuser_transaction
 from tests.identity.conftest import (
     assert_problem,
     assert_unauthorized,
@@ -81,7 +82,7 @@ async def test_create_shows_the_secret_once_and_stores_only_its_hash(client, mak
         assert made["client_secret"] not in answer.text
         assert "client_secret" not in answer.text
     # Stored as a hash only.
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         stored = await session.scalar(
             sa.text("SELECT secret_hash FROM api_clients WHERE id = :id"), {"id": made["id"]}
         )

@@ -2,6 +2,8 @@
 
 import sqlalchemy as sa
 
+from tests.conftest import superuser_transaction
+
 
 async def test_replayed_client_creation_does_not_carry_or_store_the_secret(
     client, make_tenant, database
@@ -21,7 +23,7 @@ async def test_replayed_client_creation_does_not_carry_or_store_the_secret(
     assert replay.json()["client_secret"] is None
     assert replay.json()["client_id"] == first.json()["client_id"]
 
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         stored = await session.scalar(
             sa.text("SELECT body FROM idempotency_keys WHERE tenant_id = :t"),
             {"t": tenant.id},

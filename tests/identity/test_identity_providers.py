@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from tests.conftest import superuser_transaction
 from tests.identity.conftest import (
     another_app,
     assert_problem,
@@ -113,7 +114,7 @@ async def test_a_persons_token_acts_for_its_tenant_only(client, make_tenant, loc
     # Recorded on first sight as a user of that tenant, the same user on every later request.
     again = (await client.get("/v1/me", headers=bearer(token))).json()
     assert again["principal"]["id"] == body["principal"]["id"]
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         user = (
             await session.execute(
                 sa.text("SELECT tenant_id, issuer, subject, email, role FROM users WHERE id = :id"),

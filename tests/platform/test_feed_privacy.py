@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tests.conftest import superuser_transaction
 from wg_api.platform.events import record_event
 from wg_api.platform.models import events
 
@@ -38,7 +39,7 @@ async def record(database, tenant_id: uuid.UUID, n: int, **columns: Any) -> None
         async with database.transaction(tenant_id) as session:
             await record_event(session, tenant_id, "test.happened", {"n": n})
         return
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         await session.execute(
             sa.insert(events).values(
                 tenant_id=tenant_id, type="test.happened", data={"n": n}, **columns

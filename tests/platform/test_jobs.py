@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import superuser_transaction
 from wg_api.platform.jobs import (
     JobContext,
     JobRegistry,
@@ -230,7 +231,7 @@ async def test_purge_jobs_delete_what_expired_and_keep_the_rest(database, settin
     now = datetime.now(UTC)
     bucket = f"test:{uuid.uuid4().hex}"
     old_type, fresh_type = f"test.old.{uuid.uuid4().hex[:8]}", f"test.fresh.{uuid.uuid4().hex[:8]}"
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         for key, expires_at in (
             ("expired", now - timedelta(minutes=1)),
             ("fresh", now + timedelta(hours=1)),
@@ -296,7 +297,7 @@ async def test_purge_jobs_delete_what_expired_and_keep_the_rest(database, settin
     }
     assert all(row.result["deleted"] >= 1 for row in rows), [row.result for row in rows]
 
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         keys = await session.scalars(
             sa.select(idempotency_keys.c.key).where(idempotency_keys.c.tenant_id == tenant.id)
         )
@@ -316,15 +317,22 @@ async def test_purge_jobs_delete_what_expired_and_keep_the_rest(database, settin
 
 
 def _bucket_registry(name: str, behaviour: Any, max_attempts: int = 5) -> tuple[JobRegistry, str]:
-    """A registry with one job that records each attempt as a rate-limit row, then `behaviour`."""
-    bucket = f"test:{uuid.uuid4().hex}"
+    """A registry with one job that records each attempt through its session, then `behaviour`.
+
+    The record is a row of `jobs` under a name no worker runs (the one table the system role
+    writes directly)."""
+    bucket = f"test-attempt-{uuid.uuid4().hex}"
     jobs_registry = JobRegistry()
 
     @jobs_registry.job(name, every=timedelta(hours=1), max_attempts=max_attempts)
     async def handler(job: JobContext) -> dict[str, int]:
         await job.session.execute(
-            sa.text("INSERT INTO rate_limit_windows VALUES (:bucket, now(), :attempt)"),
-            {"bucket": bucket, "attempt": job.attempt},
+            sa.insert(jobs).values(
+                name=bucket,
+                fire_time=datetime(2000, 1, 1, tzinfo=UTC) + timedelta(seconds=job.attempt),
+                status="failed",
+                attempts=job.attempt,
+            )
         )
         await behaviour(job)
         return {"attempt": job.attempt}
@@ -333,10 +341,10 @@ def _bucket_registry(name: str, behaviour: Any, max_attempts: int = 5) -> tuple[
 
 
 async def attempts_written(database: Any, bucket: str) -> list[int]:
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         return list(
             await session.scalars(
-                sa.text("SELECT hits FROM rate_limit_windows WHERE bucket = :b"), {"b": bucket}
+                sa.select(jobs.c.attempts).where(jobs.c.name == bucket).order_by(jobs.c.attempts)
             )
         )
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import serve_in_loop
+from tests.conftest import serve_in_loop, superuser_transaction
 from tests.sharing.conftest import (
     SHARING_EVENTS,
     SharingGroup,
@@ -118,7 +118,7 @@ async def test_two_groups_cannot_pair_a_contributors_edits(
     assert {item["type"] for item in order} == {"shared_finding.updated"}
 
     # Not before its group's delay, and soon after it; the delays differ within each edit.
-    async with database.system_transaction() as session:
+    async with superuser_transaction(database) as session:
         rows = await session.execute(
             sa.text("SELECT id, visible_at FROM events WHERE id = ANY(:ids)"),
             {"ids": [uuid.UUID(item["id"]) for item in order]},

@@ -6,13 +6,15 @@ Each statement runs as the app role with a tenant bound, exactly as a request's 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from tests.working_groups.conftest import invite, member_slugs
+from tests.conftest import superuser_transaction
+from tests.working_groups.conftest import invite, join, member_slugs
 from wg_api.platform.database import Database
 
 
@@ -128,3 +130,66 @@ async def test_nothing_is_visible_without_a_bound_tenant(room, database):
             assert count == 0, table
         role = await session.scalar(sa.select(sa.func.wg_group_role(uuid.UUID(room.id))))
         assert role is None
+
+
+async def _joined_at(client: Any, room: Any, slug: str) -> datetime:
+    response = await client.get(
+        f"{room.path}/members", params={"limit": 200}, headers=room.facilitator.headers
+    )
+    assert response.status_code == 200, response.text
+    [joined] = [m["joined_at"] for m in response.json()["items"] if m["tenant"]["slug"] == slug]
+    return datetime.fromisoformat(joined)
+
+
+async def test_nobody_writes_membership_dates_they_follow_the_status(client, room, database):
+    member, group = room.member.id, room.id
+    # A member cannot backdate its membership, nor invent when it left (0008).
+    for column in ("joined_at", "left_at"):
+        message = await _refused(
+            database,
+            member,
+            f"UPDATE working_group_members SET {column} = now() - interval '1 year' "  # noqa: S608
+            "WHERE group_id = :g AND tenant_id = :t",
+            g=group,
+            t=member,
+        )
+        assert "permission denied" in message
+    outsider = room.outsider.id
+    await invite(client, room.facilitator, group, room.outsider, "member")
+    message = await _refused(
+        database,
+        outsider,
+        "INSERT INTO working_group_members (group_id, tenant_id, role, joined_at) "
+        "VALUES (:g, :t, 'member', now() - interval '1 year')",
+        g=group,
+        t=outsider,
+    )
+    assert "permission denied" in message
+
+    first = await _joined_at(client, room, room.member.slug)
+    left = await client.delete(f"{room.path}/members/{member}", headers=room.member.headers)
+    assert left.status_code == 204, left.text
+    async with superuser_transaction(database) as session:
+        dates = (
+            await session.execute(
+                sa.text(
+                    "SELECT joined_at, left_at FROM working_group_members "
+                    "WHERE group_id = :g AND tenant_id = :t"
+                ),
+                {"g": group, "t": member},
+            )
+        ).one()
+    assert dates.left_at is not None
+    assert dates.left_at >= dates.joined_at
+
+    await join(client, room.facilitator, group, room.member, "member")
+    again = await _joined_at(client, room, room.member.slug)
+    assert again > first
+    async with superuser_transaction(database) as session:
+        left_at = await session.scalar(
+            sa.text(
+                "SELECT left_at FROM working_group_members WHERE group_id = :g AND tenant_id = :t"
+            ),
+            {"g": group, "t": member},
+        )
+    assert left_at is None

@@ -1,8 +1,9 @@
 """Connections, roles and the per-transaction tenant binding.
 
 Three identities reach the database: the owner (runs migrations, owns every object), the app role
-(serves requests; no superuser, no BYPASSRLS, DML only) and the system role (cross-tenant work of
-the worker). The tenant of a request is bound per transaction from `session.info["tenant_id"]`.
+(serves requests; no superuser, no BYPASSRLS, DML only) and the system role (the worker and the
+command line: jobs, and the owner's functions for work across tenants). `roles.py` makes and checks
+them. The tenant of a request is bound per transaction from `session.info["tenant_id"]`.
 """
 
 from __future__ import annotations
@@ -96,7 +97,19 @@ def make_engine(
 
 
 async def ensure_database(admin_url: URL) -> None:
-    """Create the target database if it does not exist (embedded server and test runs)."""
+    """Create the target database if it does not exist (embedded server and test runs).
+
+    An existing database is used as it is: a managed server's owner role may not even connect to
+    the `postgres` maintenance database."""
+    probe = make_engine(admin_url, pool_size=1, application_name="wg-api-admin")
+    try:
+        async with probe.connect():
+            return
+    except Exception as exc:
+        if "does not exist" not in str(exc):
+            raise
+    finally:
+        await probe.dispose()
     maintenance = admin_url.set(database="postgres")
     engine = make_engine(maintenance, pool_size=1, application_name="wg-api-admin")
     try:
@@ -111,58 +124,6 @@ async def ensure_database(admin_url: URL) -> None:
                     await conn.exec_driver_sql(f'CREATE DATABASE "{admin_url.database}"')
                 except Exception as exc:  # another process created it first
                     if "already exists" not in str(exc):
-                        raise
-    finally:
-        await engine.dispose()
-
-
-async def ensure_roles(admin_url: URL, settings: Settings) -> None:
-    """Create the owner, app and system roles and their grants; idempotent and race-safe."""
-    owner, app, system = settings.owner_role, settings.app_role, settings.system_role
-    engine = make_engine(admin_url, pool_size=1, application_name="wg-api-admin")
-    create_role = """
-        DO $$ BEGIN
-            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
-                CREATE ROLE {name} {options};
-            END IF;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-        END $$;
-    """
-    try:
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            superuser = await conn.scalar(
-                sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-            )
-            await conn.exec_driver_sql(create_role.format(name=owner, options="NOLOGIN"))
-            await conn.exec_driver_sql(
-                create_role.format(name=app, options="LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB")
-            )
-            await conn.exec_driver_sql(
-                create_role.format(
-                    name=system,
-                    options="LOGIN NOSUPERUSER BYPASSRLS NOCREATEDB"
-                    if superuser
-                    else "LOGIN NOSUPERUSER NOCREATEDB",
-                )
-            )
-            database = admin_url.database
-            statements = [
-                f"ALTER ROLE {app} NOSUPERUSER NOBYPASSRLS",
-                f'GRANT CONNECT ON DATABASE "{database}" TO {app}, {system}',
-                f"GRANT USAGE ON SCHEMA public TO {app}, {system}",
-                # PostgreSQL before 15 lets every role create in public; only the owner may.
-                "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-                f"GRANT USAGE, CREATE ON SCHEMA public TO {owner}",
-                "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-            ]
-            if not superuser:
-                statements.append(f"GRANT {owner} TO current_user")
-            for statement in statements:
-                try:
-                    await conn.exec_driver_sql(statement)
-                except Exception as exc:
-                    if "tuple concurrently updated" not in str(exc):
                         raise
     finally:
         await engine.dispose()
@@ -234,6 +195,12 @@ class Database:
     async def system_transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.system_sessions() as session, session.begin():
             yield session
+
+    async def check_logins(self, settings: Settings) -> None:
+        """Refuse (RoleCheckFailed) when the API's or the worker's login may do too much."""
+        from wg_api.platform.roles import check_logins
+
+        await check_logins(self.app_engine, self.system_engine, settings.owner_role)
 
     async def dispose(self) -> None:
         await self.app_engine.dispose()

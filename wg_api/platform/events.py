@@ -130,11 +130,9 @@ async def read_feed(
 
 
 async def purge_events(session: AsyncSession, retention_days: int) -> int:
-    """Delete events positioned (or, never read, visible) longer ago than the retention."""
-    cutoff = datetime.now(UTC) - timedelta(days=retention_days) - PURGE_MARGIN
-    result = await session.execute(
-        sa.delete(events).where(
-            sa.func.coalesce(events.c.positioned_at, events.c.visible_at) < cutoff
-        )
+    """Delete every tenant's events positioned (or, never read, visible) longer ago than the
+    retention (the owner's function, migration 0008: the system role has no BYPASSRLS)."""
+    deleted = await session.scalar(
+        sa.text("SELECT purge_events(:days)"), {"days": int(retention_days)}
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(deleted or 0)

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.events import purge_events
 from wg_api.platform.migrate import migrate
-from wg_api.platform.models import idempotency_keys, jobs
+from wg_api.platform.models import jobs
 from wg_api.settings import Settings
 
 log = logging.getLogger("wg_api.jobs")
@@ -59,8 +59,10 @@ _CRON_LOOKBACK = timedelta(days=1)
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a handler gets. `session` runs as the system role (BYPASSRLS), in the transaction that
-    also marks the job done: write through it and the writes commit exactly once with the job."""
+    """What a handler gets. `session` runs as the system role, in the transaction that also marks
+    the job done: write through it and the writes commit exactly once with the job. The system role
+    has no BYPASSRLS and no privilege on tenants' tables: it reaches them through SECURITY DEFINER
+    functions granted to it (or work for one tenant uses `database.transaction(tenant_id)`)."""
 
     session: AsyncSession
     database: Database
@@ -174,12 +176,12 @@ class JobRegistry:
 registry = JobRegistry()
 
 
+# The purges of rows of every tenant go through the owner's functions (migration 0008): the system
+# role has no privilege on those tables and no BYPASSRLS.
 @registry.job("purge-idempotency-keys", every=timedelta(hours=1))
 async def purge_idempotency_keys(job: JobContext) -> dict[str, int]:
-    result = await job.session.execute(
-        sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at < sa.func.now())
-    )
-    return {"deleted": int(result.rowcount or 0)}  # type: ignore[attr-defined]
+    deleted = await job.session.scalar(sa.text("SELECT purge_idempotency_keys()"))
+    return {"deleted": int(deleted or 0)}
 
 
 @registry.job("purge-events", every=timedelta(hours=1))
@@ -189,11 +191,9 @@ async def purge_expired_events(job: JobContext) -> dict[str, int]:
 
 @registry.job("purge-rate-limit-windows", every=timedelta(hours=1))
 async def purge_rate_limit_windows(job: JobContext) -> dict[str, int]:
-    # The identity domain's counters (one row per bucket and minute); a day back is plenty.
-    result = await job.session.execute(
-        sa.text("DELETE FROM rate_limit_windows WHERE window_start < now() - interval '1 day'")
-    )
-    return {"deleted": int(result.rowcount or 0)}  # type: ignore[attr-defined]
+    # The identity domain's counters (one row per bucket and minute), older than a day.
+    deleted = await job.session.scalar(sa.text("SELECT purge_rate_limit_windows()"))
+    return {"deleted": int(deleted or 0)}
 
 
 @registry.job("purge-finished-jobs", every=timedelta(days=1))
@@ -554,6 +554,11 @@ async def run_worker(settings: Settings, jobs_registry: JobRegistry | None = Non
     admin_url = resolve_admin_url(settings)
     await migrate(admin_url, settings)
     database = Database.connect(admin_url, settings)
+    try:
+        await database.check_logins(settings)
+    except BaseException:
+        await database.dispose()
+        raise
     known = jobs_registry or registry
     runner = JobRunner(database, settings, known)
     leadership = Leadership(database, settings, known, runner)

@@ -10,7 +10,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection
 
-from wg_api.platform.database import ensure_database, ensure_roles, make_engine
+from wg_api.platform.database import ensure_database, make_engine
+from wg_api.platform.roles import RoleCheckFailed, check_roles, ensure_roles
 from wg_api.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("wg_api.migrate")
@@ -36,7 +37,8 @@ def head_revision(settings: Settings) -> str | None:
 
 
 async def migrate(admin_url: URL, settings: Settings, *, revision: str = "head") -> None:
-    """Create database and roles if needed, then upgrade to `revision` as the owner role."""
+    """Create database and roles if the login may, check the roles (RoleCheckFailed names what
+    is wrong), then upgrade to `revision` as the owner role."""
     await ensure_database(admin_url)
     await ensure_roles(admin_url, settings)
     engine = make_engine(admin_url, pool_size=1, application_name="wg-api-migrate")
@@ -46,6 +48,8 @@ async def migrate(admin_url: URL, settings: Settings, *, revision: str = "head")
             await conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
             await conn.commit()
             try:
+                if problems := await check_roles(conn, settings):
+                    raise RoleCheckFailed(problems)
                 await conn.exec_driver_sql(f"SET ROLE {settings.owner_role}")
                 await conn.run_sync(_upgrade, settings, revision)
                 await conn.commit()

@@ -271,7 +271,8 @@ async def rejoin(
         session,
         group_id,
         tenant_id,
-        {"status": ACTIVE, "role": role, "joined_at": sa.func.now(), "left_at": None},
+        # The membership_dates trigger sets joined_at and clears left_at (0008).
+        {"status": ACTIVE, "role": role},
     )
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.identity import service as identity
@@ -323,9 +322,7 @@ async def remove_member(session: AsyncSession, caller: Membership, tenant_id: uu
         _member_event(caller.group, target, role=target.role),
         include_self=True,
     )
-    await repository.update_membership(
-        session, caller.group_id, tenant_id, {"status": "removed", "left_at": sa.func.now()}
-    )
+    await repository.update_membership(session, caller.group_id, tenant_id, {"status": "removed"})
 
 
 async def leave(session: AsyncSession, caller: Membership) -> None:
@@ -345,7 +342,7 @@ async def leave(session: AsyncSession, caller: Membership) -> None:
         include_self=True,
     )
     await repository.update_membership(
-        session, caller.group_id, caller.tenant_id, {"status": "left", "left_at": sa.func.now()}
+        session, caller.group_id, caller.tenant_id, {"status": "left"}
     )
 
 
