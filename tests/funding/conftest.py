@@ -1,0 +1,160 @@
+"""Helpers of the funding tests: a working group of four brands and a facilitator, initiatives."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.working_groups.conftest import Actor, assert_problem, create_group, error_fields, join
+
+__all__ = ["Actor", "assert_problem", "error_fields"]
+
+DATES = {"starts_on": "2027-06-01", "ends_on": "2027-08-31"}
+
+
+@dataclasses.dataclass
+class Fund:
+    """A group: a facilitator, four brands (members), an observer, and a tenant outside it."""
+
+    group: dict[str, Any]
+    facilitator: Actor
+    brands: list[Actor]
+    observer: Actor
+    outsider: Actor
+
+    @property
+    def path(self) -> str:
+        return f"/v1/working-groups/{self.group['id']}"
+
+
+@pytest.fixture
+def new_actor(make_tenant: Any) -> Any:
+    async def make(**kwargs: Any) -> Actor:
+        handle = await make_tenant(**kwargs)
+        return Actor(handle, await handle.headers())
+
+    return make
+
+
+@pytest.fixture
+async def fund(client: httpx.AsyncClient, new_actor: Any) -> Fund:
+    facilitator = await new_actor(kind="facilitator")
+    brands = [await new_actor() for _ in range(4)]
+    observer, outsider = await new_actor(), await new_actor()
+    group = await create_group(client, facilitator)
+    for brand in brands:
+        await join(client, facilitator, group["id"], brand, "member")
+    await join(client, facilitator, group["id"], observer, "observer")
+    return Fund(group, facilitator, brands, observer, outsider)
+
+
+def money(amount: int, currency: str = "HKD") -> dict[str, Any]:
+    return {"amount": amount, "currency": currency}
+
+
+async def create_initiative(client: httpx.AsyncClient, fund: Fund, **body: Any) -> dict[str, Any]:
+    payload = {
+        "title": "Factory child-friendly spaces, summer 2027",
+        "currency": "HKD",
+        "budget": money(1_000_000),
+        **DATES,
+        **body,
+    }
+    response = await client.post(
+        f"{fund.path}/initiatives", json=payload, headers=fund.facilitator.headers
+    )
+    assert response.status_code == 201, response.text
+    initiative: dict[str, Any] = response.json()
+    return initiative
+
+
+async def move(
+    client: httpx.AsyncClient, fund: Fund, initiative: dict[str, Any], status: str
+) -> dict[str, Any]:
+    response = await client.patch(
+        f"/v1/initiatives/{initiative['id']}",
+        json={"status": status},
+        headers=fund.facilitator.headers,
+    )
+    assert response.status_code == 200, response.text
+    moved: dict[str, Any] = response.json()
+    return moved
+
+
+async def open_initiative(client: httpx.AsyncClient, fund: Fund, **body: Any) -> dict[str, Any]:
+    return await move(client, fund, await create_initiative(client, fund, **body), "open")
+
+
+async def pledge(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    initiative: dict[str, Any],
+    amount: int,
+    currency: str = "HKD",
+    fx_rate: str | None = None,
+    *,
+    commit: bool = True,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"amount": money(amount, currency)}
+    if fx_rate is not None:
+        body["fx_rate"] = fx_rate
+    response = await client.post(
+        f"/v1/initiatives/{initiative['id']}/pledges", json=body, headers=actor.headers
+    )
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    if commit:
+        response = await client.post(f"/v1/pledges/{made['id']}/commit", headers=actor.headers)
+        assert response.status_code == 200, response.text
+        made = response.json()
+    return made
+
+
+async def pay(
+    client: httpx.AsyncClient,
+    fund: Fund,
+    pledge_id: str,
+    amount: int,
+    currency: str = "HKD",
+    received_on: str = "2027-06-15",
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/v1/pledges/{pledge_id}/payments",
+        json={"amount": money(amount, currency), "received_on": received_on},
+        headers=fund.facilitator.headers,
+    )
+    assert response.status_code == 201, response.text
+    payment: dict[str, Any] = response.json()
+    return payment
+
+
+async def spend(
+    client: httpx.AsyncClient, fund: Fund, initiative: dict[str, Any], amount: int, **body: Any
+) -> dict[str, Any]:
+    payload = {
+        "description": "Play equipment",
+        "category": "equipment",
+        "amount": money(amount),
+        "incurred_on": "2027-06-20",
+        **body,
+    }
+    response = await client.post(
+        f"/v1/initiatives/{initiative['id']}/expenses",
+        json=payload,
+        headers=fund.facilitator.headers,
+    )
+    assert response.status_code == 201, response.text
+    expense: dict[str, Any] = response.json()
+    return expense
+
+
+async def get_initiative(
+    client: httpx.AsyncClient, actor: Actor, initiative: dict[str, Any]
+) -> dict[str, Any]:
+    response = await client.get(f"/v1/initiatives/{initiative['id']}", headers=actor.headers)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
