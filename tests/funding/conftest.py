@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.working_groups.conftest import Actor, assert_problem, create_group, error_fields, join
+from wg_api.platform.database import make_engine
 
 __all__ = ["Actor", "assert_problem", "error_fields"]
 
@@ -132,12 +136,16 @@ async def pay(
 
 
 async def spend(
-    client: httpx.AsyncClient, fund: Fund, initiative: dict[str, Any], amount: int, **body: Any
+    client: httpx.AsyncClient,
+    fund: Fund,
+    initiative: dict[str, Any],
+    amount: int | dict[str, Any],
+    **body: Any,
 ) -> dict[str, Any]:
     payload = {
         "description": "Play equipment",
         "category": "equipment",
-        "amount": money(amount),
+        "amount": money(amount) if isinstance(amount, int) else amount,
         "incurred_on": "2027-06-20",
         **body,
     }
@@ -158,3 +166,37 @@ async def get_initiative(
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
     return found
+
+
+@pytest.fixture
+async def admin(admin_url: Any, database: Any) -> AsyncIterator[AsyncConnection]:
+    """A superuser connection, for test set-up the app can never do (moving bookings in time)."""
+    engine = make_engine(admin_url, pool_size=1, application_name="wg-api-tests")
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
+async def backdate_payment(admin: AsyncConnection, payment_id: str, booked_at: str) -> None:
+    """Move a payment's booking to `booked_at` (an RFC 3339 time), as if booked then."""
+    async with admin.begin():
+        await admin.execute(
+            sa.text(
+                "UPDATE ledger_bookings SET booked_at = CAST(:at AS timestamptz) "
+                "WHERE payment_id = CAST(:id AS uuid)"
+            ),
+            {"at": booked_at, "id": payment_id},
+        )
+
+
+async def backdate_expense(admin: AsyncConnection, expense_id: str, booked_at: str) -> None:
+    async with admin.begin():
+        await admin.execute(
+            sa.text(
+                "UPDATE ledger_bookings SET booked_at = CAST(:at AS timestamptz) "
+                "WHERE expense_id = CAST(:id AS uuid)"
+            ),
+            {"at": booked_at, "id": expense_id},
+        )
