@@ -6,12 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.funding.conftest import (
+    Fund,
     assert_problem,
     error_fields,
     get_initiative,
@@ -23,7 +27,7 @@ from tests.funding.conftest import (
 )
 
 
-async def _booked(client, fund):
+async def _booked(client: httpx.AsyncClient, fund: Fund) -> dict[str, Any]:
     initiative = await open_initiative(client, fund, budget=money(10_000_000))
     a, b = fund.brands[:2]
     pledge_a = await pledge(client, a, initiative, 2_000_000)
@@ -73,7 +77,9 @@ async def test_the_app_role_cannot_change_or_delete_the_ledger(client, fund, dat
     assert after == before
 
 
-async def _insert_booking(session, initiative, debit: int, credit: int) -> None:
+async def _insert_booking(
+    session: AsyncSession, initiative: dict[str, Any], debit: int, credit: int
+) -> None:
     booking_id = uuid.uuid4()
     await session.execute(
         sa.text(
