@@ -184,7 +184,7 @@ async def backdate_payment(admin: AsyncConnection, payment_id: str, booked_at: s
     async with admin.begin():
         await admin.execute(
             sa.text(
-                "UPDATE ledger_bookings SET booked_at = CAST(:at AS timestamptz) "
+                "UPDATE ledger_bookings SET booked_at = CAST(CAST(:at AS text) AS timestamptz) "
                 "WHERE payment_id = CAST(:id AS uuid)"
             ),
             {"at": booked_at, "id": payment_id},
@@ -195,7 +195,7 @@ async def backdate_expense(admin: AsyncConnection, expense_id: str, booked_at: s
     async with admin.begin():
         await admin.execute(
             sa.text(
-                "UPDATE ledger_bookings SET booked_at = CAST(:at AS timestamptz) "
+                "UPDATE ledger_bookings SET booked_at = CAST(CAST(:at AS text) AS timestamptz) "
                 "WHERE expense_id = CAST(:id AS uuid)"
             ),
             {"at": booked_at, "id": expense_id},
