@@ -24,22 +24,23 @@ branch_labels = None
 depends_on = None
 
 SEARCH_PATH = "pg_catalog, public, pg_temp"
-ROLE = "wg_group_role(working_group_id)"
-FACILITATES = f"{ROLE} = 'facilitator'"
-MAY_PLEDGE = f"{ROLE} IN ('facilitator', 'member')"
-# The initiative is one the caller may read (drafts are its facilitators' only).
-INITIATIVE_VISIBLE = (
-    "EXISTS (SELECT 1 FROM initiatives i WHERE i.id = initiative_id "
-    "AND (wg_group_role(i.working_group_id) = 'facilitator' OR i.status <> 'draft'))"
-)
+# Policies test a row's group against the caller's groups computed once per statement (an
+# InitPlan array, also usable as an index condition), never with a function call per row.
+def _groups(roles: str) -> str:
+    return f"working_group_id = ANY (ARRAY(SELECT wg_member_groups({roles})))"
+
+
+MEMBER = _groups("NULL")
+FACILITATES = _groups("'{facilitator}'")
+MAY_PLEDGE = _groups("'{facilitator,member}'")
+# The initiative is one the caller may read (RLS on initiatives: drafts are facilitators' only).
+INITIATIVE_VISIBLE = "initiative_id = ANY (ARRAY(SELECT i.id FROM initiatives i))"
 OPEN_VISIBILITY = (
-    "EXISTS (SELECT 1 FROM initiatives i WHERE i.id = initiative_id "
-    "AND i.pledge_visibility = 'open' AND i.status <> 'draft')"
+    "initiative_id = ANY (ARRAY(SELECT i.id FROM initiatives i "
+    "WHERE i.pledge_visibility = 'open'))"
 )
 # A funder's money: its own, the facilitators', or every member's under `open` visibility.
-FUNDER_ROWS = (
-    f"tenant_id = {CURRENT_TENANT} OR {FACILITATES} OR ({ROLE} IS NOT NULL AND {OPEN_VISIBILITY})"
-)
+FUNDER_ROWS = f"tenant_id = {CURRENT_TENANT} OR {FACILITATES} OR {OPEN_VISIBILITY}"
 AMOUNT = "bigint NOT NULL CHECK ({0} > 0 AND {0} < 1000000000000000)"
 CURRENCY = "char(3) NOT NULL CHECK ({0} ~ '^[A-Z]{{3}}$')"
 RATE = "numeric CHECK ({0} > 0)"
@@ -206,6 +207,10 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX ledger_entries_booking ON ledger_entries (booking_id, account)")
     op.execute(
+        "CREATE INDEX ledger_entries_initiative ON ledger_entries (initiative_id, account) "
+        "INCLUDE (booking_id, debit, credit)"
+    )
+    op.execute(
         f"""
         CREATE FUNCTION ledger_booking_balances() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = {SEARCH_PATH}
@@ -280,6 +285,19 @@ def upgrade() -> None:
         "ON indicator_results (indicator_id, period_start, id)"
     )
 
+    op.execute(
+        f"""
+        CREATE FUNCTION wg_member_groups(p_roles text[]) RETURNS SETOF uuid
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {SEARCH_PATH}
+        AS $$
+            SELECT m.group_id FROM public.working_group_members m
+            WHERE m.tenant_id = {CURRENT_TENANT} AND m.status = 'active'
+              AND (p_roles IS NULL OR m.role = ANY (p_roles))
+        $$
+        """
+    )
+    op.execute("REVOKE ALL ON FUNCTION wg_member_groups(text[]) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION wg_member_groups(text[]) TO {app}")
     for table in TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
@@ -287,7 +305,7 @@ def upgrade() -> None:
 
     op.execute(
         f"CREATE POLICY members_read ON initiatives FOR SELECT TO {app} "
-        f"USING ({FACILITATES} OR (status <> 'draft' AND {ROLE} IS NOT NULL))"
+        f"USING ({FACILITATES} OR (status <> 'draft' AND {MEMBER}))"
     )
     op.execute(
         f"CREATE POLICY facilitators_write ON initiatives FOR INSERT TO {app} "
@@ -317,12 +335,12 @@ def upgrade() -> None:
     for table in ("ledger_bookings", "ledger_entries"):
         op.execute(
             f"CREATE POLICY members_read ON {table} FOR SELECT TO {app} "
-            f"USING ({ROLE} IS NOT NULL AND (tenant_id IS NULL OR {FUNDER_ROWS}))"
+            f"USING ({MEMBER} AND (tenant_id IS NULL OR {FUNDER_ROWS}))"
         )
     for table in ("expenses", "indicators", "indicator_results"):
         op.execute(
             f"CREATE POLICY members_read ON {table} FOR SELECT TO {app} "
-            f"USING ({ROLE} IS NOT NULL AND {INITIATIVE_VISIBLE})"
+            f"USING ({MEMBER} AND {INITIATIVE_VISIBLE})"
         )
     # Money and outcomes are recorded by facilitators, and never changed: a correction is a new
     # record (in the ledger, a reversing booking).
@@ -345,6 +363,7 @@ def upgrade() -> None:
                        date_trunc('month', b.booked_at AT TIME ZONE 'UTC') AS month
                 FROM public.ledger_bookings b
                 JOIN public.ledger_entries e ON e.booking_id = b.id AND e.account = 'cash'
+                 AND e.initiative_id = p_initiative
                 WHERE b.initiative_id = p_initiative AND b.tenant_id IS NOT NULL
                   AND wg_group_role(b.working_group_id) IS NOT NULL
             ),
@@ -399,6 +418,7 @@ def upgrade() -> None:
                                 FILTER (WHERE b.tenant_id IS NULL), 0)::bigint AS spent
                 FROM public.ledger_bookings b
                 JOIN public.ledger_entries e ON e.booking_id = b.id AND e.account = 'cash'
+                 AND e.initiative_id = p_initiative
                 WHERE b.initiative_id = p_initiative
             ),
             released AS (
@@ -507,3 +527,4 @@ def downgrade() -> None:
     for table in reversed(TABLES):
         op.execute(f"DROP TABLE {table}")
     op.execute("DROP FUNCTION ledger_booking_balances()")
+    op.execute("DROP FUNCTION wg_member_groups(text[])")

@@ -67,8 +67,11 @@ async def insert_initiative(session: AsyncSession, values: dict[str, Any]) -> uu
     return initiative_id
 
 
-async def get_initiative(session: AsyncSession, initiative_id: uuid.UUID) -> Record | None:
-    statement = _with_funding().where(initiatives.c.id == initiative_id)
+async def get_initiative(
+    session: AsyncSession, initiative_id: uuid.UUID, *, with_funding: bool = True
+) -> Record | None:
+    base = _with_funding() if with_funding else sa.select(*initiatives.c)
+    statement = base.where(initiatives.c.id == initiative_id)
     row: Record | None = (await session.execute(statement)).one_or_none()
     return row
 
@@ -244,10 +247,10 @@ async def book(
 # The statement's bookings with their cash movement (debit in, credit out), oldest first.
 _STATEMENT = """
     SELECT b.id, b.booked_at, b.kind, b.description, e.debit - e.credit AS amount,
-           b.original_amount, b.original_currency, b.fx_rate::text AS fx_rate
-    FROM ledger_bookings b
-    JOIN ledger_entries e ON e.booking_id = b.id AND e.account = 'cash'
-    WHERE b.initiative_id = $1 {only_expenses}
+           b.tenant_id IS NOT NULL AS from_funder, b.original_amount, b.original_currency, b.fx_rate::text AS fx_rate
+    FROM ledger_entries e
+    JOIN ledger_bookings b ON b.id = e.booking_id
+    WHERE e.initiative_id = $1 AND e.account = 'cash' AND b.initiative_id = $1 {only_expenses}
     ORDER BY b.booked_at, b.seq
 """
 

@@ -189,9 +189,16 @@ def _initiative_event(row: Record, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def _seat(session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID) -> Seat:
-    """The initiative as the caller may see it, or 404 exactly as for a random id."""
-    row = await repository.get_initiative(session, initiative_id)
+async def _seat(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    initiative_id: uuid.UUID,
+    *,
+    with_funding: bool = False,
+) -> Seat:
+    """The initiative as the caller may see it (its funding block only when asked: that is
+    the aggregate work), or 404 exactly as for a random id."""
+    row = await repository.get_initiative(session, initiative_id, with_funding=with_funding)
     if row is None:
         raise NotFound(INITIATIVE_NOT_FOUND)
     member = await working_groups.membership(session, row.working_group_id, tenant_id)
@@ -303,7 +310,8 @@ async def create_initiative(
 async def get_initiative(
     session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID
 ) -> Initiative:
-    return initiative_out((await _seat(session, tenant_id, initiative_id)).initiative)
+    seat = await _seat(session, tenant_id, initiative_id, with_funding=True)
+    return initiative_out(seat.initiative)
 
 
 async def list_initiatives(
@@ -398,7 +406,7 @@ async def change_initiative(
 async def _publish_initiative_event(
     session: AsyncSession, initiative_id: uuid.UUID, type: str, previous: str
 ) -> None:
-    row = await repository.get_initiative(session, initiative_id)
+    row = await repository.get_initiative(session, initiative_id, with_funding=False)
     assert row is not None
     await working_groups.publish_to_group(
         session,
@@ -711,15 +719,6 @@ class StatementSource:
     def currency(self) -> str:
         return str(self.seat.initiative.currency)
 
-    def totals(self) -> StatementTotals:
-        row = self.seat.initiative
-        spent = row.spent or 0
-        return StatementTotals(
-            paid=None if row.paid is None else _money(row.paid, self.currency),
-            spent=_money(spent, self.currency),
-            balance=None if row.paid is None else _money(row.paid + spent, self.currency),
-        )
-
 
 async def statement_source(
     session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID
@@ -803,7 +802,21 @@ async def statement(session: AsyncSession, source: StatementSource) -> Statement
     running = _RunningBalance(source)
     entries = [_entry(line, currency) for row in rows for line in running.then(row)]
     entries.extend(_entry(line, currency) for line in running.rest())
-    return Statement(currency=currency, entries=entries, totals=source.totals())
+    # The same sums as the funding block's: a restricted reader's rows are expenses only, and
+    # the money it may see paid is what its funders lines released.
+    spent = sum(row["amount"] for row in rows if not row["from_funder"])
+    if source.seat.restricted:
+        paid: int | None = (
+            sum(line.amount for line in source.funder_lines) if source.funder_lines else None
+        )
+    else:
+        paid = sum(row["amount"] for row in rows if row["from_funder"])
+    totals = StatementTotals(
+        paid=None if paid is None else _money(paid, currency),
+        spent=_money(spent, currency),
+        balance=None if paid is None else _money(paid + spent, currency),
+    )
+    return Statement(currency=currency, entries=entries, totals=totals)
 
 
 async def statement_lines(
