@@ -35,6 +35,7 @@ from wg_api.settings import Settings
 
 DATABASE = "wg_bench_funding"
 STATEMENT_LIMIT_MS = 100
+ANALYZED = ("ledger_bookings", "ledger_entries", "payments", "expenses", "initiatives", "pledges")
 
 # Bookings of one initiative: payments from four funders spread over 24 months, and expenses.
 BOOKINGS = """
@@ -199,7 +200,7 @@ async def statement_figures(
                     "funders": [b.id for b in funders],
                 },
             )
-            for table in ("ledger_bookings", "ledger_entries", "payments", "expenses", "initiatives", "pledges"):
+            for table in ANALYZED:
                 await conn.exec_driver_sql(f"ANALYZE {table}")
     finally:
         await engine.dispose()

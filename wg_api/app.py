@@ -17,6 +17,7 @@ from litestar.types import ControllerRouterHandler
 from wg_api import __version__
 from wg_api.findings.routes import FindingsController
 from wg_api.funding.routes import (
+    ExpensesController,
     GroupInitiativesController,
     IndicatorsController,
     InitiativesController,
@@ -76,6 +77,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         GroupInitiativesController,
         InitiativesController,
         PledgesController,
+        ExpensesController,
         IndicatorsController,
     ]
 

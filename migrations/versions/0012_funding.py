@@ -24,6 +24,8 @@ branch_labels = None
 depends_on = None
 
 SEARCH_PATH = "pg_catalog, public, pg_temp"
+
+
 # Policies test a row's group against the caller's groups computed once per statement (an
 # InitPlan array, also usable as an index condition), never with a function call per row.
 def _groups(roles: str) -> str:
@@ -36,8 +38,7 @@ MAY_PLEDGE = _groups("'{facilitator,member}'")
 # The initiative is one the caller may read (RLS on initiatives: drafts are facilitators' only).
 INITIATIVE_VISIBLE = "initiative_id = ANY (ARRAY(SELECT i.id FROM initiatives i))"
 OPEN_VISIBILITY = (
-    "initiative_id = ANY (ARRAY(SELECT i.id FROM initiatives i "
-    "WHERE i.pledge_visibility = 'open'))"
+    "initiative_id = ANY (ARRAY(SELECT i.id FROM initiatives i WHERE i.pledge_visibility = 'open'))"
 )
 # A funder's money: its own, the facilitators', or every member's under `open` visibility.
 FUNDER_ROWS = f"tenant_id = {CURRENT_TENANT} OR {FACILITATES} OR {OPEN_VISIBILITY}"

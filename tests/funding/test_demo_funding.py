@@ -6,21 +6,26 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wg_api.demo import PARENTS_PROGRAMME, SUMMER_SPACES, seed_demo
+from wg_api.demo import DEMO_GROUP, PARENTS_PROGRAMME, SUMMER_SPACES, seed_demo
 
 TITLES = [SUMMER_SPACES["title"], PARENTS_PROGRAMME["title"]]
 COUNTS = """
-    SELECT (SELECT count(*) FROM initiatives WHERE title = ANY(:titles)) AS initiatives,
-           (SELECT count(*) FROM pledges p JOIN initiatives i ON i.id = p.initiative_id
-            WHERE i.title = ANY(:titles)) AS pledges,
-           (SELECT count(*) FROM ledger_bookings b JOIN initiatives i ON i.id = b.initiative_id
-            WHERE i.title = ANY(:titles)) AS bookings
+    WITH demo AS (
+        SELECT i.id FROM initiatives i JOIN working_groups g ON g.id = i.working_group_id
+        WHERE g.name = :group AND i.title = ANY(:titles)
+    )
+    SELECT (SELECT count(*) FROM demo) AS initiatives,
+           (SELECT count(*) FROM pledges WHERE initiative_id IN (SELECT id FROM demo)) AS pledges,
+           (SELECT count(*) FROM ledger_bookings WHERE initiative_id IN (SELECT id FROM demo))
+           AS bookings
 """
 
 
 async def _counts(admin: AsyncConnection) -> tuple[int, ...]:
     async with admin.begin():
-        row = (await admin.execute(sa.text(COUNTS), {"titles": TITLES})).one()
+        row = (
+            await admin.execute(sa.text(COUNTS), {"titles": TITLES, "group": DEMO_GROUP["name"]})
+        ).one()
     return tuple(row)
 
 

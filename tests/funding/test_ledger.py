@@ -248,3 +248,65 @@ async def test_bad_expenses(client, fund, body, field, status):
         headers=fund.facilitator.headers,
     )
     assert field in error_fields(assert_problem(response, status))
+
+
+async def test_a_wrong_expense_is_corrected_by_a_reversing_booking_once(client, fund):
+    initiative = await open_initiative(client, fund)
+    made = await pledge(client, fund.brands[0], initiative, 50_000)
+    await pay(client, fund, made["id"], 50_000)
+    wrong = await spend(client, fund, initiative, 20_000, description="Double-booked invoice")
+    assert wrong["reversed"] is False
+    member_try = await client.post(
+        f"/v1/expenses/{wrong['id']}/reverse", headers=fund.brands[0].headers
+    )
+    assert_problem(member_try, 403)
+    theirs = await client.post(f"/v1/expenses/{wrong['id']}/reverse", headers=fund.outsider.headers)
+    random = await client.post(
+        f"/v1/expenses/{uuid.uuid4()}/reverse", headers=fund.outsider.headers
+    )
+    assert_problem(theirs, 404)
+    assert theirs.json() == random.json()
+    response = await client.post(
+        f"/v1/expenses/{wrong['id']}/reverse", headers=fund.facilitator.headers
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["amount"] == money(20_000)
+    again = await client.post(
+        f"/v1/expenses/{wrong['id']}/reverse", headers=fund.facilitator.headers
+    )
+    assert assert_problem(again, 409)["type"] == "/problems/invalid-transition"
+    statement = (
+        await client.get(
+            f"/v1/initiatives/{initiative['id']}/statement", headers=fund.facilitator.headers
+        )
+    ).json()
+    assert [
+        (e["kind"], e["amount"]["amount"], e["balance"]["amount"]) for e in statement["entries"]
+    ] == [
+        ("payment", 50_000, 50_000),
+        ("expense", -20_000, 30_000),
+        ("reversal", 20_000, 50_000),
+    ]
+    assert statement["entries"][2]["description"].startswith("Reversal of: Double-booked")
+    assert statement["totals"]["spent"] == money(0)
+    funding = (await get_initiative(client, fund.brands[1], initiative))["funding"]
+    assert funding["spent"] == money(0)
+    listed = await client.get(
+        f"/v1/initiatives/{initiative['id']}/expenses", headers=fund.brands[1].headers
+    )
+    assert [e["reversed"] for e in listed.json()["items"]] == [True]
+
+
+async def test_an_idempotency_key_replays_a_pledge(client, fund):
+    initiative = await open_initiative(client, fund)
+    headers = {**fund.brands[0].headers, "Idempotency-Key": f"pledge-{uuid.uuid4()}"}
+    path = f"/v1/initiatives/{initiative['id']}/pledges"
+    first = await client.post(path, json={"amount": money(1_000)}, headers=headers)
+    replay = await client.post(path, json={"amount": money(1_000)}, headers=headers)
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json()
+    assert replay.headers["idempotent-replayed"] == "true"
+    other = await client.post(path, json={"amount": money(2_000)}, headers=headers)
+    assert_problem(other, 422)
+    listed = await client.get(path, headers=fund.brands[0].headers)
+    assert len(listed.json()["items"]) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -196,6 +197,29 @@ async def insert_expense(session: AsyncSession, values: dict[str, Any]) -> Recor
     return row
 
 
+_reversal = ledger_bookings.alias("reversal")
+_expense_booking = ledger_bookings.alias("expense_booking")
+EXPENSE_COLUMNS = (
+    *expenses.c,
+    _expense_booking.c.id.label("booking_id"),
+    _expense_booking.c.description.label("booking_description"),
+    sa.exists().where(_reversal.c.reverses == _expense_booking.c.id).label("reversed"),
+)
+
+
+def _expense_select() -> sa.Select[Any]:
+    return sa.select(*EXPENSE_COLUMNS).select_from(
+        expenses.join(_expense_booking, _expense_booking.c.expense_id == expenses.c.id)
+    )
+
+
+async def get_expense(session: AsyncSession, expense_id: uuid.UUID) -> Record | None:
+    row: Record | None = (
+        await session.execute(_expense_select().where(expenses.c.id == expense_id))
+    ).one_or_none()
+    return row
+
+
 async def list_expenses(
     session: AsyncSession,
     initiative_id: uuid.UUID,
@@ -204,7 +228,7 @@ async def list_expenses(
     limit: int,
 ) -> list[Record]:
     statement = (
-        sa.select(*expenses.c)
+        _expense_select()
         .where(expenses.c.initiative_id == initiative_id)
         .order_by(expenses.c.created_at, expenses.c.id)
         .limit(limit)
@@ -221,11 +245,17 @@ async def book(
     booking: dict[str, Any],
     currency: str,
     entries: Sequence[tuple[str, int, int]],
-) -> None:
+) -> Record:
     """One booking and its entries, (account, debit, credit) in `currency`; the database refuses
-    the transaction at commit unless debits equal credits."""
+    the transaction at commit unless debits equal credits. Answers the booking's id and time."""
     booking_id = uuid.uuid4()
-    await session.execute(sa.insert(ledger_bookings).values(id=booking_id, **booking))
+    booked: Record = (
+        await session.execute(
+            sa.insert(ledger_bookings)
+            .values(id=booking_id, **booking)
+            .returning(ledger_bookings.c.id, ledger_bookings.c.booked_at)
+        )
+    ).one()
     await session.execute(
         sa.insert(ledger_entries),
         [
@@ -242,39 +272,122 @@ async def book(
             for account, debit, credit in entries
         ],
     )
+    return booked
 
 
-# The statement's bookings with their cash movement (debit in, credit out), oldest first.
+@dataclass(frozen=True)
+class FundersLines:
+    """A restricted reader's funders lines, merged into its statement by time."""
+
+    ids: list[uuid.UUID]
+    booked_at: list[datetime]
+    amounts: list[int]
+    descriptions: list[str]
+
+
+# The statement, one rule for JSON and CSV: the cash side of each visible booking (in: debit,
+# out: credit) and the funders lines, oldest first (a funders line before a booking at the same
+# moment), with the running balance; a restricted reader ($2) sees no funders' bookings and no
+# balance before its first funders line.
 _STATEMENT = """
-    SELECT b.id, b.booked_at, b.kind, b.description, e.debit - e.credit AS amount,
-           b.tenant_id IS NOT NULL AS from_funder, b.original_amount, b.original_currency, b.fx_rate::text AS fx_rate
-    FROM ledger_entries e
-    JOIN ledger_bookings b ON b.id = e.booking_id
-    WHERE e.initiative_id = $1 AND e.account = 'cash' AND b.initiative_id = $1 {only_expenses}
-    ORDER BY b.booked_at, b.seq
+    WITH booked AS (
+        SELECT b.id, b.booked_at, 1 AS place, b.seq, b.kind, b.description,
+               e.debit - e.credit AS amount, b.tenant_id IS NOT NULL AS from_funder,
+               b.original_amount, b.original_currency, b.fx_rate::text AS fx_rate
+        FROM ledger_entries e
+        JOIN ledger_bookings b ON b.id = e.booking_id
+        WHERE e.initiative_id = $1 AND e.account = 'cash' AND b.initiative_id = $1
+          AND (NOT $2 OR b.tenant_id IS NULL)
+        UNION ALL
+        SELECT f.id, f.booked_at, 0, 0, 'funders', f.description, f.amount, false,
+               NULL, NULL, NULL
+        FROM unnest($3::uuid[], $4::timestamptz[], $5::bigint[], $6::text[])
+             AS f (id, booked_at, amount, description)
+    ),
+    running AS (
+        SELECT booked.*,
+               CASE WHEN NOT $2 OR count(*) FILTER (WHERE kind = 'funders') OVER w > 0
+                    THEN sum(amount) OVER w END AS balance
+        FROM booked
+        WINDOW w AS (ORDER BY booked_at, place, seq ROWS UNBOUNDED PRECEDING)
+    )
 """
+# Constant strings joined; every value is a $n parameter.
+_STATEMENT_ROWS = (
+    _STATEMENT  # noqa: S608
+    + """
+    SELECT id, booked_at, kind, description, amount, original_amount, original_currency,
+           fx_rate, balance::bigint AS balance
+    FROM running ORDER BY booked_at, place, seq
+"""
+)
+_STATEMENT_JSON = (
+    _STATEMENT  # noqa: S608
+    + """
+    SELECT coalesce(json_agg(json_build_object(
+               'id', id,
+               'booked_at', (to_json(booked_at AT TIME ZONE 'UTC') #>> '{}') || 'Z',
+               'kind', kind,
+               'description', description,
+               'amount', json_build_object('amount', amount, 'currency', $7::text),
+               'original_amount', CASE WHEN original_amount IS NOT NULL THEN json_build_object(
+                   'amount', original_amount, 'currency', original_currency) END,
+               'fx_rate', fx_rate,
+               'balance', CASE WHEN balance IS NOT NULL THEN json_build_object(
+                   'amount', balance, 'currency', $7::text) END
+           ) ORDER BY booked_at, place, seq), '[]')::text AS entries,
+           coalesce(sum(amount) FILTER (WHERE from_funder), 0)::bigint AS paid,
+           coalesce(sum(amount) FILTER (WHERE NOT from_funder AND kind <> 'funders'), 0)::bigint
+               AS spent
+    FROM running
+"""
+)
 
 
-def _statement_sql(without_funders: bool) -> str:
-    return _STATEMENT.format(only_expenses="AND b.tenant_id IS NULL" if without_funders else "")
+def _statement_args(
+    initiative_id: uuid.UUID, restricted: bool, lines: FundersLines
+) -> tuple[Any, ...]:
+    return (
+        initiative_id,
+        restricted,
+        lines.ids,
+        lines.booked_at,
+        lines.amounts,
+        lines.descriptions,
+    )
 
 
-async def statement_rows(
-    session: AsyncSession, initiative_id: uuid.UUID, *, without_funders: bool
-) -> list[Any]:
-    """Every visible booking; the hot path goes straight to the driver (asyncpg Records)."""
-    return await driver_fetch(session, _statement_sql(without_funders), initiative_id)
+async def statement_json(
+    session: AsyncSession,
+    initiative_id: uuid.UUID,
+    currency: str,
+    *,
+    restricted: bool,
+    lines: FundersLines,
+) -> Any:
+    """The entries as one JSON array built by PostgreSQL, with the sums of money in and out."""
+    rows = await driver_fetch(
+        session, _STATEMENT_JSON, *_statement_args(initiative_id, restricted, lines), currency
+    )
+    return rows[0]
 
 
 async def stream_statement_rows(
-    session: AsyncSession, initiative_id: uuid.UUID, *, without_funders: bool, chunk: int = 500
+    session: AsyncSession,
+    initiative_id: uuid.UUID,
+    *,
+    restricted: bool,
+    lines: FundersLines,
+    chunk: int = 500,
 ) -> AsyncIterator[Any]:
-    """The same rows through a server-side cursor, `chunk` at a time: constant memory."""
+    """The entries through a server-side cursor, `chunk` at a time: constant memory."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    async for row in driver.cursor(_statement_sql(without_funders), initiative_id, prefetch=chunk):
+    async for row in driver.cursor(
+        _STATEMENT_ROWS, *_statement_args(initiative_id, restricted, lines), prefetch=chunk
+    ):
         yield row
 
 

@@ -38,6 +38,7 @@ from wg_api.funding.schemas import (
     PledgeIn,
     Result,
     ResultIn,
+    Reversal,
     Statement,
 )
 from wg_api.identity.auth import requires
@@ -284,7 +285,10 @@ class InitiativesController(Controller):
                     "Content-Disposition": f'attachment; filename="statement-{initiative_id}.csv"'
                 },
             )
-        return Response(await service.statement(db_session, source))
+        return Response(
+            content=await service.statement_json(db_session, source),  # type: ignore[arg-type]
+            media_type="application/json",
+        )
 
 
 async def _csv(session: AsyncSession, source: service.StatementSource) -> AsyncIterator[bytes]:
@@ -292,19 +296,21 @@ async def _csv(session: AsyncSession, source: service.StatementSource) -> AsyncI
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(STATEMENT_COLUMNS)
     rows = 0
-    async for line in service.statement_lines(session, source):
+    async for row in service.statement_rows(session, source):
+        original = row["original_amount"]
+        balance = row["balance"]
         writer.writerow(
             (
-                line.id,
-                line.booked_at.isoformat().replace("+00:00", "Z"),
-                line.kind,
-                line.description,
-                line.amount,
+                row["id"],
+                row["booked_at"].isoformat().replace("+00:00", "Z"),
+                row["kind"],
+                row["description"],
+                row["amount"],
                 source.currency,
-                "" if line.original_amount is None else line.original_amount,
-                line.original_currency or "",
-                line.fx_rate or "",
-                "" if line.balance is None else line.balance,
+                "" if original is None else original,
+                row["original_currency"] or "",
+                row["fx_rate"] or "",
+                "" if balance is None else balance,
             )
         )
         rows += 1
@@ -412,3 +418,21 @@ class IndicatorsController(Controller):
         value."""
         result = await service.report_result(db_session, request.user.tenant_id, indicator_id, data)
         return Response(result, status_code=201, headers={"ETag": etag_of(result)})
+
+
+class ExpensesController(Controller):
+    path = "/expenses"
+    tags = ["Funding"]
+
+    @post("/{expense_id:uuid}/reverse", summary="Reverse an expense", **requires(WRITE))
+    async def reverse(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        expense_id: FromPath[uuid.UUID],
+    ) -> Response[Reversal]:
+        """Facilitators only. The ledger is append-only: a wrong expense is corrected by a
+        reversing booking (kind `reversal` in the statement), once; the expense stays, marked
+        `reversed`."""
+        reversal = await service.reverse_expense(db_session, request.user.tenant_id, expense_id)
+        return Response(reversal, status_code=201, headers={"ETag": etag_of(reversal)})

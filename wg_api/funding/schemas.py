@@ -169,7 +169,17 @@ class Expense(msgspec.Struct):
     fx_rate: str | None
     amount_in_initiative_currency: Money
     incurred_on: date
+    reversed: bool
     created_at: datetime
+
+
+class Reversal(msgspec.Struct):
+    """A correcting booking: the expense's money back into the initiative's cash."""
+
+    id: uuid.UUID
+    expense_id: uuid.UUID
+    amount: Money
+    booked_at: datetime
 
 
 class FunderWeight(msgspec.Struct, forbid_unknown_fields=True):
