@@ -366,7 +366,8 @@ def upgrade() -> None:
                 JOIN public.ledger_entries e ON e.booking_id = b.id AND e.account = 'cash'
                  AND e.initiative_id = p_initiative
                 WHERE b.initiative_id = p_initiative AND b.tenant_id IS NOT NULL
-                  AND wg_group_role(b.working_group_id) IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM public.initiatives i WHERE i.id = p_initiative
+                              AND wg_group_role(i.working_group_id) IS NOT NULL)
             ),
             months AS (
                 SELECT month, sum(amount) AS amount,
