@@ -138,6 +138,7 @@ async def test_the_statement_runs_a_balance_over_payments_and_expenses(client, f
         f"/v1/initiatives/{initiative['id']}/statement", headers=fund.facilitator.headers
     )
     assert response.status_code == 200
+    assert response.headers["etag"]
     body = response.json()
     assert body["currency"] == "HKD"
     entries = body["entries"]

@@ -9,6 +9,7 @@ random id; a member who may see it but not do the action gets 403.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import uuid
 from collections.abc import AsyncIterator
@@ -285,9 +286,12 @@ class InitiativesController(Controller):
                     "Content-Disposition": f'attachment; filename="statement-{initiative_id}.csv"'
                 },
             )
+        body = await service.statement_json(db_session, source)
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return Response(
-            content=await service.statement_json(db_session, source),  # type: ignore[arg-type]
+            content=body,  # type: ignore[arg-type]
             media_type="application/json",
+            headers={"ETag": etag},
         )
 
 
