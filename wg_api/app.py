@@ -16,6 +16,13 @@ from litestar.types import ControllerRouterHandler
 
 from wg_api import __version__
 from wg_api.findings.routes import FindingsController
+from wg_api.funding.routes import (
+    ExpensesController,
+    GroupInitiativesController,
+    IndicatorsController,
+    InitiativesController,
+    PledgesController,
+)
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, AuthMiddleware
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.provider_keys import JWKSCache
@@ -79,6 +86,11 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         InvitationsController,
         SharesController,
         SharedFindingsController,
+        GroupInitiativesController,
+        InitiativesController,
+        PledgesController,
+        ExpensesController,
+        IndicatorsController,
     ]
 
 
@@ -119,6 +131,11 @@ def openapi_config() -> OpenAPIConfig:
             Tag(
                 name="Working groups",
                 description="Groups, their members, and invitations from both sides.",
+            ),
+            Tag(
+                name="Funding",
+                description="Initiatives funded together: pledges, payments, expenses, the "
+                "ledger's statement, cost splits and outcome indicators.",
             ),
         ],
         use_handler_docstrings=True,

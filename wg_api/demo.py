@@ -639,6 +639,190 @@ async def _record_findings(
     return len(FINDINGS)
 
 
+# Funding: a summer programme pledged in four currencies (rates stored with each pledge), and a
+# finished two-year programme with its outcome indicator.
+SUMMER_SPACES: dict[str, Any] = {
+    "title": "Factory child-friendly spaces, summer 2027",
+    "description": (
+        "Safe, supervised spaces with carers and activities for workers' children who join their "
+        "parents at the factories over the school holidays, in four Guangdong factories."
+    ),
+    "currency": "HKD",
+    "budget": {"amount": 48_000_000, "currency": "HKD"},
+    "funding_target": {"amount": 45_000_000, "currency": "HKD"},
+    "starts_on": "2027-06-28",
+    "ends_on": "2027-08-27",
+    "pledge_visibility": "totals_only",
+}
+# (brand, amount, fx_rate: HKD per one unit of the pledge's currency, payments received)
+SUMMER_PLEDGES: list[tuple[str, dict[str, Any], str | None, list[tuple[int, str]]]] = [
+    (
+        "kestrel-outdoor",
+        {"amount": 12_000_000, "currency": "HKD"},
+        None,
+        [(12_000_000, "2027-05-20")],
+    ),
+    (
+        "harbor-home",
+        {"amount": 1_500_000, "currency": "USD"},
+        "7.8125",
+        [(1_500_000, "2027-05-28")],
+    ),
+    (
+        "northwind-apparel",
+        {"amount": 16_000_000, "currency": "SEK"},
+        "0.7305",
+        [(8_000_000, "2027-05-31"), (8_000_000, "2027-07-15")],
+    ),
+    ("lumen-toys", {"amount": 1_400_000, "currency": "EUR"}, "8.421", [(700_000, "2027-06-10")]),
+]
+SUMMER_EXPENSES: list[dict[str, Any]] = [
+    {
+        "description": "Carers for four spaces, eight weeks",
+        "category": "staff",
+        "amount": {"amount": 19_200_000, "currency": "HKD"},
+        "incurred_on": "2027-06-25",
+    },
+    {
+        "description": "Play and learning materials",
+        "category": "materials",
+        "amount": {"amount": 4_350_000, "currency": "HKD"},
+        "incurred_on": "2027-06-20",
+    },
+    {
+        "description": "Child safeguarding training for carers (external trainer)",
+        "category": "training",
+        "amount": {"amount": 600_000, "currency": "USD"},
+        "fx_rate": "7.8150",
+        "incurred_on": "2027-06-22",
+    },
+]
+PARENTS_PROGRAMME: dict[str, Any] = {
+    "title": "Migrant parent workers: in-factory trainings and mobile eLearning, 2025-2026",
+    "description": (
+        "Two years of trainings for migrant parent workers on parenting at a distance, "
+        "communication with left-behind children and child protection, in factories and on phones."
+    ),
+    "currency": "USD",
+    "budget": {"amount": 24_000_000, "currency": "USD"},
+    "starts_on": "2025-01-06",
+    "ends_on": "2026-12-18",
+    "pledge_visibility": "open",
+}
+WORKERS_REACHED: dict[str, Any] = {
+    "name": "Workers reached",
+    "unit": "workers",
+    "baseline": 0,
+    "target": 4_000,
+    "breakdown": ["in_factory_training", "elearning"],
+}
+WORKERS_RESULTS: list[dict[str, Any]] = [
+    {
+        "period_start": "2025-01-06",
+        "period_end": "2025-12-31",
+        "value": 2_210,
+        "breakdown": {"in_factory_training": 1_700, "elearning": 510},
+        "note": "Year one: six factories.",
+    },
+    {
+        "period_start": "2026-01-01",
+        "period_end": "2026-12-18",
+        "value": 2_447,
+        "breakdown": {"in_factory_training": 1_812, "elearning": 635},
+        "note": "Year two: mobile eLearning opened to night shifts.",
+    },
+]
+BRANDS = ("northwind-apparel", "lumen-toys", "harbor-home", "kestrel-outdoor")
+
+
+async def _initiative(
+    facilitator: _DemoClient, group_id: str, spec: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """The initiative with this title, made (and opened) if the group has none yet."""
+    path = f"/v1/working-groups/{group_id}/initiatives"
+    existing = next(
+        (i for i in await facilitator.all_pages(path) if i["title"] == spec["title"]), None
+    )
+    if existing is not None:
+        return existing, False
+    made = await facilitator.call("POST", path, json=spec)
+    opened = await facilitator.call(
+        "PATCH", f"/v1/initiatives/{made['id']}", json={"status": "open"}
+    )
+    return opened, True
+
+
+async def _pledge_and_pay(
+    clients: dict[str, _DemoClient],
+    initiative_id: str,
+    pledges: list[tuple[str, dict[str, Any], str | None, list[tuple[int, str]]]],
+) -> None:
+    facilitator = clients[FACILITATOR]
+    for slug, amount, rate, payments in pledges:
+        body: dict[str, Any] = {"amount": amount, **({"fx_rate": rate} if rate else {})}
+        made = await clients[slug].call(
+            "POST", f"/v1/initiatives/{initiative_id}/pledges", json=body
+        )
+        await clients[slug].call("POST", f"/v1/pledges/{made['id']}/commit")
+        for paid, received_on in payments:
+            await facilitator.call(
+                "POST",
+                f"/v1/pledges/{made['id']}/payments",
+                json={
+                    "amount": {"amount": paid, "currency": amount["currency"]},
+                    "received_on": received_on,
+                    "reference": f"{slug}-{received_on}",
+                },
+            )
+
+
+async def _fund_initiatives(clients: dict[str, _DemoClient], group_id: str) -> list[dict[str, Any]]:
+    """The funding part of the demo; each initiative is made once, found on later runs."""
+    facilitator = clients[FACILITATOR]
+    summer, made = await _initiative(facilitator, group_id, SUMMER_SPACES)
+    if made:
+        await _pledge_and_pay(clients, summer["id"], SUMMER_PLEDGES)
+        await facilitator.call(
+            "PATCH", f"/v1/initiatives/{summer['id']}", json={"status": "active"}
+        )
+        for expense in SUMMER_EXPENSES:
+            await facilitator.call("POST", f"/v1/initiatives/{summer['id']}/expenses", json=expense)
+    parents, made = await _initiative(facilitator, group_id, PARENTS_PROGRAMME)
+    if made:
+        share = {"amount": 6_000_000, "currency": "USD"}
+        await _pledge_and_pay(
+            clients,
+            parents["id"],
+            [(slug, share, None, [(6_000_000, "2025-01-15")]) for slug in BRANDS],
+        )
+        path = f"/v1/initiatives/{parents['id']}"
+        await facilitator.call("PATCH", path, json={"status": "active"})
+        for description, amount in (
+            ("In-factory trainings, 2025", 10_900_000),
+            ("In-factory trainings, 2026", 11_200_000),
+            ("Mobile eLearning platform and content", 1_650_000),
+        ):
+            await facilitator.call(
+                "POST",
+                f"{path}/expenses",
+                json={
+                    "description": description,
+                    "category": "programme",
+                    "amount": {"amount": amount, "currency": "USD"},
+                    "incurred_on": "2026-12-18",
+                },
+            )
+        indicator = await facilitator.call("POST", f"{path}/indicators", json=WORKERS_REACHED)
+        for result in WORKERS_RESULTS:
+            await facilitator.call("POST", f"/v1/indicators/{indicator['id']}/results", json=result)
+        await facilitator.call("PATCH", path, json={"status": "completed"})
+    out = []
+    for initiative in (summer, parents):
+        current = await facilitator.call("GET", f"/v1/initiatives/{initiative['id']}")
+        out.append({k: current[k] for k in ("id", "title", "currency", "status", "funding")})
+    return out
+
+
 async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
     tenants_out: list[dict[str, Any]] = []
     credentials: dict[str, tuple[str, str]] = {}
@@ -676,6 +860,7 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         group = await _working_group(clients)
         supplier_ids = await _link_suppliers(clients)
         findings = await _record_findings(clients, supplier_ids, group["id"])
+        initiatives = await _fund_initiatives(clients, group["id"])
     return {
         "tenants": tenants_out,
         "working_group": {
@@ -685,4 +870,5 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         },
         "suppliers": len(set(supplier_ids.values())),
         "findings": findings,
+        "initiatives": initiatives,
     }

@@ -1,7 +1,7 @@
 """Working-group rules: who may do what in a group, invitations, membership changes, events.
 
-Other domains (sharing, meetings, funding) use `membership`, `require_member` and
-`active_member_count`; nothing else here is theirs to call.
+Other domains (sharing, meetings, funding) use `membership`, `require_member`,
+`active_member_count` and `publish_to_group`; nothing else here is theirs to call.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ __all__ = [
     "WorkingGroupRecord",
     "active_member_count",
     "membership",
+    "publish_to_group",
     "require_member",
 ]
 
@@ -85,6 +86,13 @@ async def active_member_count(
 ) -> int:
     """Active member tenants of the group, only those with one of `roles` if given."""
     return await repository.active_member_count(session, group_id, roles)
+
+
+async def publish_to_group(
+    session: AsyncSession, group_id: uuid.UUID, type: str, data: dict[str, Any]
+) -> None:
+    """`type` into the feed of every active member of the group, the caller's included."""
+    await repository.publish_group_event(session, group_id, type, data, include_self=True)
 
 
 def require_facilitator(member: Membership) -> None:
