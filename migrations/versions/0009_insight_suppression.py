@@ -29,7 +29,7 @@ not counted exactly (that would cost a count per contributor for every sub-level
 contributor's findings in one finest cell are over 85 % of it; any other sub-cell is taken as
 possibly published, which can only make the bound narrower, so the rule errs on hiding. A sub-cell
 of one finest cell is judged exactly, and one of several is the only kind that can be hidden for
-its own sub-cells (a hash of the finest cell's key tells them apart).
+its own sub-cells.
 
 Not covered (see tests/sharing/test_insights_bounds.py, which prints them): the same cell of every
 supplier against the group's cell (the supplier is a filter, never a grouping, and judging it would
@@ -148,27 +148,25 @@ GROUP_INSIGHTS = f"""
                 ) per_contributor
                 GROUP BY %1$s ()
             ),
+            finest AS (
+                -- Each finest cell: findings, contributors, the largest contributor's count.
+                SELECT area, country, period, severity, kind,
+                       sum(n) AS n, count(*) AS contributors, max(n) AS top
+                FROM (%3$s) per_contributor
+                GROUP BY area, country, period, severity, kind
+            ),
             sub_cells AS (
                 -- Each cell's sub-cells along each dimension it does not fix (which: along),
-                -- from the findings per finest cell and contributor: a sub-cell is surely
-                -- suppressed when even the sum of its finest cells' contributors is under k,
-                -- or one contributor's findings in one of them are over 85 %% of it;
-                -- otherwise it may be published.
+                -- from its finest cells: a sub-cell is surely suppressed when even the sum of
+                -- its finest cells' contributors is under k, or one contributor's findings in
+                -- one of them are over 85 %% of it; otherwise it may be published.
                 SELECT %1$s along, n,
                        greatest((round(n / $8::numeric) * $8)::bigint - $8 / 2, $9) AS lo,
-                       (pairs < $9 OR top > 0.85 * n) AS hidden, several
+                       (contributors < $9 OR top > 0.85 * n) AS hidden, several
                 FROM (
-                    SELECT %1$s %4$s AS along, sum(n) AS n, count(*) AS pairs, max(n) AS top,
-                           %9$s AS several
-                    FROM (
-                        -- Which finest cell (a 64-bit hash: two cells of one sub-cell never
-                        -- collide in practice), to tell sub-cells of several finest cells.
-                        SELECT *, hashtextextended(
-                                      concat_ws('/', area, country, period, severity, kind), 0
-                                  ) AS cell
-                        FROM (%3$s) f
-                    ) per_finest_cell
-                    GROUP BY GROUPING SETS (%5$s) HAVING %8$s
+                    SELECT %1$s %4$s AS along, sum(n) AS n, sum(contributors) AS contributors,
+                           max(top) AS top, count(*) > 1 AS several
+                    FROM finest GROUP BY GROUPING SETS (%5$s) HAVING %8$s
                 ) s
             ),
             verdicts AS (
@@ -217,15 +215,17 @@ GROUP_INSIGHTS = f"""
                         ELSE '3+' END
             FROM cells
             $q$,
-            cols, source, finest_source,
+            cols, source,
+            -- (The finest level has no sub-cells: nothing to count.)
+            CASE WHEN cardinality(others) > 0 THEN finest_source
+                 ELSE finest_source || ' LIMIT 0' END,
             CASE WHEN cardinality(others) > 0
                  THEN format('GROUPING(%s)', array_to_string(others, ', ')) ELSE '0' END,
             -- (No dimension left: the finest level has no sub-cells; HAVING false below.)
             coalesce((SELECT string_agg(format('(%s %s)', cols, o), ', ') FROM unnest(others) o),
                      format('(%s)', rtrim(cols, ', '))),
             supplier_counts, key_sql,
-            CASE WHEN cardinality(others) > 0 THEN 'true' ELSE 'false' END,
-            CASE WHEN cardinality(others) > 0 THEN 'min(cell) <> max(cell)' ELSE 'false' END)
+            CASE WHEN cardinality(others) > 0 THEN 'true' ELSE 'false' END)
         USING p_group, p_supplier, p_area, p_severity, p_country, p_period, p_kind, base, k;
     END
     $fn$
