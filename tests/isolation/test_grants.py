@@ -58,7 +58,7 @@ ALLOWED = {
     "SELECT, INSERT ON TABLE audit_log TO app",
     "USAGE, SELECT ON SEQUENCE audit_log_seq_seq TO app",
     "SELECT ON TABLE events TO app",
-    # Joint funding (migration 0009): the ledger and money records are append-only.
+    # Joint funding (migration 0010): the ledger and money records are append-only.
     "EXECUTE ON FUNCTION initiative_funder_lines(uuid) TO app",
     "EXECUTE ON FUNCTION initiative_funding(uuid) TO app",
     "EXECUTE ON FUNCTION initiative_mark_funded(uuid) TO app",

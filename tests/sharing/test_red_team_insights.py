@@ -127,25 +127,76 @@ def _value(item: Shared, dim: str) -> str | None:
     return item.period if dim == "period" else getattr(item, dim)
 
 
+def _enough(items: list[Shared]) -> bool:
+    """The contributor rule: at least 3 contributors, none above 85 % of the findings."""
+    per_contributor = collections.Counter(item.contributor for item in items)
+    return len(per_contributor) >= 3 and max(per_contributor.values()) <= 0.85 * len(items)
+
+
+def _finest(item: Shared) -> tuple[Any, ...]:
+    return tuple(_value(item, dim) for dim in DIMENSIONS)
+
+
+def _safe_against_subtraction(items: list[Shared], level: set[str]) -> bool:
+    """Migration 0009's second rule: along every dimension the cell does not fix, its rounded
+    count minus what its sub-cells show leaves a hidden sub-cell at least BASE possible counts.
+    A sub-cell counts as surely hidden when even the sum of its finest cells' contributors is
+    under 3 or one contributor holds over 85 % of it within one finest cell; the others show
+    at least max(rounded - 2, 3); when none is surely hidden, any one spanning several finest
+    cells may be hidden for its own sub-cells."""
+    for dim in set(DIMENSIONS) - level:
+        subs: dict[Any, list[Shared]] = collections.defaultdict(list)
+        for item in items:
+            subs[_value(item, dim)].append(item)
+        hidden, shown, smallest = 0, 0, None
+        for sub in subs.values():
+            finest: dict[tuple[Any, ...], collections.Counter[str]] = collections.defaultdict(
+                collections.Counter
+            )
+            for item in sub:
+                finest[_finest(item)][item.contributor] += 1
+            pairs = sum(len(counter) for counter in finest.values())
+            top = max(max(counter.values()) for counter in finest.values())
+            if pairs < 3 or top > 0.85 * len(sub):
+                hidden += 1
+                continue
+            lo = max(_round(len(sub)) - 2, 3)
+            shown += lo
+            if len(finest) > 1:
+                smallest = lo if smallest is None else min(smallest, lo)
+        widest = _round(len(items)) + 2 - shown
+        if hidden:
+            widest -= hidden - 1
+        elif smallest is not None:
+            widest += smallest
+        else:
+            continue
+        if widest < BASE:
+            return False
+    return True
+
+
 def expected(
     scene: Scene, dims: tuple[str, ...], filters: dict[str, str]
 ) -> tuple[dict[tuple[Any, ...], dict[str, Any]], int]:
-    """The design brief's rules applied to what was shared: published cells and suppressed count."""
+    """The design brief's rules applied to what was shared: published cells and suppressed count.
+    The answer's level is the grouped and the filtered dimensions (migration 0010)."""
     by_field = {"supplier_id": "supplier"}
     kept = [
         s
         for s in scene.shared
         if all(_value(s, by_field.get(name, name)) == value for name, value in filters.items())
     ]
+    level = set(dims) | (set(filters) & set(DIMENSIONS))
     cells: dict[tuple[Any, ...], list[Shared]] = collections.defaultdict(list)
     for item in kept:
         cells[tuple(_value(item, dim) for dim in dims)].append(item)
     published, suppressed = {}, 0
     for key, items in cells.items():
-        per_contributor = collections.Counter(item.contributor for item in items)
-        if len(per_contributor) < 3 or max(per_contributor.values()) > 0.85 * len(items):
+        if not (_enough(items) and _safe_against_subtraction(items, level)):
             suppressed += 1
             continue
+        per_contributor = collections.Counter(item.contributor for item in items)
         published[key] = {
             "findings": _round(len(items)),
             "suppliers": max(BASE, _round(len({item.supplier for item in items}))),
