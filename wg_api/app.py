@@ -20,11 +20,13 @@ from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, AuthMid
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.rate_limit import LIMITER_STATE_KEY, RateLimiter, TenantRateLimitMiddleware
 from wg_api.identity.routes import (
+    ALIAS_POLICY_STATE_KEY,
     ApiClientsController,
     AuditLogController,
     IdentityController,
     IdentityProvidersController,
     OAuthController,
+    TenantController,
 )
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer
@@ -39,6 +41,7 @@ from wg_api.platform.pagination import provide_page_params
 from wg_api.platform.routes import PlatformController
 from wg_api.platform.transaction import TransactionMiddleware, provide_db_session
 from wg_api.settings import Settings, get_settings
+from wg_api.sharing.aliases import ALIAS_POLICY
 from wg_api.sharing.routes import SharedFindingsController, SharesController
 from wg_api.suppliers.routes import SupplierRegistryController, SuppliersController
 from wg_api.working_groups.routes import InvitationsController, WorkingGroupsController
@@ -56,6 +59,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
     """Every /v1 controller. Domain issues add theirs here."""
     return [
         IdentityController,
+        TenantController,
         ApiClientsController,
         IdentityProvidersController,
         AuditLogController,
@@ -177,7 +181,13 @@ def create_app(
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
-    return State({"settings": settings, "migration_head": head_revision(settings)})
+    return State(
+        {
+            "settings": settings,
+            "migration_head": head_revision(settings),
+            ALIAS_POLICY_STATE_KEY: ALIAS_POLICY,
+        }
+    )
 
 
 def asgi_app(

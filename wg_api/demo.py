@@ -653,7 +653,17 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
     async with database.system_transaction() as session:
         for spec in DEMO_TENANTS:
             row = await repository.tenant_by_slug(session, spec["slug"])
-            tenant = dict(row._mapping) if row else await service.create_tenant(session, **spec)
+            tenant = (
+                dict(row._mapping)
+                if row
+                else await service.create_tenant(
+                    session,
+                    slug=spec["slug"],
+                    name=spec["name"],
+                    kind=spec["kind"],
+                    timezone=spec["timezone"],
+                )
+            )
             await session.execute(
                 sa.update(api_clients)
                 .where(

@@ -39,17 +39,22 @@ class SharedFilters:
 
 
 async def scrub_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[str, str]]:
-    """(name, slug) of every tenant that is, was or is invited to be in the group."""
+    """(name, slug) of every tenant that is, was or is invited to be in the group, and
+    (alias, slug) for each of its aliases; nothing unless the caller is an active member."""
     rows = await session.execute(
-        sa.text("SELECT name, slug FROM shared_finding_scrub_names(:group_id)"),
+        sa.text(
+            "SELECT term, n.slug FROM shared_finding_scrub_names(:group_id) n, "
+            "unnest(ARRAY[n.name] || n.aliases) AS term"
+        ),
         {"group_id": group_id},
     )
-    return [(row.name, row.slug) for row in rows]
+    return [(row.term, row.slug) for row in rows]
 
 
 _READER_SQL = (
     "SELECT wg_group_role($1) AS role, ARRAY("
-    "SELECT term FROM shared_finding_scrub_names($1) n, LATERAL (VALUES (n.name), (n.slug)) t(term)"
+    "SELECT term FROM shared_finding_scrub_names($1) n, "
+    "unnest(ARRAY[n.name, n.slug] || n.aliases) AS term"
     ") AS names"
 )
 
@@ -327,3 +332,14 @@ async def insight_cells(
         },
     )
     return list(rows.all())
+
+
+async def active_shared_finding_ids(session: AsyncSession, tenant_id: uuid.UUID) -> list[uuid.UUID]:
+    """The tenant's findings that have an active share somewhere."""
+    statement = (
+        sa.select(shares.c.finding_id)
+        .where(shares.c.tenant_id == tenant_id, shares.c.status == "active")
+        .distinct()
+        .order_by(shares.c.finding_id)
+    )
+    return list(await session.scalars(statement))

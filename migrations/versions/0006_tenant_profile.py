@@ -1,0 +1,176 @@
+"""The tenant's profile: country, working hours and aliases; aliases scrubbed from shared text.
+
+Revision ID: 0006_tenant_profile
+Revises: 0005_insight_tallies
+
+`tenants` gains `country` and `working_hours` (`timezone` exists since 0001). The app role may
+update only `timezone`, `country` and `working_hours` of its own row (RLS `tenants_self`), no
+longer `slug`, `name` or `kind`.
+
+Aliases live in `tenant_aliases`, one row per alias, under tenant RLS: a tenant reads and writes
+its own, nobody reads another's. `tenant_name_taken(term)` (SECURITY DEFINER) answers only whether
+a term is another tenant's name, slug or alias, compared by `tenant_name_key()` (NFKC, lower case,
+runs of spaces, hyphens and underscores as one space), and a unique index on that key keeps two
+tenants from claiming the same alias at once. `shared_finding_scrub_names()` answers the aliases
+of the group's tenants too, and now only to an active member of the group: a tenant that left or
+was removed learns nothing of who joined since.
+"""
+
+from alembic import op
+
+from wg_api.platform.rls import CURRENT_TENANT, migration_role, tenant_rls_statements
+
+revision = "0006_tenant_profile"
+down_revision = "0005_insight_tallies"
+branch_labels = None
+depends_on = None
+
+SEARCH_PATH = "pg_catalog, public, pg_temp"
+WEEKDAYS = '\'["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\'::jsonb'
+DEFAULT_HOURS = (
+    '\'{"start": "09:00", "end": "18:00", "days": ["mon", "tue", "wed", "thu", "fri"]}\'::jsonb'
+)
+QUARTER_HOUR = "'^([01][0-9]|2[0-3]):(00|15|30|45)$'"
+
+SCRUB_NAMES = f"""
+    CREATE FUNCTION shared_finding_scrub_names(p_group uuid)
+    RETURNS TABLE (name text, slug text, aliases text[])
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = {SEARCH_PATH}
+    AS $$
+    BEGIN
+        -- plpgsql, not sql: its plan is cached per connection (called on every list read).
+        IF public.wg_group_role(p_group) IS NULL THEN
+            RETURN;
+        END IF;
+        RETURN QUERY
+            SELECT t.name, t.slug, ARRAY(
+                SELECT a.alias FROM public.tenant_aliases a
+                WHERE a.tenant_id = t.id ORDER BY a.position
+            )
+            FROM public.tenants t
+            JOIN (
+                SELECT m.tenant_id FROM public.working_group_members m
+                WHERE m.group_id = p_group
+                UNION
+                SELECT i.tenant_id FROM public.invitations i
+                WHERE i.group_id = p_group AND i.status = 'pending'
+            ) g ON g.tenant_id = t.id
+            ORDER BY t.slug;
+    END
+    $$
+"""
+
+# 0004's version, restored on downgrade.
+OLD_SCRUB_NAMES = f"""
+    CREATE FUNCTION shared_finding_scrub_names(p_group uuid)
+    RETURNS TABLE (name text, slug text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = {SEARCH_PATH}
+    AS $$
+    BEGIN
+        IF NOT EXISTS (
+            SELECT 1 FROM public.working_group_members me
+            WHERE me.group_id = p_group AND me.tenant_id = {CURRENT_TENANT}
+        ) THEN
+            RETURN;
+        END IF;
+        RETURN QUERY
+            SELECT t.name, t.slug FROM public.tenants t
+            JOIN (
+                SELECT m.tenant_id FROM public.working_group_members m
+                WHERE m.group_id = p_group
+                UNION
+                SELECT i.tenant_id FROM public.invitations i
+                WHERE i.group_id = p_group AND i.status = 'pending'
+            ) g ON g.tenant_id = t.id
+            ORDER BY t.slug;
+    END
+    $$
+"""
+
+
+def upgrade() -> None:
+    app, owner, system = migration_role("app"), migration_role("owner"), migration_role("system")
+    op.execute(
+        f"""
+        ALTER TABLE tenants
+            ADD COLUMN country text CHECK (country ~ '^[A-Z]{{2}}$'),
+            ADD COLUMN working_hours jsonb NOT NULL DEFAULT {DEFAULT_HOURS} CHECK (
+                jsonb_typeof(working_hours) = 'object'
+                AND working_hours ?& ARRAY['start', 'end', 'days']
+                AND (working_hours ->> 'start') ~ {QUARTER_HOUR}
+                AND (working_hours ->> 'end') ~ {QUARTER_HOUR}
+                AND (working_hours ->> 'end') > (working_hours ->> 'start')
+                AND jsonb_typeof(working_hours -> 'days') = 'array'
+                AND jsonb_array_length(working_hours -> 'days') BETWEEN 1 AND 7
+                AND (working_hours -> 'days') <@ {WEEKDAYS}
+            )
+        """
+    )
+    op.execute(f"REVOKE UPDATE ON tenants FROM {app}")
+    op.execute(f"GRANT UPDATE (timezone, country, working_hours) ON tenants TO {app}")
+
+    op.execute(
+        """
+        CREATE FUNCTION tenant_name_key(p_term text) RETURNS text
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog
+        AS $$ SELECT btrim(regexp_replace(lower(normalize(p_term, NFKC)), '[\\s_-]+', ' ', 'g')) $$
+        """
+    )
+    op.execute(
+        """
+        CREATE TABLE tenant_aliases (
+            tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+            position smallint NOT NULL CHECK (position BETWEEN 0 AND 49),
+            alias text NOT NULL CHECK (length(alias) BETWEEN 2 AND 100 AND alias = btrim(alias)),
+            PRIMARY KEY (tenant_id, position)
+        )
+        """
+    )
+    op.execute("CREATE UNIQUE INDEX tenant_aliases_key ON tenant_aliases (tenant_name_key(alias))")
+    for statement in tenant_rls_statements("tenant_aliases"):
+        op.execute(statement)
+    # The owner's functions below read every tenant's aliases; the app role only its own.
+    op.execute(f"CREATE POLICY owner_lookup ON tenant_aliases FOR SELECT TO {owner} USING (true)")
+    op.execute(f"REVOKE UPDATE, TRUNCATE ON tenant_aliases FROM {app}")
+
+    op.execute(
+        f"""
+        CREATE FUNCTION tenant_name_taken(p_term text) RETURNS boolean
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {SEARCH_PATH}
+        AS $$
+            SELECT EXISTS (
+                SELECT 1 FROM public.tenants t
+                WHERE t.id IS DISTINCT FROM {CURRENT_TENANT}
+                  AND public.tenant_name_key(p_term) IN (
+                      public.tenant_name_key(t.name), public.tenant_name_key(t.slug)
+                  )
+            ) OR EXISTS (
+                SELECT 1 FROM public.tenant_aliases a
+                WHERE a.tenant_id IS DISTINCT FROM {CURRENT_TENANT}
+                  AND public.tenant_name_key(a.alias) = public.tenant_name_key(p_term)
+            )
+        $$
+        """
+    )
+    op.execute("REVOKE ALL ON FUNCTION tenant_name_taken(text) FROM PUBLIC")
+    # The command line (system role) creates tenants with aliases too.
+    op.execute(f"GRANT EXECUTE ON FUNCTION tenant_name_taken(text) TO {app}, {system}")
+
+    op.execute("DROP FUNCTION shared_finding_scrub_names(uuid)")
+    op.execute(SCRUB_NAMES)
+    op.execute("REVOKE ALL ON FUNCTION shared_finding_scrub_names(uuid) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION shared_finding_scrub_names(uuid) TO {app}")
+
+
+def downgrade() -> None:
+    app = migration_role("app")
+    op.execute("DROP FUNCTION shared_finding_scrub_names(uuid)")
+    op.execute(OLD_SCRUB_NAMES)
+    op.execute("REVOKE ALL ON FUNCTION shared_finding_scrub_names(uuid) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION shared_finding_scrub_names(uuid) TO {app}")
+    op.execute("DROP FUNCTION tenant_name_taken(text)")
+    op.execute("DROP TABLE tenant_aliases")
+    op.execute("DROP FUNCTION tenant_name_key(text)")
+    op.execute(f"REVOKE UPDATE ON tenants FROM {app}")
+    op.execute(f"GRANT UPDATE ON tenants TO {app}")
+    op.execute("ALTER TABLE tenants DROP COLUMN working_hours, DROP COLUMN country")
