@@ -359,17 +359,18 @@ async def test_the_command_line_takes_country_and_aliases(client, admin_url, set
         profile = await service.tenant_profile(session, tenant_id)
     assert (profile.country, profile.aliases) == ("VN", aliases)
 
-    for args, field in (
-        (["--alias", aliases[0].upper()], "aliases[0]"),
-        (["--alias", "Fine Zqxx", "--alias", "Footwear"], "aliases[1]"),
-        (["--alias", "ab"], "aliases[0]"),
-        (["--country", "ZZ"], "country"),
+    for args, fields in (
+        (["--alias", aliases[0].upper()], ["aliases[0]"]),
+        (
+            ["--country", "ZZ", "--alias", "Fine Zqxx", "--alias", "Footwear"],
+            ["country", "aliases[1]"],
+        ),
     ):
         other = f"cli-{uuid.uuid4().hex[:8]}"
         code, refused = await cli("tenant", "create", "--slug", other, "--name", "X Y Z", *args)
         assert code == 1, refused
         assert refused["error"] == "validation-failed"
-        assert [e["field"] for e in refused["errors"]] == [field]
+        assert [e["field"] for e in refused["errors"]] == fields
         async with database.system_transaction() as session:
             assert (
                 await session.scalar(

@@ -1,0 +1,175 @@
+"""A tenant's aliases are scrubbed from what is shared in every group it is in, like its name."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.sharing.conftest import feed, new_supplier, record_and_share, shared_findings
+from tests.working_groups.conftest import join
+from wg_api.platform.database import Database
+
+CHINESE_NAME = "凯斯特服装"
+REDACTED = "[redacted:organisation]"
+
+
+def code_name() -> str:
+    """An upper-case abbreviation like "KAL" that no other tenant of the test database holds."""
+    return "K" + "".join(random.choices("BCDFGHJKLMNPQRSTVWXZ", k=4))
+
+
+async def set_aliases(client: Any, actor: Any, aliases: list[str]) -> None:
+    response = await client.patch("/v1/tenant", json={"aliases": aliases}, headers=actor.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["aliases"] == aliases
+
+
+async def seen_by(client: Any, reader: Any, group: Any, shared_id: str) -> dict[str, Any]:
+    items = await shared_findings(client, reader, group)
+    [item] = [i for i in items if i["id"] == shared_id]
+    single = await client.get(f"{group.path}/shared-findings/{shared_id}", headers=reader.headers)
+    assert single.json() == item
+    return item
+
+
+async def stored_description(database: Database, shared_id: str) -> str:
+    async with database.system_transaction() as session:
+        text = await session.scalar(
+            sa.text("SELECT description FROM shared_findings WHERE id = :id"), {"id": shared_id}
+        )
+    assert isinstance(text, str)
+    return text
+
+
+async def test_an_alias_written_by_another_member_is_scrubbed_when_shared(
+    client, make_group, database
+):
+    group = await make_group()
+    named, writer = group.members[0], group.members[1]
+    abbreviation = code_name()
+    await set_aliases(client, named, [CHINESE_NAME, abbreviation])
+    supplier = await new_supplier(client, writer)
+    shared = await record_and_share(
+        client,
+        writer,
+        supplier["id"],
+        group,
+        title=f"Joint visit with {abbreviation} planned",
+        description=(
+            f"{CHINESE_NAME}的审核团队 and the {abbreviation.lower()} team saw 72-hour weeks."
+        ),
+    )
+    expected = f"{REDACTED}的审核团队 and the {REDACTED} team saw 72-hour weeks."
+    # Scrubbed when shared: the stored record, and so every event and reader, never held it.
+    assert await stored_description(database, shared["shared_finding_id"]) == expected
+    for reader in group.readers:
+        item = await seen_by(client, reader, group, shared["shared_finding_id"])
+        assert item["description"] == expected
+        assert item["title"] == f"Joint visit with {REDACTED} planned"
+    published = (await feed(client, named)).json()["items"][-1]["data"]
+    assert published["description"] == expected
+
+
+async def test_a_record_shared_before_the_alias_was_set_is_redacted_when_read(
+    client, make_group, database
+):
+    group = await make_group()
+    named, writer = group.members[0], group.members[1]
+    abbreviation = code_name()
+    supplier = await new_supplier(client, writer)
+    shared = await record_and_share(
+        client,
+        writer,
+        supplier["id"],
+        group,
+        description=f"Audit with {abbreviation} ({CHINESE_NAME[:3]}童装) staff on site.",
+    )
+    written = f"Audit with {abbreviation} ({CHINESE_NAME[:3]}童装) staff on site."
+    reader = group.members[2]
+    assert (await seen_by(client, reader, group, shared["shared_finding_id"]))["description"] == (
+        written
+    )
+
+    await set_aliases(client, named, [abbreviation, f"{CHINESE_NAME[:3]}童装"])
+
+    for reader in group.readers:
+        item = await seen_by(client, reader, group, shared["shared_finding_id"])
+        assert item["description"] == f"Audit with {REDACTED} ({REDACTED}) staff on site."
+    # The writer's record itself is not rebuilt by another tenant's change: read time covers it.
+    assert await stored_description(database, shared["shared_finding_id"]) == written
+
+
+async def test_adding_an_alias_rescrubs_the_tenants_own_active_shares(client, make_group, database):
+    group = await make_group()
+    contributor, reader = group.members[0], group.members[1]
+    abbreviation = code_name()
+    written = f"The {abbreviation} sourcing team found 72-hour weeks."
+    supplier = await new_supplier(client, contributor)
+    shared = await record_and_share(client, contributor, supplier["id"], group, description=written)
+    shared_id = shared["shared_finding_id"]
+    assert await stored_description(database, shared_id) == written
+    before = len((await feed(client, reader)).json()["items"])
+
+    await set_aliases(client, contributor, [abbreviation])
+
+    scrubbed = f"The {REDACTED} sourcing team found 72-hour weeks."
+    assert await stored_description(database, shared_id) == scrubbed
+    events = (await feed(client, reader, at_least=before + 1)).json()["items"]
+    assert events[-1]["type"] == "shared_finding.updated"
+    assert events[-1]["data"]["id"] == shared_id
+    assert events[-1]["data"]["description"] == scrubbed
+    assert (await seen_by(client, reader, group, shared_id))["description"] == scrubbed
+
+    # Dropping the alias rebuilds the record from the finding again.
+    await set_aliases(client, contributor, [])
+    assert await stored_description(database, shared_id) == written
+
+
+async def test_a_contributors_own_alias_is_scrubbed_from_its_shares(client, make_group, database):
+    group = await make_group()
+    contributor = group.members[0]
+    abbreviation = code_name()
+    await set_aliases(client, contributor, [abbreviation])
+    supplier = await new_supplier(client, contributor)
+    shared = await record_and_share(
+        client, contributor, supplier["id"], group, description=f"{abbreviation} buys here."
+    )
+    assert (
+        await stored_description(database, shared["shared_finding_id"]) == f"{REDACTED} buys here."
+    )
+
+
+async def test_the_scrub_names_answer_only_an_active_member(
+    client, make_group, new_brand, database
+):
+    group = await make_group()
+    named, leaver, removed = group.members[0], group.members[1], group.members[2]
+    abbreviation = code_name()
+    await set_aliases(client, named, [abbreviation])
+    left = await client.delete(f"{group.path}/members/{leaver.id}", headers=leaver.headers)
+    assert left.status_code == 204, left.text
+    gone = await client.delete(
+        f"{group.path}/members/{removed.id}", headers=group.facilitator.headers
+    )
+    assert gone.status_code == 204, gone.text
+    # A tenant joins after they are gone: they must not learn of it.
+    late = await new_brand()
+    await join(client, group.facilitator, group.id, late, "member")
+
+    async def names_for(actor: Any) -> dict[str, list[str]]:
+        async with database.transaction(actor.id) as session:
+            rows = await session.execute(
+                sa.text("SELECT slug, aliases FROM shared_finding_scrub_names(:g)"),
+                {"g": group.id},
+            )
+            return {row.slug: list(row.aliases) for row in rows}
+
+    member_view = await names_for(group.members[3])
+    assert member_view[named.slug] == [abbreviation]
+    assert late.slug in member_view
+    assert leaver.slug in member_view  # former members' names are still scrubbed
+    assert await names_for(leaver) == {}
+    assert await names_for(removed) == {}
+    assert await names_for(group.outsider) == {}
