@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from tests.sharing.conftest import feed, new_supplier, record_and_share, shared_findings
 from tests.working_groups.conftest import join
 from wg_api.platform.database import Database
+from wg_api.sharing.aliases import may_mention
 
 CHINESE_NAME = "凯斯特服装"
 REDACTED = "[redacted:organisation]"
@@ -173,3 +174,15 @@ async def test_the_scrub_names_answer_only_an_active_member(
     assert await names_for(leaver) == {}
     assert await names_for(removed) == {}
     assert await names_for(group.outsider) == {}
+
+
+def test_only_findings_that_may_mention_a_changed_alias_are_rebuilt():
+    """The re-scrub's pre-test never skips a text the scrubber would change."""
+    assert may_mention("The K\u200bZZQ team came", ["KZZQ"])
+    assert may_mention("The \uff2b\uff3a\uff3a\uff31 team came", ["kzzq"])
+    assert may_mention("凯斯特的审核团队", [CHINESE_NAME])  # a part of the Chinese name
+    assert may_mention("Kestrel staff on site", ["Kestrel Kids"])  # a distinctive word alone
+    assert may_mention("brand-a-kids visited", ["Brand A Kids"])
+    assert may_mention("we met ab there", ["AB C"])
+    assert not may_mention("Sewing line workers averaged 72 hours a week.", ["KZZQ", CHINESE_NAME])
+    assert not may_mention("Kestrel staff on site", [])

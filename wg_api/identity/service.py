@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, get_args
 from urllib.parse import urlsplit
@@ -55,7 +55,8 @@ async def create_tenant(
     alias_policy: AliasPolicy | None = None,
 ) -> dict[str, Any]:
     """A new tenant (the command line and tests). Aliases need the `alias_policy` the app is
-    wired with; they are validated as a PATCH of /v1/tenant validates them."""
+    wired with; they are validated as a PATCH of /v1/tenant validates them, and the rest of the
+    transaction then acts for the new tenant (its aliases are under tenant RLS)."""
     errors: list[FieldError] = []
     if message := slug_error(slug):
         errors.append(FieldError("slug", message))
@@ -80,11 +81,9 @@ async def create_tenant(
     )
     created = dict(row._mapping)
     if cleaned:
-        assert alias_policy is not None
         await repository.bind_tenant(session, row.id)
         await _check_taken(session, cleaned)
         await repository.replace_aliases(session, row.id, [alias for _, alias in cleaned])
-        await alias_policy.after_change(session, row.id)
     created["aliases"] = [alias for _, alias in cleaned]
     return created
 
@@ -113,8 +112,11 @@ class AliasPolicy(Protocol):
     def refusal(self, alias: str) -> str | None:
         """Why nobody may have `alias` (it is a common word), or None."""
 
-    async def after_change(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
-        """In the transaction that changed the tenant's aliases: apply them where they count."""
+    async def after_change(
+        self, session: AsyncSession, tenant_id: uuid.UUID, changed: Collection[str]
+    ) -> None:
+        """In the transaction that changed the tenant's aliases (`changed`: those added or
+        removed): apply the change where it counts."""
 
 
 def normalise_alias(raw: str) -> str:
@@ -264,7 +266,8 @@ async def change_tenant_profile(
         await repository.update_tenant(session, actor.tenant_id, wanted)
     if aliases_change:
         await repository.replace_aliases(session, actor.tenant_id, [alias for _, alias in cleaned])
-        await alias_policy.after_change(session, actor.tenant_id)
+        added_or_removed = {a for _, a in cleaned} ^ set(current.aliases)
+        await alias_policy.after_change(session, actor.tenant_id, added_or_removed)
     changed = await tenant_profile(session, actor.tenant_id)
     fields = sorted([*wanted, *(["aliases"] if aliases_change else [])])
     before = msgspec.to_builtins(current)

@@ -6,8 +6,11 @@ import sharing (sharing imports identity), so app.py and the command line hand i
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
+from collections.abc import Collection
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings import service as findings
@@ -15,7 +18,10 @@ from wg_api.identity.service import AliasPolicy
 from wg_api.sharing import repository, service
 from wg_api.sharing.words import is_common_word
 
-_WORD_SEPARATORS = re.compile(r"[\s\-_/&.,]+")
+_WORD_SEPARATORS = re.compile(r"[\s\-_/&.,()]+")
+_HAN_KANA_HANGUL = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
+)
 
 
 def common_word_refusal(alias: str) -> str | None:
@@ -27,20 +33,54 @@ def common_word_refusal(alias: str) -> str | None:
     return None
 
 
-async def rescrub_shares(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Rebuild every active share of the tenant's findings with the names it has now."""
+def _folded(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").casefold()
+
+
+def _pieces(alias: str) -> set[str]:
+    """Substrings of which at least one is in any text the scrubber could find `alias` (or a
+    variant of it: a word on its own, a part of a name in Chinese) in: its words, and the
+    character pairs of its Chinese, Japanese or Korean words."""
+    words = [word for word in _WORD_SEPARATORS.split(_folded(alias)) if word]
+    pieces: set[str] = set()
+    for word in words:
+        if _HAN_KANA_HANGUL.search(word):
+            pieces.update(word[i : i + 2] for i in range(max(len(word) - 1, 1)))
+        elif len(word) >= 3:  # shorter words never stand alone, and the whole name has them all
+            pieces.add(word)
+    return pieces or {max(words, key=len, default=_folded(alias))}
+
+
+def may_mention(text: str, aliases: Collection[str]) -> bool:
+    """False only when no scrubbing of `aliases` can change `text` (a cheap, generous test)."""
+    folded = _folded(text)
+    return any(piece in folded for alias in aliases for piece in _pieces(alias))
+
+
+async def rescrub_shares(
+    session: AsyncSession, tenant_id: uuid.UUID, changed: Collection[str]
+) -> int:
+    """Rebuild every active share of the tenant's findings whose text may mention one of the
+    `changed` aliases (added or removed), with the names the tenant has now. Answers how many
+    findings were rebuilt."""
+    rebuilt = 0
     for finding_id in await repository.active_shared_finding_ids(session, tenant_id):
-        await service.refresh(
-            session, tenant_id, await findings.get(session, tenant_id, finding_id)
-        )
+        finding = await findings.get(session, tenant_id, finding_id)
+        if may_mention(msgspec.json.encode(finding).decode(), changed):
+            await service.refresh(session, tenant_id, finding)
+            rebuilt += 1
+    return rebuilt
 
 
 class SharingAliasPolicy:
     def refusal(self, alias: str) -> str | None:
         return common_word_refusal(alias)
 
-    async def after_change(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
-        await rescrub_shares(session, tenant_id)
+    async def after_change(
+        self, session: AsyncSession, tenant_id: uuid.UUID, changed: Collection[str]
+    ) -> None:
+        await rescrub_shares(session, tenant_id, changed)
 
 
 ALIAS_POLICY: AliasPolicy = SharingAliasPolicy()
