@@ -18,6 +18,7 @@ from wg_api.identity.service import AliasPolicy
 from wg_api.sharing import repository, service
 from wg_api.sharing.words import is_common_word
 
+BATCH = 500  # findings read per query while looking for those to rebuild
 _WORD_SEPARATORS = re.compile(r"[\s\-_/&.,()]+")
 _HAN_KANA_HANGUL = re.compile(
     "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
@@ -65,11 +66,12 @@ async def rescrub_shares(
     `changed` aliases (added or removed), with the names the tenant has now. Answers how many
     findings were rebuilt."""
     rebuilt = 0
-    for finding_id in await repository.active_shared_finding_ids(session, tenant_id):
-        finding = await findings.get(session, tenant_id, finding_id)
-        if may_mention(msgspec.json.encode(finding).decode(), changed):
-            await service.refresh(session, tenant_id, finding)
-            rebuilt += 1
+    shared = await repository.active_shared_finding_ids(session, tenant_id)
+    for start in range(0, len(shared), BATCH):
+        for finding in await findings.get_many(session, tenant_id, shared[start : start + BATCH]):
+            if may_mention(msgspec.json.encode(finding).decode(), changed):
+                await service.refresh(session, tenant_id, finding)
+                rebuilt += 1
     return rebuilt
 
 
