@@ -448,7 +448,8 @@ class AuditLogController(Controller):
     ) -> Response[Page[AuditEntryOut]]:
         """Security-relevant actions in the tenant, newest first: API clients created, given a
         new secret or revoked; identity providers added or removed; people's roles changed by
-        their identity provider; the tenant's profile changed (`tenant.updated`). Entries are never changed or deleted.
+        their identity provider; the tenant's profile changed (`tenant.updated`). Entries are
+        never changed or deleted.
         """
         result = await service.read_audit_log(
             db_session, request.user.tenant_id, limit=page.limit, after=page.after
