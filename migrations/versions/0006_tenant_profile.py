@@ -13,7 +13,9 @@ a term is another tenant's name, slug or alias, compared by `tenant_name_key()` 
 runs of spaces, hyphens and underscores as one space), and a unique index on that key keeps two
 tenants from claiming the same alias at once. `shared_finding_scrub_names()` answers the aliases
 of the group's tenants too, and now only to an active member of the group: a tenant that left or
-was removed learns nothing of who joined since.
+was removed learns nothing of who joined since. What a contributor's shares are scrubbed of when
+built comes from `shared_finding_contributor_names()`: the same for an active member; for a
+tenant that left, who was in the group while it was (its changes still flow into what it shared).
 """
 
 from alembic import op
@@ -55,6 +57,40 @@ SCRUB_NAMES = f"""
                 SELECT i.tenant_id FROM public.invitations i
                 WHERE i.group_id = p_group AND i.status = 'pending'
             ) g ON g.tenant_id = t.id
+            ORDER BY t.slug;
+    END
+    $$
+"""
+
+# What a contributor's text is scrubbed of when its share is built or rebuilt. A tenant that left
+# (or was removed) may still change what it shared there: it gets the tenants that were members
+# while it was one, never anyone who joined since (it cannot read the result anyway).
+CONTRIBUTOR_NAMES = f"""
+    CREATE FUNCTION shared_finding_contributor_names(p_group uuid)
+    RETURNS TABLE (name text, slug text, aliases text[])
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = {SEARCH_PATH}
+    AS $$
+    DECLARE
+        my_status text;
+        my_left_at timestamptz;
+    BEGIN
+        SELECT m.status, m.left_at INTO my_status, my_left_at
+        FROM public.working_group_members m
+        WHERE m.group_id = p_group AND m.tenant_id = {CURRENT_TENANT};
+        IF my_status IS NULL THEN
+            RETURN;
+        ELSIF my_status = 'active' THEN
+            RETURN QUERY SELECT * FROM public.shared_finding_scrub_names(p_group);
+            RETURN;
+        END IF;
+        RETURN QUERY
+            SELECT t.name, t.slug, ARRAY(
+                SELECT a.alias FROM public.tenant_aliases a
+                WHERE a.tenant_id = t.id ORDER BY a.position
+            )
+            FROM public.tenants t
+            JOIN public.working_group_members m ON m.tenant_id = t.id
+            WHERE m.group_id = p_group AND m.joined_at <= my_left_at
             ORDER BY t.slug;
     END
     $$
@@ -160,10 +196,14 @@ def upgrade() -> None:
     op.execute(SCRUB_NAMES)
     op.execute("REVOKE ALL ON FUNCTION shared_finding_scrub_names(uuid) FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION shared_finding_scrub_names(uuid) TO {app}")
+    op.execute(CONTRIBUTOR_NAMES)
+    op.execute("REVOKE ALL ON FUNCTION shared_finding_contributor_names(uuid) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION shared_finding_contributor_names(uuid) TO {app}")
 
 
 def downgrade() -> None:
     app = migration_role("app")
+    op.execute("DROP FUNCTION shared_finding_contributor_names(uuid)")
     op.execute("DROP FUNCTION shared_finding_scrub_names(uuid)")
     op.execute(OLD_SCRUB_NAMES)
     op.execute("REVOKE ALL ON FUNCTION shared_finding_scrub_names(uuid) FROM PUBLIC")

@@ -159,21 +159,60 @@ async def test_the_scrub_names_answer_only_an_active_member(
     late = await new_brand()
     await join(client, group.facilitator, group.id, late, "member")
 
-    async def names_for(actor: Any) -> dict[str, list[str]]:
-        async with database.transaction(actor.id) as session:
-            rows = await session.execute(
-                sa.text("SELECT slug, aliases FROM shared_finding_scrub_names(:g)"),
-                {"g": group.id},
-            )
-            return {row.slug: list(row.aliases) for row in rows}
-
-    member_view = await names_for(group.members[3])
+    member_view = await names_for(database, group.members[3], group.id)
     assert member_view[named.slug] == [abbreviation]
     assert late.slug in member_view
     assert leaver.slug in member_view  # former members' names are still scrubbed
-    assert await names_for(leaver) == {}
-    assert await names_for(removed) == {}
-    assert await names_for(group.outsider) == {}
+    assert await names_for(database, leaver, group.id) == {}
+    assert await names_for(database, removed, group.id) == {}
+    assert await names_for(database, group.outsider, group.id) == {}
+    # What their own shares there are scrubbed of: who was in the group while they were.
+    for former in (leaver, removed):
+        theirs = await names_for(database, former, group.id, "shared_finding_contributor_names")
+        assert theirs[named.slug] == [abbreviation]
+        assert late.slug not in theirs
+    assert (
+        await names_for(database, group.members[3], group.id, "shared_finding_contributor_names")
+        == member_view
+    )
+    assert (
+        await names_for(database, group.outsider, group.id, "shared_finding_contributor_names")
+        == {}
+    )
+
+
+async def test_a_change_after_leaving_reaches_the_others_scrubbed(client, make_group, database):
+    group = await make_group()
+    leaver, named, reader = group.members[0], group.members[3], group.members[1]
+    abbreviation = code_name()
+    await set_aliases(client, named, [abbreviation])
+    supplier = await new_supplier(client, leaver)
+    shared = await record_and_share(client, leaver, supplier["id"], group)
+    left = await client.delete(f"{group.path}/members/{leaver.id}", headers=leaver.headers)
+    assert left.status_code == 204, left.text
+    before = len((await feed(client, reader)).json()["items"])
+
+    changed = await client.patch(
+        f"/v1/findings/{shared['finding_id']}",
+        json={"description": f"{named.name} ({abbreviation}) buys here too."},
+        headers=leaver.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    scrubbed = f"{REDACTED} ({REDACTED}) buys here too."
+    event = (await feed(client, reader, at_least=before + 1)).json()["items"][-1]
+    assert (event["type"], event["data"]["description"]) == ("shared_finding.updated", scrubbed)
+    assert await stored_description(database, shared["shared_finding_id"]) == scrubbed
+
+
+async def names_for(
+    database: Database, actor: Any, group_id: str, function: str = "shared_finding_scrub_names"
+) -> dict[str, list[str]]:
+    async with database.transaction(actor.id) as session:
+        rows = await session.execute(
+            sa.text(f"SELECT slug, aliases FROM {function}(:g)"),  # noqa: S608
+            {"g": group_id},
+        )
+        return {row.slug: list(row.aliases) for row in rows}
 
 
 def test_only_findings_that_may_mention_a_changed_alias_are_rebuilt():

@@ -39,11 +39,12 @@ class SharedFilters:
 
 
 async def scrub_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[str, str]]:
-    """(name, slug) of every tenant that is, was or is invited to be in the group, and
-    (alias, slug) for each of its aliases; nothing unless the caller is an active member."""
+    """What the caller's shares into the group are scrubbed of: (name, slug) of every tenant
+    that is, was or is invited to be in the group, and (alias, slug) for each of its aliases; for
+    a caller that left, only the tenants that were members while it was."""
     rows = await session.execute(
         sa.text(
-            "SELECT term, n.slug FROM shared_finding_scrub_names(:group_id) n, "
+            "SELECT term, n.slug FROM shared_finding_contributor_names(:group_id) n, "
             "unnest(ARRAY[n.name] || n.aliases) AS term"
         ),
         {"group_id": group_id},
