@@ -34,11 +34,13 @@ from wg_api.identity.rate_limit import (
     UnauthenticatedGate,
 )
 from wg_api.identity.routes import (
+    ALIAS_POLICY_STATE_KEY,
     ApiClientsController,
     AuditLogController,
     IdentityController,
     IdentityProvidersController,
     OAuthController,
+    TenantController,
 )
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer
@@ -58,6 +60,7 @@ from wg_api.platform.transaction import (
     replay_idempotent,
 )
 from wg_api.settings import Settings, get_settings
+from wg_api.sharing.aliases import ALIAS_POLICY
 from wg_api.sharing.routes import SharedFindingsController, SharesController
 from wg_api.suppliers.routes import SupplierRegistryController, SuppliersController
 from wg_api.working_groups.routes import InvitationsController, WorkingGroupsController
@@ -75,6 +78,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
     """Every /v1 controller. Domain issues add theirs here."""
     return [
         IdentityController,
+        TenantController,
         ApiClientsController,
         IdentityProvidersController,
         AuditLogController,
@@ -220,7 +224,13 @@ def create_app(
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
-    return State({"settings": settings, "migration_head": head_revision(settings)})
+    return State(
+        {
+            "settings": settings,
+            "migration_head": head_revision(settings),
+            ALIAS_POLICY_STATE_KEY: ALIAS_POLICY,
+        }
+    )
 
 
 def asgi_app(

@@ -92,11 +92,19 @@ def cmd_openapi_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     from wg_api.identity import service
+    from wg_api.sharing.aliases import ALIAS_POLICY
 
     async def work(database: Any) -> Any:
         async with database.system_transaction() as session:
             return await service.create_tenant(
-                session, slug=args.slug, name=args.name, kind=args.kind, timezone=args.timezone
+                session,
+                slug=args.slug,
+                name=args.name,
+                kind=args.kind,
+                timezone=args.timezone,
+                country=args.country,
+                aliases=args.alias,
+                alias_policy=ALIAS_POLICY,
             )
 
     _print(asyncio.run(_with_database(settings, work)))
@@ -188,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     tenant_create.add_argument("--name", required=True)
     tenant_create.add_argument("--kind", default="brand", choices=["brand", "facilitator"])
     tenant_create.add_argument("--timezone", default="Asia/Hong_Kong")
+    tenant_create.add_argument(
+        "--country", default=None, help="ISO 3166-1 alpha-2 (its public holidays); default none"
+    )
+    tenant_create.add_argument(
+        "--alias",
+        action="append",
+        default=[],
+        help="another name the tenant goes by, scrubbed from shared text (repeatable)",
+    )
     tenant_create.set_defaults(func=cmd_tenant_create)
 
     client = sub.add_parser("client", help="API clients")

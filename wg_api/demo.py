@@ -832,7 +832,13 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
             tenant = (
                 msgspec.structs.asdict(known)
                 if known
-                else await service.create_tenant(session, **spec)
+                else await service.create_tenant(
+                    session,
+                    slug=spec["slug"],
+                    name=spec["name"],
+                    kind=spec["kind"],
+                    timezone=spec["timezone"],
+                )
             )
         # The tenant's own rows: as the app role, bound to the tenant.
         async with database.transaction(tenant["id"]) as session:

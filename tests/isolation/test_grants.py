@@ -46,7 +46,7 @@ ALLOWED = {
     "EXECUTE ON FUNCTION wg_group_role(uuid) TO app",
     "EXECUTE ON FUNCTION wg_invited_group_name(uuid) TO app",
     # Cross-tenant work of the command line and the worker (0008), instead of BYPASSRLS.
-    "EXECUTE ON FUNCTION create_tenant(text,text,text,text) TO system",
+    "EXECUTE ON FUNCTION create_tenant(text,text,text,text,text,text[]) TO system",
     "EXECUTE ON FUNCTION purge_events(integer) TO system",
     "EXECUTE ON FUNCTION purge_idempotency_keys() TO system",
     "EXECUTE ON FUNCTION purge_rate_limit_windows() TO system",
@@ -102,7 +102,14 @@ ALLOWED = {
     # The common registry: matched and added to, never changed or removed by a tenant.
     "SELECT, INSERT ON TABLE suppliers TO app",
     # The directory: every tenant reads it, and updates its own row (RLS); create_tenant inserts.
-    "SELECT, UPDATE ON TABLE tenants TO app",
+    "SELECT ON TABLE tenants TO app",
+    # The tenant's profile (migration 0011): its own zone, country and hours; aliases under RLS.
+    "UPDATE (timezone, country, working_hours) ON TABLE tenants TO app",
+    "SELECT, INSERT, DELETE ON TABLE tenant_aliases TO app",
+    "EXECUTE ON FUNCTION tenant_name_key(text) TO app",
+    "EXECUTE ON FUNCTION tenant_name_taken(text) TO app",
+    "EXECUTE ON FUNCTION tenant_name_taken(text) TO system",
+    "EXECUTE ON FUNCTION shared_finding_contributor_names(uuid) TO app",
     "SELECT ON TABLE tenants TO system",
     "SELECT, INSERT, UPDATE, DELETE ON TABLE users TO app",
     # Memberships: a row is inserted and its role and status change; the trigger keeps the dates.
@@ -234,7 +241,7 @@ async def test_every_grant_is_on_the_allow_list(admin, settings):
         ("SELECT * FROM api_client_for_token('wgc_x')", "system"),
         ("SELECT count(*) FROM findings", "system"),
         ("DELETE FROM idempotency_keys", "system"),
-        ("SELECT * FROM create_tenant('forged', 'Forged', 'brand', 'UTC')", "app"),
+        ("SELECT * FROM create_tenant('forged', 'Forged', 'brand', 'UTC', NULL, NULL)", "app"),
         ("SELECT purge_events(1)", "app"),
     ],
 )

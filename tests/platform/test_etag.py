@@ -6,6 +6,7 @@ import re
 
 import sqlalchemy as sa
 
+from tests.conftest import superuser_transaction
 from tests.platform.conftest import NoteOut
 from wg_api.platform.http import etag_of
 
@@ -31,7 +32,8 @@ async def test_me_has_an_etag_that_follows_the_resource(client, make_tenant, dat
     assert re.fullmatch(r'"[^"]+"', etag), etag
     assert again.headers["etag"] == etag
 
-    async with database.transaction(tenant.id) as session:
+    # Renamed by the operator: the app role may not change a tenant's name (migration 0011).
+    async with superuser_transaction(database) as session:
         await session.execute(
             sa.text("UPDATE tenants SET name = :name WHERE id = :id"),
             {"name": "Renamed Brand", "id": tenant.id},

@@ -52,6 +52,17 @@ async def get(
     return (await session.execute(statement)).one_or_none()
 
 
+async def get_many(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_ids: list[uuid.UUID]
+) -> list[Record]:
+    statement = (
+        sa.select(*COLUMNS)
+        .where(findings.c.tenant_id == tenant_id, findings.c.id.in_(finding_ids))
+        .order_by(findings.c.id)
+    )
+    return list((await session.execute(statement)).all())
+
+
 async def get_by_external_id(
     session: AsyncSession, tenant_id: uuid.UUID, external_id: str, *, for_update: bool = False
 ) -> Record | None:

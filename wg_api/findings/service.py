@@ -216,6 +216,13 @@ async def get(session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID
     return finding_out(row)
 
 
+async def get_many(
+    session: AsyncSession, tenant_id: uuid.UUID, finding_ids: list[uuid.UUID]
+) -> list[Finding]:
+    """The tenant's findings among `finding_ids` (others' and unknown ids are left out)."""
+    return [finding_out(row) for row in await repository.get_many(session, tenant_id, finding_ids)]
+
+
 async def get_for_update(
     session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID
 ) -> Finding:

@@ -18,6 +18,17 @@ tenants = sa.Table(
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("timezone", sa.Text, nullable=False, server_default="Asia/Hong_Kong"),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("country", sa.Text),
+    sa.Column("working_hours", JSONB, nullable=False),
+)
+
+# The other names a tenant goes by, in its chosen order; each tenant reads only its own (RLS).
+tenant_aliases = sa.Table(
+    "tenant_aliases",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("position", sa.SmallInteger, primary_key=True),
+    sa.Column("alias", sa.Text, nullable=False),
 )
 
 api_clients = sa.Table(

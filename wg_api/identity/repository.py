@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wg_api.identity.models import api_clients, audit_log, identity_providers, tenants, users
+from wg_api.identity.models import (
+    api_clients,
+    audit_log,
+    identity_providers,
+    tenant_aliases,
+    tenants,
+    users,
+)
 from wg_api.identity.tokens import ClientRecord
 from wg_api.platform.models import Record
 
@@ -138,17 +145,84 @@ async def tenants_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> list[Rec
 
 
 async def create_tenant(
-    session: AsyncSession, *, slug: str, name: str, kind: str, timezone: str
+    session: AsyncSession,
+    *,
+    slug: str,
+    name: str,
+    kind: str,
+    timezone: str,
+    country: str | None,
+    aliases: list[str],
 ) -> Record:
-    """Through the owner's function (migration 0008): no role but the owner may insert a tenant,
-    and only the system role may call it."""
+    """Through the owner's function (migrations 0008, 0011): no role but the owner may insert a
+    tenant or its first aliases, and only the system role may call it."""
     row: Record = (
         await session.execute(
-            sa.text("SELECT * FROM create_tenant(:slug, :name, :kind, :timezone)"),
-            {"slug": slug, "name": name, "kind": kind, "timezone": timezone},
+            sa.text(
+                "SELECT * FROM create_tenant(:slug, :name, :kind, :timezone, :country, "
+                "CAST(:aliases AS text[]))"
+            ),
+            {
+                "slug": slug,
+                "name": name,
+                "kind": kind,
+                "timezone": timezone,
+                "country": country,
+                "aliases": aliases,
+            },
         )
     ).one()
     return row
+
+
+async def tenant_by_id(
+    session: AsyncSession, tenant_id: uuid.UUID, *, for_update: bool = False
+) -> Record | None:
+    statement = sa.select(tenants).where(tenants.c.id == tenant_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).one_or_none()
+
+
+async def update_tenant(
+    session: AsyncSession, tenant_id: uuid.UUID, values: dict[str, Any]
+) -> None:
+    """Only `timezone`, `country` and `working_hours`: the app role may change nothing else."""
+    await session.execute(sa.update(tenants).where(tenants.c.id == tenant_id).values(**values))
+
+
+async def aliases_of(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
+    rows = await session.scalars(
+        sa.select(tenant_aliases.c.alias)
+        .where(tenant_aliases.c.tenant_id == tenant_id)
+        .order_by(tenant_aliases.c.position)
+    )
+    return list(rows)
+
+
+async def replace_aliases(session: AsyncSession, tenant_id: uuid.UUID, aliases: list[str]) -> None:
+    await session.execute(sa.delete(tenant_aliases).where(tenant_aliases.c.tenant_id == tenant_id))
+    if aliases:
+        await session.execute(
+            sa.insert(tenant_aliases),
+            [
+                {"tenant_id": tenant_id, "position": position, "alias": alias}
+                for position, alias in enumerate(aliases)
+            ],
+        )
+
+
+async def names_taken(session: AsyncSession, terms: list[str]) -> set[str]:
+    """The terms that are another tenant's name, slug or alias (the caller's own are not)."""
+    if not terms:
+        return set()
+    rows = await session.scalars(
+        sa.text(
+            "SELECT term FROM unnest(CAST(:terms AS text[])) AS term WHERE tenant_name_taken(term)"
+        ),
+        {"terms": terms},
+    )
+    return set(rows)
 
 
 async def create_client(
@@ -368,4 +442,5 @@ async def names_to_scrub(
     people = await session.scalars(
         sa.select(users.c.name).where(users.c.tenant_id == tenant_id).distinct()
     )
-    return ([tenant.name, tenant.slug] if tenant else []), [p for p in people if p]
+    own = [tenant.name, tenant.slug, *await aliases_of(session, tenant_id)] if tenant else []
+    return own, [p for p in people if p]

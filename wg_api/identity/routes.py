@@ -1,5 +1,5 @@
 """Identity endpoints: the OAuth token endpoint, keys and metadata, /v1/me, /v1/tenants,
-/v1/api-clients, /v1/identity-providers and /v1/audit-log."""
+/v1/tenant, /v1/api-clients, /v1/identity-providers and /v1/audit-log."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any, cast
 
 import msgspec
 import sqlalchemy as sa
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from wg_api.identity import repository, service
@@ -35,6 +35,8 @@ from wg_api.identity.schemas import (
     OAuthErrorOut,
     PrincipalOut,
     TenantOut,
+    TenantProfile,
+    TenantProfilePatch,
 )
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer, client_id_from_request
@@ -218,6 +220,54 @@ class IdentityController(Controller):
 
 
 ADMIN = requires("admin", role="admin")
+# Where create_app puts the identity.service.AliasPolicy that sharing provides.
+ALIAS_POLICY_STATE_KEY = "alias_policy"
+
+
+class TenantController(Controller):
+    """The caller's own tenant: its time zone, country, working hours and aliases."""
+
+    path = "/tenant"
+    tags = ["Identity"]
+
+    @get(summary="Your tenant", **requires(None))
+    async def read(
+        self, request: Request[Principal, Any, Any], db_session: DbSession
+    ) -> Response[TenantProfile]:
+        """Any principal of the tenant reads it: `timezone` (IANA), `country` (ISO 3166-1
+        alpha-2 or null: no public holidays), `working_hours` and `aliases`. With an `ETag`."""
+        profile = await service.tenant_profile(db_session, request.user.tenant_id)
+        return Response(profile, headers={"ETag": etag_of(profile)})
+
+    @patch(summary="Change your tenant", data_dto=Body[TenantProfilePatch], **ADMIN)
+    async def change(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: DbSession,
+        data: JSONBody[TenantProfilePatch],
+    ) -> Response[TenantProfile]:
+        """Admins change `timezone`, `country` (null clears it), `working_hours` and `aliases`
+        (each replaced whole); the slug, name and kind are not theirs to change. Honours
+        `If-Match`; audited (`tenant.updated`) and announced in the tenant's feed.
+
+        `working_hours`: `start` and `end` as HH:MM on the quarter hour, `end` after `start` on
+        the same day; `days` at least one of mon..sun, no repeats (answered in week order).
+
+        `aliases`: the other names the tenant goes by, scrubbed from every shared text of the
+        groups it is in, as its name and slug are. At most 50; each trimmed, NFKC-normalised,
+        3 to 100 characters (2 when it holds a Chinese, Japanese or Korean character); repeats
+        (in any case) are dropped. Refused (422, naming `aliases[i]`): a common word (or only
+        common words and legal forms), and another tenant's name, slug or alias in any case.
+        The tenant's own name or slug is accepted. A change re-scrubs every active share of the
+        tenant's findings before the answer.
+        """
+        current = await service.tenant_profile(db_session, request.user.tenant_id, for_update=True)
+        check_if_match(request, etag_of(current))
+        policy: service.AliasPolicy = request.app.state[ALIAS_POLICY_STATE_KEY]
+        changed = await service.change_tenant_profile(
+            db_session, request.user, current, data, policy
+        )
+        return Response(changed, headers={"ETag": etag_of(changed)})
 
 
 def _authenticator(request: Request[Any, Any, Any]) -> Authenticator:
@@ -435,7 +485,8 @@ class AuditLogController(Controller):
     ) -> Response[Page[AuditEntryOut]]:
         """Security-relevant actions in the tenant, newest first: API clients created, given a
         new secret or revoked; identity providers added or removed; people's roles changed by
-        their identity provider. Entries are never changed or deleted.
+        their identity provider; the tenant's profile changed (`tenant.updated`). Entries are
+        never changed or deleted.
         """
         result = await service.read_audit_log(
             db_session, request.user.tenant_id, limit=page.limit, after=page.after

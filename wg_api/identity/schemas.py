@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
 
 class TenantOut(msgspec.Struct):
@@ -14,6 +15,54 @@ class TenantOut(msgspec.Struct):
     slug: str
     name: str
     kind: Literal["brand", "facilitator"]
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class WorkingHours(msgspec.Struct, forbid_unknown_fields=True):
+    """When the tenant's people work, in its own time zone: times on the quarter hour, `end`
+    after `start` on the same day, at least one day."""
+
+    start: Annotated[str, Meta(examples=["09:00"], description="HH:MM, on the quarter hour")]
+    end: Annotated[str, Meta(examples=["18:00"], description="HH:MM, after `start`")]
+    days: Annotated[
+        list[str],
+        Meta(
+            examples=[["mon", "tue", "wed", "thu", "fri"]],
+            description="Working days among mon, tue, wed, thu, fri, sat, sun; no repeats.",
+        ),
+    ]
+
+
+class TenantProfile(msgspec.Struct):
+    """The caller's own tenant, with what only it (and the services that need it) read."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    kind: Literal["brand", "facilitator"]
+    timezone: str
+    country: Annotated[str | None, Meta(description="ISO 3166-1 alpha-2; null: no holidays")]
+    working_hours: WorkingHours
+    aliases: Annotated[
+        list[str],
+        Meta(
+            description="Other names the tenant goes by, scrubbed from the shared text of every "
+            "group it is in.",
+            examples=[["KAL", "凯斯特服装", "Kestrel Kids"]],
+        ),
+    ]
+
+
+class TenantProfilePatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Only the fields sent change; `"country": null` clears the country. `aliases` and
+    `working_hours` are replaced whole."""
+
+    timezone: Annotated[str, Meta(examples=["Europe/Stockholm"])] | UnsetType = UNSET
+    country: Annotated[str, Meta(examples=["SE"])] | UnsetType | None = UNSET
+    working_hours: WorkingHours | UnsetType = UNSET
+    aliases: list[str] | UnsetType = UNSET
 
 
 class PrincipalOut(msgspec.Struct):

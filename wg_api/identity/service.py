@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, get_args
 from urllib.parse import urlsplit
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.identity import repository
@@ -22,6 +24,10 @@ from wg_api.identity.schemas import (
     IdentityProviderCreate,
     IdentityProviderOut,
     TenantOut,
+    TenantProfile,
+    TenantProfilePatch,
+    Weekday,
+    WorkingHours,
 )
 from wg_api.identity.scopes import ROLE_SCOPES, SCOPES, TENANT_ROLES, parse_scopes, unknown_scopes
 from wg_api.identity.tokens import hash_secret, new_client_id, new_client_secret
@@ -32,16 +38,28 @@ from wg_api.platform.errors import (
     NotFound,
     ValidationFailed,
 )
+from wg_api.platform.events import record_event
 from wg_api.platform.outbound import OutboundClient, OutboundError, RefusedAddress
 from wg_api.platform.pagination import Page, identifier, keyset, moment, paginate, whole_number
-from wg_api.platform.validation import is_valid_timezone, slug_error
+from wg_api.platform.validation import is_country_code, is_valid_timezone, slug_error
 
 TENANT_KINDS = ("brand", "facilitator")
 
 
 async def create_tenant(
-    session: AsyncSession, *, slug: str, name: str, kind: str, timezone: str
+    session: AsyncSession,
+    *,
+    slug: str,
+    name: str,
+    kind: str,
+    timezone: str,
+    country: str | None = None,
+    aliases: Sequence[str] = (),
+    alias_policy: AliasPolicy | None = None,
 ) -> dict[str, Any]:
+    """A new tenant (the command line and tests). Aliases need the `alias_policy` the app is
+    wired with; they are validated as a PATCH of /v1/tenant validates them, and the rest of the
+    transaction then acts for the new tenant (its aliases are under tenant RLS)."""
     errors: list[FieldError] = []
     if message := slug_error(slug):
         errors.append(FieldError("slug", message))
@@ -50,17 +68,234 @@ async def create_tenant(
     if kind not in TENANT_KINDS:
         errors.append(FieldError("kind", f"must be one of {', '.join(TENANT_KINDS)}"))
     if not is_valid_timezone(timezone):
-        errors.append(FieldError("timezone", "must be an IANA time zone such as Asia/Hong_Kong"))
+        errors.append(FieldError("timezone", TIMEZONE_MESSAGE))
+    if country is not None and not is_country_code(country):
+        errors.append(FieldError("country", COUNTRY_MESSAGE))
+    cleaned, alias_errors = alias_shape(aliases, alias_policy)
+    errors += alias_errors
     if errors:
         raise ValidationFailed("The tenant is not valid.", errors=errors)
     if await repository.tenant_by_slug(session, slug) is not None:
         raise ValidationFailed(
             "The tenant is not valid.", errors=[FieldError("slug", "is already taken")]
         )
+    if cleaned:
+        await _check_taken(session, cleaned)
     row = await repository.create_tenant(
-        session, slug=slug, name=name.strip(), kind=kind, timezone=timezone
+        session,
+        slug=slug,
+        name=name.strip(),
+        kind=kind,
+        timezone=timezone,
+        country=country,
+        aliases=[alias for _, alias in cleaned],
     )
-    return dict(row._mapping)
+    created = dict(row._mapping)
+    created["aliases"] = [alias for _, alias in cleaned]
+    return created
+
+
+# ---- the tenant's profile ----------------------------------------------------------------------
+
+TENANT_NOT_FOUND = "No such tenant."
+TIMEZONE_MESSAGE = "must be an IANA time zone such as Asia/Hong_Kong"
+COUNTRY_MESSAGE = "must be an ISO 3166-1 alpha-2 country code such as HK, or null"
+WEEKDAYS: tuple[str, ...] = get_args(Weekday)
+MAX_ALIASES = 50
+MAX_ALIAS_LENGTH = 100
+_QUARTER_HOUR = re.compile(r"^([01][0-9]|2[0-3]):(00|15|30|45)$")
+_SEPARATORS = re.compile(r"[\s_\-]+")
+# Han, kana and Hangul: a name in these scripts may be two characters long.
+_CJK = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]"
+)
+
+
+class AliasPolicy(Protocol):
+    """What sharing adds to aliases, handed in where the app is wired (identity cannot import
+    sharing: sharing imports identity)."""
+
+    def refusal(self, alias: str) -> str | None:
+        """Why nobody may have `alias` (it is a common word), or None."""
+
+    async def after_change(
+        self, session: AsyncSession, tenant_id: uuid.UUID, changed: Collection[str]
+    ) -> None:
+        """In the transaction that changed the tenant's aliases (`changed`: those added or
+        removed): apply the change where it counts."""
+
+
+def normalise_alias(raw: str) -> str:
+    """NFKC, without format characters (zero-width spaces ...), inner spaces as one, trimmed."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(text.split())
+
+
+def alias_key(alias: str) -> str:
+    """Two aliases are the same when their keys are (as the database's `tenant_name_key`)."""
+    return _SEPARATORS.sub(" ", alias.casefold()).strip()
+
+
+def alias_shape(
+    raw: Sequence[str], policy: AliasPolicy | None
+) -> tuple[list[tuple[int, str]], list[FieldError]]:
+    """The aliases normalised and without repeats (the first of equal ones stays), each with its
+    index in `raw` for error messages; and what is wrong with them, the database aside."""
+    if len(raw) > MAX_ALIASES:
+        return [], [FieldError("aliases", f"at most {MAX_ALIASES} aliases, not {len(raw)}")]
+    if raw and policy is None:
+        raise TypeError("aliases need the alias policy the app is wired with")
+    errors: list[FieldError] = []
+    cleaned: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for index, value in enumerate(raw):
+        alias = normalise_alias(value)
+        field = f"aliases[{index}]"
+        shortest = 2 if _CJK.search(alias) else 3
+        if not shortest <= len(alias) <= MAX_ALIAS_LENGTH:
+            errors.append(
+                FieldError(
+                    field,
+                    f"must be {shortest} to {MAX_ALIAS_LENGTH} characters "
+                    "(2 when it holds a Chinese, Japanese or Korean character)",
+                )
+            )
+            continue
+        if policy is not None and (refusal := policy.refusal(alias)):
+            errors.append(FieldError(field, refusal))
+            continue
+        if alias_key(alias) in seen:
+            continue
+        seen.add(alias_key(alias))
+        cleaned.append((index, alias))
+    return cleaned, errors
+
+
+async def _check_taken(session: AsyncSession, cleaned: list[tuple[int, str]]) -> None:
+    taken = await repository.names_taken(session, [alias for _, alias in cleaned])
+    errors = [
+        FieldError(f"aliases[{index}]", "is another tenant's name, slug or alias")
+        for index, alias in cleaned
+        if alias in taken
+    ]
+    if errors:
+        raise ValidationFailed("Some aliases cannot be yours.", errors=errors)
+
+
+def working_hours_errors(hours: WorkingHours) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for name in ("start", "end"):
+        if not _QUARTER_HOUR.match(getattr(hours, name)):
+            errors.append(FieldError(f"working_hours.{name}", "must be HH:MM on the quarter hour"))
+    if not errors and hours.end <= hours.start:
+        errors.append(FieldError("working_hours.end", "must be after start, on the same day"))
+    if not hours.days:
+        errors.append(FieldError("working_hours.days", "must hold at least one day"))
+    elif unknown := [d for d in hours.days if d not in WEEKDAYS]:
+        errors.append(
+            FieldError("working_hours.days", f"unknown days {unknown}: use {', '.join(WEEKDAYS)}")
+        )
+    elif len(set(hours.days)) != len(hours.days):
+        errors.append(FieldError("working_hours.days", "must not repeat a day"))
+    return errors
+
+
+def _profile_out(row: Any, aliases: list[str]) -> TenantProfile:
+    hours = row.working_hours
+    return TenantProfile(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        kind=row.kind,
+        timezone=row.timezone,
+        country=row.country,
+        working_hours=WorkingHours(start=hours["start"], end=hours["end"], days=hours["days"]),
+        aliases=aliases,
+    )
+
+
+async def tenant_profile(
+    session: AsyncSession, tenant_id: uuid.UUID, *, for_update: bool = False
+) -> TenantProfile:
+    """`for_update`: locked until the transaction ends, so a check of If-Match holds."""
+    row = await repository.tenant_by_id(session, tenant_id, for_update=for_update)
+    if row is None:
+        raise NotFound(TENANT_NOT_FOUND)
+    return _profile_out(row, await repository.aliases_of(session, tenant_id))
+
+
+async def change_tenant_profile(
+    session: AsyncSession,
+    actor: Principal,
+    current: TenantProfile,
+    patch: TenantProfilePatch,
+    alias_policy: AliasPolicy,
+) -> TenantProfile:
+    """Change what was sent; an alias change is applied to the tenant's shares before this
+    answers. Audited and announced to the tenant (`tenant.updated`) when something changed."""
+    errors: list[FieldError] = []
+    wanted: dict[str, Any] = {}
+    if patch.timezone is not msgspec.UNSET:
+        if not is_valid_timezone(patch.timezone):
+            errors.append(FieldError("timezone", TIMEZONE_MESSAGE))
+        elif patch.timezone != current.timezone:
+            wanted["timezone"] = patch.timezone
+    if patch.country is not msgspec.UNSET:
+        if patch.country is not None and not is_country_code(patch.country):
+            errors.append(FieldError("country", COUNTRY_MESSAGE))
+        elif patch.country != current.country:
+            wanted["country"] = patch.country
+    if patch.working_hours is not msgspec.UNSET:
+        hours = patch.working_hours
+        if hours_errors := working_hours_errors(hours):
+            errors += hours_errors
+        else:
+            ordered = WorkingHours(
+                start=hours.start, end=hours.end, days=[d for d in WEEKDAYS if d in hours.days]
+            )
+            if ordered != current.working_hours:
+                wanted["working_hours"] = msgspec.to_builtins(ordered)
+    cleaned: list[tuple[int, str]] = []
+    aliases_change = False
+    if patch.aliases is not msgspec.UNSET:
+        cleaned, alias_errors = alias_shape(patch.aliases, alias_policy)
+        errors += alias_errors
+        aliases_change = [alias for _, alias in cleaned] != current.aliases
+    if errors:
+        raise ValidationFailed("The tenant's profile is not valid.", errors=errors)
+    if aliases_change:
+        await _check_taken(session, cleaned)
+    if not wanted and not aliases_change:
+        return current
+    if wanted:
+        await repository.update_tenant(session, actor.tenant_id, wanted)
+    if aliases_change:
+        await repository.replace_aliases(session, actor.tenant_id, [alias for _, alias in cleaned])
+        added_or_removed = {a for _, a in cleaned} ^ set(current.aliases)
+        await alias_policy.after_change(session, actor.tenant_id, added_or_removed)
+    changed = await tenant_profile(session, actor.tenant_id)
+    fields = sorted([*wanted, *(["aliases"] if aliases_change else [])])
+    before = msgspec.to_builtins(current)
+    after = msgspec.to_builtins(changed)
+    await audit(
+        session,
+        actor.tenant_id,
+        actor,
+        "tenant.updated",
+        "tenant",
+        actor.tenant_id,
+        {
+            "changed": fields,
+            "from": {f: before[f] for f in fields},
+            "to": {f: after[f] for f in fields},
+        },
+    )
+    await record_event(
+        session, actor.tenant_id, "tenant.updated", {"tenant": after, "changed": fields}
+    )
+    return changed
 
 
 def tenant_out(row: Any) -> TenantOut:
@@ -557,5 +792,6 @@ __all__ = ["SCOPES", "NewClient", "create_client", "create_tenant", "parse_scope
 async def names_to_scrub(
     session: AsyncSession, tenant_id: uuid.UUID
 ) -> tuple[list[str], list[str]]:
-    """The tenant's own name and slug, and the names of its people, for scrubbing shared text."""
+    """The tenant's own name, slug and aliases, and the names of its people, for scrubbing
+    shared text."""
     return await repository.names_to_scrub(session, tenant_id)

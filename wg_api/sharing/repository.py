@@ -39,18 +39,24 @@ class SharedFilters:
 
 
 async def scrub_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[str, str]]:
-    """(name, slug) of every tenant that is, was or is invited to be in the group."""
+    """What the caller's shares into the group are scrubbed of: (name, slug) of every tenant
+    that is, was or is invited to be in the group, and (alias, slug) for each of its aliases; for
+    a caller that left, only the tenants that were members while it was."""
     rows = await session.execute(
-        sa.text("SELECT name, slug FROM shared_finding_scrub_names(:group_id)"),
+        sa.text(
+            "SELECT term, n.slug FROM shared_finding_contributor_names(:group_id) n, "
+            "unnest(ARRAY[n.name] || n.aliases) AS term"
+        ),
         {"group_id": group_id},
     )
-    return [(row.name, row.slug) for row in rows]
+    return [(row.term, row.slug) for row in rows]
 
 
 _READER_SQL = (
     "SELECT wg_group_role($1) AS role, coalesce(wg_group_below_threshold($1), false) AS below, "
     "ARRAY("
-    "SELECT term FROM shared_finding_scrub_names($1) n, LATERAL (VALUES (n.name), (n.slug)) t(term)"
+    "SELECT term FROM shared_finding_scrub_names($1) n, "
+    "unnest(ARRAY[n.name, n.slug] || n.aliases) AS term"
     ") AS names"
 )
 
@@ -84,7 +90,7 @@ async def linkable_groups(
     session: AsyncSession, finding_id: uuid.UUID, group_id: uuid.UUID
 ) -> list[uuid.UUID]:
     """The groups where the caller's finding is actively shared, when they and `group_id` have
-    fewer than k + 1 member tenants in common (migration 0006); empty when it may be shared."""
+    fewer than k + 1 member tenants in common (migration 0011); empty when it may be shared."""
     linked: list[uuid.UUID] | None = await session.scalar(
         sa.text("SELECT share_linkable_groups(:finding_id, :group_id)"),
         {"finding_id": finding_id, "group_id": group_id},
@@ -366,3 +372,14 @@ async def insight_cells(
         },
     )
     return list(rows.all())
+
+
+async def active_shared_finding_ids(session: AsyncSession, tenant_id: uuid.UUID) -> list[uuid.UUID]:
+    """The tenant's findings that have an active share somewhere."""
+    statement = (
+        sa.select(shares.c.finding_id)
+        .where(shares.c.tenant_id == tenant_id, shares.c.status == "active")
+        .distinct()
+        .order_by(shares.c.finding_id)
+    )
+    return list(await session.scalars(statement))
