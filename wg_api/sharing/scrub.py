@@ -1,102 +1,300 @@
 """Scrubbing free text before it is shared: every identifier becomes `[redacted:<kind>]`.
 
-Order matters: e-mail addresses, URLs, credentials and UUIDs first (they contain digits and
-names), then the names of the group's member tenants and of the contributor's own people and its
-own references (external id, supplier code, audit reference: `acme-20240501` must go whole, not
-leave `acme-` behind a redacted number), then Chinese resident identity numbers, phone numbers,
-exact dates and other long digit runs.
+One pipeline (`scrub`, `scrub_report`) for sharing, previews and re-scrubbing. The text is first
+normalised (NFKC, format characters such as zero-width spaces dropped) so that nothing hides
+behind look-alike characters. Then finders run in order over it, each on the text with what the
+ones before it found masked out (same length, so offsets hold): credentials, e-mail addresses (also
+written `at`/`dot`), URLs and UUIDs first (they contain digits and names); then the names of the
+group's member tenants (names, slugs, aliases, with legal-suffix variants, and their distinctive
+words), of the contributor's own people and its own references (external id, supplier code, audit
+reference: `acme-20240501` must go whole, not leave `acme-` behind a redacted number); then
+messaging ids, identity documents and bank cards, exact dates, ages, phone numbers, people's names
+found without being told them, and any other run of eight digits or more.
+
+Kinds: email, url, phone, id_number, messaging_id, credential, date, age, person, organisation,
+reference, number.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+", re.ASCII)
-FULLWIDTH_PUNCTUATION = "\uff0c\u3002"  # ideographic comma and full stop end a URL too
-# Bare domains ("kestrel-apparel.com.cn/audits") are recognised by a known top-level domain, so
-# that "No.18" or "e.g." stay as they are.
-TOP_LEVEL_DOMAINS = (
-    "com|cn|net|org|hk|mo|tw|vn|kh|mm|la|th|my|sg|id|ph|in|bd|pk|lk|jp|kr|au|nz|uk|de|fr|it|nl|"
-    "se|ch|es|eu|us|ca|tr|ae|io|co|ai|app|dev|info|biz|edu|gov|int|xyz|online|site|shop"
+from wg_api.sharing import pii_contacts, pii_dates, pii_ids, pii_names
+from wg_api.sharing.pii_ids import is_resident_id, resident_id_check
+from wg_api.sharing.words import LEGAL_SUFFIXES, distinctive_words, is_cjk
+
+__all__ = [
+    "KINDS",
+    "ScrubTerms",
+    "is_resident_id",
+    "names_in",
+    "normalise",
+    "organisation_terms",
+    "redact_organisations",
+    "redactions",
+    "resident_id_check",
+    "scrub",
+    "scrub_report",
+    "tag",
+]
+
+KINDS = (
+    "email",
+    "url",
+    "phone",
+    "id_number",
+    "messaging_id",
+    "credential",
+    "date",
+    "age",
+    "person",
+    "organisation",
+    "reference",
+    "number",
 )
-# A URL does not end in the punctuation of the sentence around it: "see https://x.cn/a, then".
-URL = re.compile(
-    rf"(?:(?:https?|ftp)://|www\.)[^\s<>\"'{FULLWIDTH_PUNCTUATION}]*"
-    rf"[^\s<>\"'{FULLWIDTH_PUNCTUATION}.,;:!?)\]]"
-    rf"|\b[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.(?:{TOP_LEVEL_DOMAINS})"
-    rf"(?:/[^\s<>\"'{FULLWIDTH_PUNCTUATION}]*)?\b",
-    re.IGNORECASE | re.ASCII,
-)
-# The service's own API client ids and secrets, and webhook signing secrets.
-CREDENTIAL = re.compile(r"(?<![\w-])(?:wgc|wgs|whsec)_[A-Za-z0-9_\-+/=]+", re.ASCII)
-# Any UUID (tenant, finding, share, ... ids), with or without hyphens.
-UUID_TEXT = re.compile(
-    r"(?<![0-9a-f])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})"
-    r"(?![0-9a-f])",
-    re.IGNORECASE | re.ASCII,
-)
-# 18-character resident identity number: 6-digit region, 8-digit birth date, 3-digit sequence,
-# check character; and the old 15-digit form.
-RESIDENT_ID_18 = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
-RESIDENT_ID_15 = re.compile(r"(?<!\d)\d{15}(?!\d)")
-_SEP = r"[\s\-.\u00a0]?"
-PHONE_PATTERNS = (
-    # Chinese mobiles: 13812345678, 138 1234 5678, 138-1234-5678, +86 138 1234 5678, 0086...
-    re.compile(rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?)?1[3-9]\d{_SEP}\d{{4}}{_SEP}\d{{4}}(?!\d)"),
-    re.compile(rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?)?1[3-9]\d{{2}}{_SEP}\d{{3}}{_SEP}\d{{4}}(?!\d)"),
-    # Chinese landlines with area codes: 0769-8888 1234, (020) 12345678, +86 769 8888 1234
-    re.compile(
-        rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?\(?0?|\(?0)[1-9]\d{{1,2}}\)?{_SEP}\d{{3,4}}{_SEP}\d{{4}}(?!\d)"
-    ),
-    # International E.164, written with or without separators: +44 20 7946 0958, +1 (415) 555-0100
-    re.compile(r"(?<![\w+])\+[1-9](?:[\s\-.()\u00a0]{0,2}\d){6,14}(?!\d)"),
-)
-# Exact dates undo the coarse time of a shared record (observed 2026-08-01 -> its quarter).
-DATE = re.compile(
-    r"(?<!\d)(?:\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?!\d)"
-)
+Span = tuple[int, int, str]
+MASK = "\ue000"  # a private-use character: neither a letter, a digit nor a space
+
+# Any other run of digits long enough to identify something (accounts, orders, ids).
 LONG_DIGITS = re.compile(r"(?<!\d)\d(?:[\s\-.]?\d){7,}(?!\d)")
-
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
-
-def resident_id_check(first17: str) -> str:
-    """The ISO 7064 MOD 11-2 check character of an 18-character resident identity number."""
-    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11]
-
-
-def is_resident_id(value: str) -> bool:
-    return (
-        len(value) == 18
-        and value[:17].isdigit()
-        and resident_id_check(value[:17]) == value[17].upper()
-    )
+YEAR_RANGE = re.compile(r"(?:19|20)\d{2}\s*-\s*(?:19|20)\d{2}")
 
 
 def tag(kind: str) -> str:
     return f"[redacted:{kind}]"
 
 
+# Unicode format characters (Cf: zero-width spaces and joiners, BOM, soft hyphen, bidi marks) and
+# variation selectors: dropped.
+_FORMAT_CODES = [
+    code
+    for code in range(0x110000)
+    if unicodedata.category(chr(code)) == "Cf" or 0xFE00 <= code <= 0xFE0F
+]
+_FORMAT: dict[int, None] = dict.fromkeys(_FORMAT_CODES)
+
+
+def _char_class(codes: Iterable[int]) -> str:
+    ranges: list[list[int]] = []
+    for code in sorted(codes):
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(
+        re.escape(chr(low)) + ("-" + re.escape(chr(high)) if high > low else "")
+        for low, high in ranges
+    )
+
+
+# The characters NFKC changes on their own (full-width forms, ligatures, circled digits, ...) and
+# the format characters: the only ones the normalised view of a text needs to look at.
+_CHANGING = re.compile(
+    "["
+    + _char_class(
+        {
+            code
+            for code in range(0x80, 0x110000)
+            if not 0xD800 <= code <= 0xDFFF
+            and unicodedata.normalize("NFKC", chr(code)) != chr(code)
+        }
+        | set(_FORMAT_CODES)
+    )
+    + "]"
+)
+
+
+def normalise(text: str) -> str:
+    """NFKC, without format characters: full-width letters, ligatures, circled digits and the
+    like become what they look like, and nothing invisible splits a word."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", text.translate(_FORMAT))
+
+
+def _view(text: str) -> tuple[str, str, list[int] | None]:
+    """The text as written (composed, NFC) and its normalised view, with the position in the
+    former of each character of the latter (None when they are the same): finders read the view,
+    and what they find is cut out of the text as written, so that Chinese punctuation and the
+    like stay as the contributor wrote them."""
+    if text.isascii():
+        return text, text, None
+    text = unicodedata.normalize("NFC", text)
+    changes = list(_CHANGING.finditer(text))
+    if not changes:
+        return text, text, None
+    pieces: list[str] = []
+    where: list[int] = []
+    position = 0
+    for change in changes:
+        start = change.start()
+        pieces.append(text[position:start])
+        where.extend(range(position, start))
+        char = text[start]
+        replacement = "" if ord(char) in _FORMAT else unicodedata.normalize("NFKC", char)
+        pieces.append(replacement)
+        where.extend([start] * len(replacement))
+        position = start + 1
+    pieces.append(text[position:])
+    where.extend(range(position, len(text)))
+    view = "".join(pieces)
+    where.append(len(text))
+    return text, view, where
+
+
+def _cut(
+    text: str, spans: list[Span], where: list[int] | None, replace: Callable[[str], str]
+) -> str:
+    """`text` with each span (of its normalised view) replaced, and format characters dropped."""
+    pieces: list[str] = []
+    position = 0
+    for start, end, kind in spans:
+        if where is not None:
+            start, end = where[start], where[end - 1] + 1
+        if start < position:
+            continue
+        pieces += [text[position:start].translate(_FORMAT), replace(kind)]
+        position = end
+    pieces.append(text[position:].translate(_FORMAT))
+    return "".join(pieces)
+
+
 def _is_cjk(term: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in term)
+    return is_cjk(term)
 
 
-def _name_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
-    cleaned = sorted({t.strip() for t in terms if len(t.strip()) >= 2}, key=len, reverse=True)
+# ---- names the scrubber is told: member tenants, the contributor's people and references --------
+
+_SEPARATOR = r"[\s\-_.]*"
+_LATIN_SUFFIXES = sorted(
+    {
+        "ltd",
+        "limited",
+        "co",
+        "company",
+        "corp",
+        "corporation",
+        "inc",
+        "incorporated",
+        "llc",
+        "plc",
+        "gmbh",
+        "pte",
+        "pty",
+        "bhd",
+        "sdn",
+        "tnhh",
+        "jsc",
+        "pvt",
+        "llp",
+        "sarl",
+        "srl",
+        "spa",
+        "sas",
+    },
+    key=len,
+    reverse=True,
+)
+# Two-letter forms are words too ("as", "sa"): only in capitals.
+_LATIN_SUFFIX = (
+    rf"(?:[\s,]*(?:{'|'.join(_LATIN_SUFFIXES)}|(?-i:AB|AG|AS|SA|OY|NV|BV|KG|PT|ApS|Oy|A/S))"
+    r"(?![^\W_])\.?)*"
+)
+# Latin-script terms match whole words: not inside a word of letters or digits of an alphabet
+# (Latin, Greek, Cyrillic, with their combining marks), but right after or before a Chinese
+# character (编号KA-2024-0117). A class of alphabets rather than "a word character that is not
+# CJK": negated classes over the CJK ranges take milliseconds to compile under IGNORECASE.
+_ALPHABETIC = (
+    "0-9A-Za-z\u00aa\u00b5\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02af\u0300-\u036f"
+    "\u0370-\u03ff\u0400-\u052f\u1e00-\u1fff\u2c00-\u2c7f\ua720-\ua7ff\u212a\u212b"
+)
+_BEFORE = rf"(?<!(?-i:[{_ALPHABETIC}]))"
+_AFTER = rf"(?!(?-i:[{_ALPHABETIC}]))"
+_CJK_SUFFIXES = sorted(
+    {s for s in LEGAL_SUFFIXES if is_cjk(s)} | {"有限", "股份"}, key=len, reverse=True
+)
+_CJK_SUFFIX = rf"(?:{'|'.join(_CJK_SUFFIXES)})*"
+_SUFFIX_WORD = re.compile(r"[\s,]+([^\s,]+)$")
+
+
+def _core(name: str) -> str:
+    """A name without its legal form at the end: "Kestrel Apparel Co., Ltd." -> "Kestrel
+    Apparel", 凯斯特服装有限公司 -> 凯斯特服装."""
+    core = normalise(name).strip()
+    while True:
+        if is_cjk(core):
+            for suffix in _CJK_SUFFIXES:
+                if core.endswith(suffix) and len(core) - len(suffix) >= 2:
+                    core = core[: -len(suffix)].rstrip()
+                    break
+            else:
+                return core
+            continue
+        found = _SUFFIX_WORD.search(core)
+        if found is None or found.group(1).lower().strip(".,") not in LEGAL_SUFFIXES:
+            return core
+        core = core[: found.start()].rstrip(" ,")
+
+
+def _term_regex(term: str, *, suffixes: bool) -> str:
+    words = [w for w in re.split(r"[\s\-_]+", term) if w]
+    body = _SEPARATOR.join(re.escape(w) for w in words)
+    if is_cjk(term):
+        return body + (_CJK_SUFFIX if suffixes else "")
+    return body + (_LATIN_SUFFIX if suffixes else "")
+
+
+def organisation_alternatives(names: Iterable[str]) -> list[str]:
+    """What the organisation pattern looks for, from the names it is given: each name without
+    its legal form (then matched with any legal form), and each distinctive word of a name on
+    its own. Every alternative is itself a name whose alternatives are itself, so that a pattern
+    built from any part of this list finds exactly what the whole list's pattern finds there."""
+    found: dict[str, str] = {}
+    for raw in names:
+        name = normalise(raw).strip()
+        if len(name) < 2:
+            continue
+        core = _core(name)
+        if len(core) < 2:
+            core = name
+        for term in (core, *distinctive_words(core)):
+            key = _fold(term)
+            if len(term) >= 2 and key not in found:
+                found[key] = term
+    return list(found.values())
+
+
+def _name_pattern(terms: Iterable[str], *, suffixes: bool = False) -> re.Pattern[str] | None:
+    cleaned = sorted(
+        {normalise(t).strip() for t in terms if len(normalise(t).strip()) >= 2},
+        key=lambda t: (-len(t), t),
+    )
     if not cleaned:
         return None
-    parts = []
-    for term in cleaned:
-        escaped = re.escape(term).replace(r"\ ", r"[\s\-_]+")
-        # Latin names match whole words only; CJK has no word boundaries.
-        parts.append(escaped if _is_cjk(term) else rf"(?<![^\W_]){escaped}(?![^\W_])")
-    return re.compile("|".join(parts), re.IGNORECASE)
+    # Latin names match whole words only (one boundary around all of them: the engine still
+    # tries every name where a longer one fails it); CJK has no word boundaries.
+    latin = [_term_regex(t, suffixes=suffixes) for t in cleaned if not is_cjk(t)]
+    cjk = [_term_regex(t, suffixes=suffixes) for t in cleaned if is_cjk(t)]
+    parts = [f"{_BEFORE}(?:{'|'.join(latin)}){_AFTER}"] if latin else []
+    return re.compile("|".join(parts + cjk), re.IGNORECASE)
+
+
+def _person_variants(people: Iterable[str]) -> list[str]:
+    """A person's name as recorded and with its two parts the other way round (Chen Meiling,
+    Meiling Chen)."""
+    variants: list[str] = []
+    for person in people:
+        name = normalise(person).strip()
+        variants.append(name)
+        parts = name.split()
+        if len(parts) == 2:
+            variants.append(f"{parts[1]} {parts[0]}")
+    return variants
 
 
 TERM_KINDS = ("organisation", "person", "reference")
@@ -104,8 +302,9 @@ TERM_KINDS = ("organisation", "person", "reference")
 
 @dataclass(frozen=True)
 class ScrubTerms:
-    """Terms to remove: the group's member tenants (names, slugs), the contributor's people, and
-    the contributor's own references to the finding (external id, supplier code, audit ref)."""
+    """Terms to remove: the group's member tenants (names, slugs, aliases), the contributor's
+    people, and the contributor's own references to the finding (external id, supplier code,
+    audit reference)."""
 
     organisations: tuple[str, ...] = ()
     people: tuple[str, ...] = ()
@@ -113,47 +312,160 @@ class ScrubTerms:
     _patterns: dict[str, re.Pattern[str] | None] = field(default_factory=dict, compare=False)
 
     @cached_property
+    def alternatives(self) -> tuple[str, ...]:
+        return tuple(organisation_alternatives(self.organisations))
+
+    @cached_property
     def name_pieces(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """For a quick test before the organisation pattern: each name with its space-separated
-        pieces, folded, longest first. The pattern can only match a name where every piece is in
-        the folded text."""
+        """For a quick test before the organisation pattern: each alternative of the pattern
+        (a name without its legal form, or a distinctive word) with its pieces, folded, longest
+        first. The pattern can only match an alternative where every piece is in the folded
+        text."""
         return tuple(
-            (name, tuple(sorted(set(_fold(name).split()), key=len, reverse=True)))
-            for name in sorted({n.strip() for n in self.organisations if len(n.strip()) >= 2})
+            (
+                name,
+                tuple(
+                    sorted(
+                        set(_fold(name).replace("-", " ").replace("_", " ").split()),
+                        key=len,
+                        reverse=True,
+                    )
+                ),
+            )
+            for name in sorted(self.alternatives)
         )
 
     def pattern(self, kind: str) -> re.Pattern[str] | None:
         if kind not in self._patterns:
-            terms = {
-                "organisation": self.organisations,
-                "person": self.people,
-                "reference": self.references,
-            }[kind]
-            self._patterns[kind] = _name_pattern(terms)
+            if kind == "organisation":
+                self._patterns[kind] = _name_pattern(self.alternatives, suffixes=True)
+            elif kind == "person":
+                self._patterns[kind] = _name_pattern(_person_variants(self.people))
+            else:
+                self._patterns[kind] = _name_pattern(self.references)
         return self._patterns[kind]
 
 
-def _resident_id(match: re.Match[str]) -> str:
-    return tag("id_number") if is_resident_id(match.group(0)) else match.group(0)
+# ---- the pipeline -------------------------------------------------------------------------------
+
+Finder = Callable[[str], Iterable[Span]]
 
 
-def scrub(text: str, terms: ScrubTerms | None = None) -> str:
-    """Replace every identifier in `text`; text without any comes back unchanged."""
-    text = EMAIL.sub(tag("email"), text)
-    text = URL.sub(tag("url"), text)
-    text = CREDENTIAL.sub(tag("credential"), text)
-    text = UUID_TEXT.sub(tag("id"), text)
+def _long_digits(text: str) -> Iterator[Span]:
+    for match in LONG_DIGITS.finditer(text):
+        if not YEAR_RANGE.fullmatch(match.group(0)):
+            yield match.start(), match.end(), "number"
+
+
+FINDERS: tuple[Finder, ...] = (
+    pii_contacts.credentials,
+    pii_contacts.emails,
+    pii_contacts.urls,
+    pii_contacts.uuids,
+)
+AFTER_TERMS: tuple[Finder, ...] = (
+    pii_ids.messaging_ids,
+    pii_ids.resident_ids,
+    pii_ids.hong_kong_ids,
+    pii_ids.other_ids,
+    pii_ids.documents,
+    pii_ids.company_codes,
+    pii_dates.dates,
+    pii_dates.ages,
+    pii_contacts.phones,
+    pii_names.people,
+    _long_digits,
+)
+AGE_AFTER_NAME = re.compile(
+    r"\s*(?:[(\uff08]\s*\d{1,2}\s*(?:岁|歲|y|yo|yrs?|years?(?:\s+old)?|tuổi)?\s*[)\uff09]"
+    r"|[,\uff0c]\s*\d{1,2}\s*(?:岁|歲|y|yo|yrs?|tuổi)?(?=\s*[,\uff0c;\uff1b)\uff09]))"
+)
+
+
+def _terms_finder(pattern: re.Pattern[str], kind: str) -> Finder:
+    def find(text: str) -> Iterator[Span]:
+        for match in pattern.finditer(text):
+            if match.end() > match.start():
+                yield match.start(), match.end(), kind
+
+    return find
+
+
+def _finders(terms: ScrubTerms | None) -> Iterator[Finder]:
+    yield from FINDERS
     if terms is not None:
         for kind in TERM_KINDS:
             pattern = terms.pattern(kind)
             if pattern is not None:
-                text = pattern.sub(tag(kind), text)
-    text = RESIDENT_ID_18.sub(_resident_id, text)
-    text = RESIDENT_ID_15.sub(tag("id_number"), text)
-    for phone in PHONE_PATTERNS:
-        text = phone.sub(tag("phone"), text)
-    text = DATE.sub(tag("date"), text)
-    return LONG_DIGITS.sub(tag("number"), text)
+                yield _terms_finder(pattern, kind)
+    yield from AFTER_TERMS
+
+
+def _spans(text: str, terms: ScrubTerms | None) -> list[Span]:
+    claimed: list[Span] = []
+    masked = text
+    for finder in _finders(terms):
+        new: list[Span] = []
+        for start, end, kind in sorted(finder(masked), key=lambda s: (s[0], -s[1])):
+            if end <= start or MASK in masked[start:end]:
+                continue
+            if new and start < new[-1][1]:
+                continue
+            new.append((start, end, kind))
+        if new:
+            claimed += new
+            pieces = []
+            position = 0
+            for start, end, _ in new:
+                pieces += [masked[position:start], MASK * (end - start)]
+                position = end
+            pieces.append(masked[position:])
+            masked = "".join(pieces)
+    # An age in brackets after a person's name: 王小明(14), Maria Lopez (15).
+    for _, end, kind in list(claimed):
+        if kind == "person":
+            after = AGE_AFTER_NAME.match(masked, end)
+            if after is not None and MASK not in after.group(0):
+                digits = re.search(
+                    r"\d{1,2}\s*(?:岁|歲|y|yo|yrs?|years?(?:\s+old)?|tuổi)?", after.group(0)
+                )
+                assert digits is not None
+                claimed.append(
+                    (after.start() + digits.start(), after.start() + digits.end(), "age")
+                )
+    return sorted(claimed)
+
+
+def redactions(text: str, terms: ScrubTerms | None = None) -> tuple[str, list[Span]]:
+    """What `scrub` removes: the text as written (NFC) and the spans of it that go, with their
+    kinds, in order."""
+    written, view, where = _view(text)
+    spans = _spans(view, terms)
+    if where is not None:
+        spans = [(where[start], where[end - 1] + 1, kind) for start, end, kind in spans]
+    return written, spans
+
+
+def scrub_report(text: str, terms: ScrubTerms | None = None) -> tuple[str, list[str]]:
+    """The scrubbed text and the kinds of what was removed, in the order they occurred."""
+    written, view, where = _view(text)
+    spans = _spans(view, terms)
+    if not spans:
+        return written.translate(_FORMAT) if where is not None else written, []
+    return _cut(written, spans, where, tag), [kind for _, _, kind in spans]
+
+
+def scrub(text: str, terms: ScrubTerms | None = None) -> str:
+    """Replace every identifier in `text`; text without any comes back unchanged (normalised)."""
+    return scrub_report(text, terms)[0]
+
+
+def warm_up() -> None:
+    """Load what the first Chinese text would otherwise wait for (jieba's dictionary)."""
+    pii_names.load_jieba()
+
+
+# ---- the read path: member names redacted again --------------------------------------------------
 
 
 @lru_cache(maxsize=512)
@@ -197,14 +509,22 @@ def names_in(texts: Iterable[str | None], terms: ScrubTerms) -> ScrubTerms | Non
     """`terms` narrowed to the organisation names that may occur in `texts` (a page of shared
     records), or None if none can: one pass over the page, as stored text was scrubbed when
     shared and a name in it is rare."""
-    named = _named(_fold("\n".join(text for text in texts if text)), terms)
+    named = _named(_fold(_view("\n".join(text for text in texts if text))[1]), terms)
     return organisation_terms(tuple(named)) if named else None
 
 
 def redact_organisations(text: str | None, terms: ScrubTerms | None) -> str | None:
     """Only the organisation names: applied again when a shared record is read, so a tenant that
     joined (or was invited) after the record was shared never finds its own name in it."""
-    if text is None or terms is None or not _named(_fold(text), terms):
+    if text is None or terms is None:
+        return text
+    written, view, where = _view(text)
+    if not _named(_fold(view), terms):
         return text
     pattern = terms.pattern("organisation")
-    return pattern.sub(tag("organisation"), text) if pattern is not None else text
+    if pattern is None:
+        return text
+    spans = [
+        (m.start(), m.end(), "organisation") for m in pattern.finditer(view) if m.end() > m.start()
+    ]
+    return _cut(written, spans, where, tag) if spans else text
