@@ -370,7 +370,10 @@ def test_the_quick_tests_never_keep_a_name_the_pattern_would_find(case):
     names, texts = case
     terms = ScrubTerms(organisations=names)
     pattern = terms.pattern("organisation")
-    assert pattern is not None
+    if pattern is None:  # every name is under two characters once normalised (I + U+0307 = İ)
+        assert [redact_organisations(text, terms) for text in texts] == texts
+        assert names_in(texts, terms) is None
+        return
 
     def everywhere(text: str) -> str:
         written, view, where = _view(text)

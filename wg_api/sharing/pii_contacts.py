@@ -22,7 +22,7 @@ TOP_LEVEL_DOMAINS = (
     "se|ch|es|eu|us|ca|tr|ae|io|co|ai|app|dev|info|biz|edu|gov|int|xyz|online|site|shop|dk|no|fi"
 )
 
-_LOCAL = r"[A-Za-z0-9][A-Za-z0-9._%+\-]*"
+_LOCAL = r"[A-Za-z0-9._%+\-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
 # "@" written out: " at ", "[at]", "(at)", "{at}", "<at>", " AT "; "." as " dot ", "[dot]", "(.)".
 _AT = r"(?:\s*@\s*|\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*|\s+at\s+)"
@@ -128,6 +128,17 @@ CHINESE_PHONE = re.compile(
     r"(?:(?:\+|00)86\D{0,3})?(?:1[3-9]\d\D{0,3}\d{4}\D{0,3}\d{4}|1[3-9]\d{2}\D{0,3}\d{3}\D{0,3}\d{4}"
     r"|\(?0[1-9]\d{1,2}\)?\D{0,3}\d{3,4}\D{0,3}\d{4})"
 )
+_SEP = r"[\s\-.\u00a0]?"
+# Chinese mobiles and landlines where they stand next to other digits (the candidates above
+# begin at the first digit of a run): 138 1234 5678, +86 138..., 0769-8888 1234, (020) 12345678.
+CHINESE_PHONES = (
+    re.compile(rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?)?1[3-9]\d{_SEP}\d{{4}}{_SEP}\d{{4}}(?!\d)"),
+    re.compile(rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?)?1[3-9]\d{{2}}{_SEP}\d{{3}}{_SEP}\d{{4}}(?!\d)"),
+    re.compile(
+        rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?\(?0?|\(?0)[1-9]\d{{1,2}}\)?{_SEP}\d{{3,4}}{_SEP}\d{{4}}(?!\d)"
+    ),
+    re.compile(r"(?<![\w+])\+[1-9](?:[\s\-.()\u00a0]{0,2}\d){6,14}(?!\d)"),
+)
 YEAR_RANGE = re.compile(r"(?:19|20)\d{2}\s*[-/]\s*(?:19|20)\d{2}")
 
 
@@ -152,6 +163,9 @@ def _phonenumbers_match(candidate: str) -> bool:
 
 
 def phones(text: str) -> Iterator[Span]:
+    for pattern in CHINESE_PHONES:
+        for match in pattern.finditer(text):
+            yield match.start(), match.end(), "phone"
     for match in PHONE_CANDIDATE.finditer(text):
         value = match.group(0)
         digits = sum(ch.isdigit() for ch in value)

@@ -212,10 +212,17 @@ def _is_role(token: str) -> bool:
 
 
 def _known_name(token: str, tags: dict[str, str], frequency: dict[str, int]) -> bool:
-    """A word of jieba's dictionary tagged as a person's name that is one: three or four
-    characters and rare (jieba also tags 许可证 and 银行卡 nr, but they are frequent words)."""
+    """A word of jieba's dictionary tagged as a person's name that is one: a surname that is
+    not also an everyday word and a two-character given name, and rare (jieba also tags 许可证,
+    银行卡 and 安全检查 nr, but they are frequent words or begin with an everyday one)."""
+    surname = _surname_at(token)
     return (
-        tags.get(token, "").startswith("nr") and len(token) >= 3 and frequency.get(token, 0) < 100
+        surname is not None
+        and surname not in AMBIGUOUS_SURNAMES
+        and len(token) - len(surname) == 2
+        and tags.get(token, "").startswith("nr")
+        and frequency.get(token, 0) < 100
+        and all(ch not in STOP_GIVEN for ch in token[len(surname) :])
     )
 
 

@@ -357,6 +357,14 @@ def _long_digits(text: str) -> Iterator[Span]:
             yield match.start(), match.end(), "number"
 
 
+def _longer_than_phones(text: str) -> Iterator[Span]:
+    """Runs of more digits than any phone number has (E.164: 15), taken whole before phones are
+    looked for, so that no phone is found inside an account number and leaves its ends."""
+    for match in LONG_DIGITS.finditer(text):
+        if sum(ch.isdigit() for ch in match.group(0)) > 15:
+            yield match.start(), match.end(), "number"
+
+
 FINDERS: tuple[Finder, ...] = (
     pii_contacts.credentials,
     pii_contacts.emails,
@@ -372,6 +380,7 @@ AFTER_TERMS: tuple[Finder, ...] = (
     pii_ids.company_codes,
     pii_dates.dates,
     pii_dates.ages,
+    _longer_than_phones,
     pii_contacts.phones,
     pii_names.people,
     _long_digits,
