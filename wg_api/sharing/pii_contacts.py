@@ -49,15 +49,30 @@ UUID_TEXT = re.compile(
 )
 
 
+_AT_ONLY = re.compile(_AT, re.IGNORECASE)
+_LOCAL_BEFORE = re.compile(rf"(?<![A-Za-z0-9._%+\-]){_LOCAL}$", re.ASCII)
+_DOMAIN_AFTER = re.compile(rf"{_LABEL}(?:{_DOT}{_LABEL})+", re.ASCII | re.IGNORECASE)
+
+
 def emails(text: str) -> Iterator[Span]:
-    for match in EMAIL.finditer(text):
-        value = match.group(0)
+    """Addresses, found from their "@" (or "at", "[at]", ...) outwards: a pattern that begins
+    with the local part would be tried at every character of the text."""
+    position = 0
+    for at in _AT_ONLY.finditer(text):
+        if at.start() < position:
+            continue
+        local = _LOCAL_BEFORE.search(text, max(0, at.start() - 64), at.start())
+        domain = _DOMAIN_AFTER.match(text, at.end())
+        if local is None or domain is None:
+            continue
+        value = text[local.start() : domain.end()]
         written_out = "@" not in value or WRITTEN_DOT.search(value)
         # "met at noon. Then" is no address: one written out ends in a known top-level domain.
         if not written_out or re.fullmatch(
             TOP_LEVEL_DOMAINS, re.split(_DOT, value, flags=re.IGNORECASE)[-1], re.IGNORECASE
         ):
-            yield match.start(), match.end(), "email"
+            yield local.start(), domain.end(), "email"
+            position = domain.end()
 
 
 def urls(text: str) -> Iterator[Span]:
@@ -163,10 +178,14 @@ def _phonenumbers_match(candidate: str) -> bool:
 
 
 def phones(text: str) -> Iterator[Span]:
-    for pattern in CHINESE_PHONES:
-        for match in pattern.finditer(text):
-            yield match.start(), match.end(), "phone"
-    for match in PHONE_CANDIDATE.finditer(text):
+    candidates = list(PHONE_CANDIDATE.finditer(text))
+    if candidates:
+        # Chinese numbers by their own patterns too, as a candidate may begin at other digits
+        # before the number ("0 (010) 5555555") or end inside it.
+        for pattern in CHINESE_PHONES:
+            for match in pattern.finditer(text):
+                yield match.start(), match.end(), "phone"
+    for match in candidates:
         value = match.group(0)
         digits = sum(ch.isdigit() for ch in value)
         if YEAR_RANGE.fullmatch(value.strip("()")):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from stdnum import luhn
 
@@ -144,8 +145,80 @@ def company_codes(text: str) -> Iterator[Span]:
             yield match.start(), match.end(), "number"
 
 
+MESSAGING_WORDS = frozenset(
+    [
+        "wechat",
+        "weixin",
+        "wx",
+        "wxid",
+        "vx",
+        "qq",
+        "whatsapp",
+        "whats",
+        "line",
+        "zalo",
+        "telegram",
+        "viber",
+        "skype",
+        "kakao",
+        "kakaotalk",
+    ]
+)
+MESSAGING_CJK = ("微信", "v信", "V信", "wxid_", "QQ", "qq")
+DOCUMENT_WORDS = frozenset(
+    [
+        "passport",
+        "pp",
+        "travel",
+        "id",
+        "identity",
+        "hkid",
+        "national",
+        "citizen",
+        "resident",
+        "cccd",
+        "cmnd",
+        "căn",
+        "chứng",
+        "nid",
+        "nik",
+        "ktp",
+        "aadhaar",
+        "cnic",
+        "kimlik",
+        "bir",
+        "ic",
+        "hộ",
+    ]
+)
+DOCUMENT_CJK = ("护照", "護照", "通行", "回乡", "回鄉", "台胞", "身份", "居民", "证件", "證件")
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+@lru_cache(maxsize=256)
+def _label_words(words: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+    return re.compile(rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])", re.IGNORECASE)
+
+
+def _starts(text: str, words: frozenset[str], cjk: tuple[str, ...]) -> list[int]:
+    """Where a label may begin: each word of `words` (any case), each of the `cjk` labels.
+    Patterns that begin with a long alternation of labels are tried only there."""
+    present = frozenset(_WORDS.findall(text.casefold())) & words
+    starts = [m.start() for m in _label_words(present).finditer(text)] if present else []
+    for label in cjk:
+        position = text.find(label)
+        while position != -1:
+            starts.append(position)
+            position = text.find(label, position + 1)
+    return sorted(set(starts))
+
+
 def documents(text: str) -> Iterator[Span]:
-    for match in DOCUMENT.finditer(text):
+    for start in _starts(text, DOCUMENT_WORDS, DOCUMENT_CJK):
+        match = DOCUMENT.match(text, start)
+        if match is None:
+            continue
         value = match.group("value")
         if sum(ch.isdigit() for ch in value) >= 5:
             yield match.start("value"), match.end("value"), "id_number"
@@ -154,7 +227,11 @@ def documents(text: str) -> Iterator[Span]:
 def messaging_ids(text: str) -> Iterator[Span]:
     for match in WXID.finditer(text):
         yield match.start(), match.end(), "messaging_id"
-    for match in MESSAGING.finditer(text):
+    for start in _starts(text, MESSAGING_WORDS, MESSAGING_CJK):
+        labelled = MESSAGING.match(text, start)
+        if labelled is None:
+            continue
+        match = labelled
         value, marker = match.group("value"), match.group("marker")
         label = match.group("label").lower()
         explicit = re.search(r"[:\uff1a=]|id|no|num|号|號|account|số", marker, re.IGNORECASE)

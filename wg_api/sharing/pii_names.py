@@ -149,9 +149,21 @@ ROLE_BEFORE_ZH = re.compile(
     + r"|[^\W\d_][员长师]|主任|主管|经理|专员|代表|工)\s*[:\uff1a]?\s*$"
 )
 # Titles after a surname: 梁先生, 王女士 (the surname goes, the title stays).
-TITLE_AFTER_ZH = ("先生", "女士", "小姐", "师傅", "阿姨", "老师", "经理", "主管", "厂长", "总")
+TITLE_AFTER_ZH = (
+    "先生",
+    "女士",
+    "小姐",
+    "师傅",
+    "阿姨",
+    "老师",
+    "经理",
+    "主管",
+    "厂长",
+    "老板",
+    "总",
+)
 # Parts of speech of the dictionary words that, after a role word, are names (高峰 nr, 常乐 a).
-NAME_LIKE_TAGS = frozenset({"nr", "nrt", "nrfg", "nz", "a", "t", "ng", "nt"})
+NAME_LIKE_TAGS = frozenset({"nr", "nrt", "nrfg", "nz", "a", "ng", "nt"})
 # Parts of speech a name never has (verbs, adverbs, prepositions, ...).
 NOT_NAME_TAGS = frozenset(
     {"v", "vd", "vn", "d", "p", "c", "u", "uj", "ul", "r", "m", "q", "ad", "f", "y", "e", "o"}
@@ -222,14 +234,30 @@ def _known_name(token: str, tags: dict[str, str], frequency: dict[str, int]) -> 
         and len(token) - len(surname) == 2
         and tags.get(token, "").startswith("nr")
         and frequency.get(token, 0) < 100
+        and frequency.get(token[:2], 0) < 300  # not an everyday word and a character: 宿舍楼
         and all(ch not in STOP_GIVEN for ch in token[len(surname) :])
     )
+
+
+def _segment(tokenizer: Any, run: str) -> list[str]:
+    """jieba's segmentation of a run of Chinese characters by its dictionary alone (what
+    `lcut(run, HMM=False)` gives for such a run), without the layers of generators around it."""
+    dag = tokenizer.get_DAG(run)
+    route: dict[int, tuple[float, int]] = {}
+    tokenizer.calc(run, dag, route)
+    tokens = []
+    position = 0
+    while position < len(run):
+        end = route[position][1] + 1
+        tokens.append(run[position:end])
+        position = end
+    return tokens
 
 
 def _chinese_names(run: str, offset: int, text: str) -> Iterator[Span]:
     tokenizer, tags = load_jieba()
     frequency: dict[str, int] = tokenizer.FREQ
-    tokens = tokenizer.lcut(run, HMM=False)
+    tokens = _segment(tokenizer, run)
     starts = []
     position = 0
     for token in tokens:
@@ -239,10 +267,12 @@ def _chinese_names(run: str, offset: int, text: str) -> Iterator[Span]:
     while i < len(tokens):
         token = tokens[i]
         start = starts[i]
-        before = text[max(0, offset + start - 8) : offset + start]
-        role = ROLE_BEFORE_ZH.search(before) is not None
         found: tuple[int, int] | None = None
         surname = _surname_at(token)
+        role = (
+            surname is not None
+            and ROLE_BEFORE_ZH.search(text, max(0, offset + start - 8), offset + start) is not None
+        )
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
         if surname is not None and token not in PLACES_ZH and token not in COMMON_WORDS:
             if len(token) == len(surname):
@@ -260,7 +290,8 @@ def _chinese_names(run: str, offset: int, text: str) -> Iterator[Span]:
                     and is_cjk(following)
                     and following not in PLACES_ZH
                     and (following not in COMMON_WORDS or role)
-                    and tags.get(following, "nr") not in NOT_NAME_TAGS
+                    and not _is_role(following)
+                    and tags.get(following, "nr") in NAME_LIKE_TAGS | {"t", "ns"}
                     and (tags.get(following, "").startswith("nr") or role or len(surname) == 2)
                 ):
                     given = 1
@@ -301,7 +332,7 @@ def _chinese_names(run: str, offset: int, text: str) -> Iterator[Span]:
 
 
 def chinese_names(text: str) -> Iterator[Span]:
-    if not is_cjk(text):
+    if CJK_RUN.search(text) is None:
         return
     for match in CJK_RUN.finditer(text):
         yield from _chinese_names(match.group(0), match.start(), text)
@@ -317,7 +348,8 @@ PARTICLE = r"(?:bin|binti|bint|van|von|der|de|la|da|dos|del|al|el|ibn|Thị|Thi|
 NAME = rf"{NAME_WORD}(?:\s+(?:{PARTICLE}\s+)?{NAME_WORD}){{0,3}}"
 TITLES = (
     r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Madam|Mdm|Sir|Prof|Mister|Ông|Bà|Anh|Chị|Cô|Chú|Bác|Em|Mme|Mlle|"
-    r"Herr|Frau|Bapak|Pak|Ibu|Bu|Encik|Puan|Khun|Bay|Daw|U|Sri|Shri|Smt|Bey|Han\u0131m)"
+    r"Herr|Frau|Bapak|Pak|Ibu|Bu|Encik|Puan|Khun|Bay|Daw|U|Sri|Shri|Smt|Bey|Han\u0131m|"
+    r"anh|chị|em|ông|bà|cô|chú|bác)"
 )
 ROLE_WORDS = (
     r"(?:worker|workers|employee|employees|operator|operators|supervisor|supervisors|"
@@ -326,7 +358,7 @@ ROLE_WORDS = (
     r"cleaner|cook|nurse|doctor|teacher|principal|auditor|auditors|assessor|interpreter|"
     r"translator|interviewee|witness|complainant|trainee|apprentice|intern|student|pupil|"
     r"child|children|boy|girl|minor|youth|son|daughter|mother|father|parent|guardian|brother|"
-    r"sister|wife|husband|uncle|aunt|cousin|colleague|colleagues|co-worker|coworker|sewer|"
+    r"sister|sisters|brothers|sons|daughters|girls|boys|mothers|siblings|twins|wife|husband|uncle|aunt|cousin|colleague|colleagues|co-worker|coworker|sewer|"
     r"machinist|packer|helper|contact|representative|rep|chairman|chairwoman|chairperson|"
     r"president|accountant|cashier|secretary|HR|contractor|subcontractor|sub-contractor|"
     r"landlord|tailor|weaver|labourer|laborer|middleman|sardar|caretaker|warden|matron|"
@@ -689,11 +721,27 @@ def _trim(name: str, *, after_title: bool) -> str:
     return found.group(0) if found else ""
 
 
+_TITLE_WORDS = frozenset(re.findall(r"[^\W\d_]+", TITLES.replace(r"\u0131", "\u0131")))
+_ROLE_FIRST_WORDS = frozenset(
+    re.match(r"[^\W\d_]+", alternative).group(0).casefold()  # type: ignore[union-attr]
+    for alternative in ROLE_WORDS[3:-1].replace(r"(?:\s+là)?", "").split("|")
+)
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
 def _latin_candidates(text: str) -> Iterator[tuple[int, str, bool]]:
-    for match in _NAME_AFTER_TITLE.finditer(text):
-        yield match.start("name"), match.group("name"), True
-    for match in _NAME_AFTER_ROLE.finditer(text):
-        yield match.start("name"), match.group("name"), False
+    """Names after a title or a role word: the patterns are tried only where such a word
+    begins (an alternation of a hundred words tried at every character is slow)."""
+    for word in _WORDS.finditer(text):
+        value = word.group(0)
+        if value in _TITLE_WORDS:
+            match = _NAME_AFTER_TITLE.match(text, word.start())
+            if match is not None:
+                yield match.start("name"), match.group("name"), True
+        if value.casefold() in _ROLE_FIRST_WORDS:
+            match = _NAME_AFTER_ROLE.match(text, word.start())
+            if match is not None:
+                yield match.start("name"), match.group("name"), False
 
 
 def latin_names(text: str) -> Iterator[Span]:
@@ -732,6 +780,14 @@ def _recognised(words: list[str]) -> list[str]:
     if not words:
         return []
     first = words[0]
+    folded = first.casefold()
+    if not (
+        first in GIVEN_NAMES
+        or first in VIET_SURNAMES
+        or (len(words) > 1 and PINYIN_WORD.fullmatch(first) and not _plain(first))
+        or (len(words) > 1 and folded in _pinyin_surnames())
+    ):
+        return []
     rest = []
     for word in words[1:]:
         if word.casefold() in NAME_ENDS or word.casefold() in MONTH_WORDS:

@@ -242,8 +242,15 @@ def _core(name: str) -> str:
 
 
 def _term_regex(term: str, *, suffixes: bool) -> str:
-    words = [w for w in re.split(r"[\s\-_]+", term) if w]
-    body = _SEPARATOR.join(re.escape(w) for w in words)
+    """An organisation's name (`suffixes`) with any spaces, hyphens, underscores or dots
+    between its words, or none ("Kestrel-Apparel", "kestrel_apparel", "KestrelApparel"); a
+    person's name or a reference with any white space, hyphens or underscores where it has
+    spaces (a reference's own hyphens stay: "AA-1" is not "AA 1")."""
+    if suffixes:
+        words = [w for w in re.split(r"[\s\-_]+", term) if w]
+        body = _SEPARATOR.join(re.escape(w) for w in words)
+    else:
+        body = r"[\s\-_]+".join(re.escape(w) for w in term.split())
     if is_cjk(term):
         return body + (_CJK_SUFFIX if suffixes else "")
     return body + (_LATIN_SUFFIX if suffixes else "")
@@ -300,6 +307,16 @@ def _person_variants(people: Iterable[str]) -> list[str]:
 TERM_KINDS = ("organisation", "person", "reference")
 
 
+def _pieces(term: str) -> tuple[str, ...]:
+    folded = _fold(normalise(term)).replace("-", " ").replace("_", " ")
+    return tuple(sorted(set(folded.split()), key=len, reverse=True))
+
+
+@lru_cache(maxsize=2048)
+def _compiled(kind: str, terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    return _name_pattern(terms, suffixes=kind == "organisation")
+
+
 @dataclass(frozen=True)
 class ScrubTerms:
     """Terms to remove: the group's member tenants (names, slugs, aliases), the contributor's
@@ -321,19 +338,27 @@ class ScrubTerms:
         (a name without its legal form, or a distinctive word) with its pieces, folded, longest
         first. The pattern can only match an alternative where every piece is in the folded
         text."""
-        return tuple(
-            (
-                name,
-                tuple(
-                    sorted(
-                        set(_fold(name).replace("-", " ").replace("_", " ").split()),
-                        key=len,
-                        reverse=True,
-                    )
-                ),
-            )
-            for name in sorted(self.alternatives)
+        return tuple((name, _pieces(name)) for name in sorted(self.alternatives))
+
+    @cached_property
+    def _term_pieces(self) -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+        terms = {
+            "organisation": self.alternatives,
+            "person": tuple(_person_variants(self.people)),
+            "reference": self.references,
+        }
+        return {kind: tuple((t, _pieces(t)) for t in values) for kind, values in terms.items()}
+
+    def pattern_for(self, kind: str, folded: str) -> re.Pattern[str] | None:
+        """The pattern of `kind` narrowed to the terms whose every piece is in `folded` (the
+        folded text to scrub): the others cannot match there, and a pattern of a few names is
+        much faster than one of many."""
+        present = tuple(
+            t for t, pieces in self._term_pieces[kind] if all(p in folded for p in pieces)
         )
+        if not present:
+            return None
+        return _compiled(kind, present)
 
     def pattern(self, kind: str) -> re.Pattern[str] | None:
         if kind not in self._patterns:
@@ -400,20 +425,72 @@ def _terms_finder(pattern: re.Pattern[str], kind: str) -> Finder:
     return find
 
 
-def _finders(terms: ScrubTerms | None) -> Iterator[Finder]:
-    yield from FINDERS
+@dataclass(frozen=True)
+class _Clues:
+    """What a text holds, looked at once, so that finders that cannot find anything in it are
+    not run (each is a pass of regular expressions over the text)."""
+
+    lowered: str
+    words: frozenset[str]
+    digits: int
+
+    @classmethod
+    def of(cls, view: str) -> _Clues:
+        lowered = view.lower()
+        return cls(lowered, frozenset(_WORDS.findall(lowered)), len(_DIGIT.findall(view)))
+
+
+_WORDS = re.compile(r"[^\W\d_]+")
+_DIGIT = re.compile(r"\d")
+_URL_HINT = re.compile(r"://|www\.|[a-z0-9]\.[a-z]{2}")
+_HEX_RUN = re.compile(r"[0-9a-f]{8}")
+MESSAGING_WORDS = pii_ids.MESSAGING_WORDS
+MESSAGING_CJK = pii_ids.MESSAGING_CJK
+DOCUMENT_WORDS = pii_ids.DOCUMENT_WORDS
+DOCUMENT_CJK = pii_ids.DOCUMENT_CJK
+Gate = Callable[[_Clues], bool]
+GATES: dict[Finder, Gate] = {
+    pii_contacts.credentials: lambda c: any(p in c.lowered for p in ("wgc_", "wgs_", "whsec_")),
+    pii_contacts.emails: lambda c: "@" in c.lowered or "at" in c.words,
+    pii_contacts.urls: lambda c: _URL_HINT.search(c.lowered) is not None,
+    pii_contacts.uuids: lambda c: _HEX_RUN.search(c.lowered) is not None,
+    pii_ids.messaging_ids: lambda c: (
+        bool(c.words & MESSAGING_WORDS) or any(k in c.lowered for k in MESSAGING_CJK)
+    ),
+    pii_ids.resident_ids: lambda c: c.digits >= 15,
+    pii_ids.hong_kong_ids: lambda c: c.digits >= 6,
+    pii_ids.other_ids: lambda c: c.digits >= 7,
+    pii_ids.documents: lambda c: (
+        bool(c.words & DOCUMENT_WORDS) or any(k in c.lowered for k in DOCUMENT_CJK)
+    ),
+    pii_ids.company_codes: lambda c: c.digits >= 8,
+    pii_dates.dates: lambda c: c.digits > 0 or "月" in c.lowered,
+    _longer_than_phones: lambda c: c.digits > 15,
+    pii_contacts.phones: lambda c: c.digits >= 6,
+    _long_digits: lambda c: c.digits >= 8,
+}
+
+
+def _always(_: _Clues) -> bool:
+    return True
+
+
+def _finders(terms: ScrubTerms | None, view: str) -> Iterator[Finder]:
+    clues = _Clues.of(view)
+    yield from (f for f in FINDERS if GATES.get(f, _always)(clues))
     if terms is not None:
+        folded = _fold(view)
         for kind in TERM_KINDS:
-            pattern = terms.pattern(kind)
+            pattern = terms.pattern_for(kind, folded)
             if pattern is not None:
                 yield _terms_finder(pattern, kind)
-    yield from AFTER_TERMS
+    yield from (f for f in AFTER_TERMS if GATES.get(f, _always)(clues))
 
 
 def _spans(text: str, terms: ScrubTerms | None) -> list[Span]:
     claimed: list[Span] = []
     masked = text
-    for finder in _finders(terms):
+    for finder in _finders(terms, text):
         new: list[Span] = []
         for start, end, kind in sorted(finder(masked), key=lambda s: (s[0], -s[1])):
             if end <= start or MASK in masked[start:end]:

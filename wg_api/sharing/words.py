@@ -169,9 +169,12 @@ def fold(word: str) -> str:
     return unicodedata.normalize("NFKC", word).casefold().strip(" .,;:()[]\"'").replace(".", "")
 
 
+_CJK = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in CJK_RANGES) + "]")
+
+
 def is_cjk(text: str) -> bool:
     """True if `text` holds a Chinese, Japanese or Korean ideograph."""
-    return any(low <= ord(ch) <= high for ch in text for low, high in CJK_RANGES)
+    return _CJK.search(text) is not None
 
 
 def is_common_word(term: str) -> bool:
