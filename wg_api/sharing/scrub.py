@@ -70,12 +70,23 @@ def tag(kind: str) -> str:
 
 
 # Unicode format characters (Cf: zero-width spaces and joiners, BOM, soft hyphen, bidi marks) and
-# variation selectors: dropped.
-_FORMAT_CODES = [
-    code
-    for code in range(0x110000)
-    if unicodedata.category(chr(code)) == "Cf" or 0xFE00 <= code <= 0xFE0F
-]
+# variation selectors are dropped; the characters NFKC changes on their own (full-width forms,
+# ligatures, circled digits, ...) are the only others the normalised view of a text looks at.
+# (Planes 0-3 and 14 hold every such character: the others are unassigned or private use.)
+def _special_characters() -> tuple[list[int], list[int]]:
+    formats, changing = [], []
+    for code in (*range(0x80, 0x32400), *range(0xE0000, 0xE1000)):
+        char = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        if unicodedata.category(char) == "Cf" or 0xFE00 <= code <= 0xFE0F:
+            formats.append(code)
+        elif unicodedata.normalize("NFKC", char) != char:
+            changing.append(code)
+    return formats, changing
+
+
+_FORMAT_CODES, _NFKC_CODES = _special_characters()
 _FORMAT: dict[int, None] = dict.fromkeys(_FORMAT_CODES)
 
 
@@ -92,21 +103,7 @@ def _char_class(codes: Iterable[int]) -> str:
     )
 
 
-# The characters NFKC changes on their own (full-width forms, ligatures, circled digits, ...) and
-# the format characters: the only ones the normalised view of a text needs to look at.
-_CHANGING = re.compile(
-    "["
-    + _char_class(
-        {
-            code
-            for code in range(0x80, 0x110000)
-            if not 0xD800 <= code <= 0xDFFF
-            and unicodedata.normalize("NFKC", chr(code)) != chr(code)
-        }
-        | set(_FORMAT_CODES)
-    )
-    + "]"
-)
+_CHANGING = re.compile("[" + _char_class([*_NFKC_CODES, *_FORMAT_CODES]) + "]")
 
 
 def normalise(text: str) -> str:
