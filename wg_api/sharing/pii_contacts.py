@@ -187,6 +187,9 @@ def phones(text: str) -> Iterator[Span]:
                 yield match.start(), match.end(), "phone"
     for match in candidates:
         value = match.group(0)
+        end = match.end()
+        if value.endswith(")") and value.count("(") < value.count(")"):
+            value, end = value[:-1], end - 1  # the bracket around the number, not part of it
         digits = sum(ch.isdigit() for ch in value)
         if YEAR_RANGE.fullmatch(value.strip("()")):
             continue
@@ -196,4 +199,4 @@ def phones(text: str) -> Iterator[Span]:
             (digits >= 8 or labelled or international)
             and (CHINESE_PHONE.fullmatch(value) or _phonenumbers_match(value))
         ) or (labelled and digits >= 6):
-            yield match.start(), match.end(), "phone"
+            yield match.start(), end, "phone"

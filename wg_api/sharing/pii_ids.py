@@ -82,7 +82,9 @@ DOCUMENT_LABEL = (
     r"通行證|回乡证|回鄉證|台胞证|台胞證|身份证|身份證|证件|證件|居民身份证|"
     r"id(?:entity)?\s*card|id\s*(?:no|number|#)|identity\s+(?:no|number|document)|hkid|"
     r"national\s+id|citizen\s+id|resident\s+id|cccd|cmnd|căn\s+cước(?:\s+công\s+dân)?|"
-    r"chứng\s+minh(?:\s+nhân\s+dân)?|nid|nik|ktp|aadhaar|cnic|kimlik|bir|ic\s*(?:no|number))"
+    r"chứng\s+minh(?:\s+nhân\s+dân)?|nid|nik|ktp|aadhaar|cnic|kimlik|bir|ic\s*(?:no|number)|"
+    r"(?:employee|staff|worker|badge|card|payroll|personnel)\s*(?:no|number|id|#)|badge|"
+    r"工号|工號|工卡号|工卡|厂牌号|厂牌|员工编号|mã\s+(?:số\s+)?nhân\s+viên|mã\s+số|id)"
 )
 DOCUMENT = re.compile(
     DOCUMENT_LABEL
@@ -189,9 +191,33 @@ DOCUMENT_WORDS = frozenset(
         "bir",
         "ic",
         "hộ",
+        "employee",
+        "staff",
+        "worker",
+        "badge",
+        "card",
+        "payroll",
+        "personnel",
+        "mã",
     ]
 )
-DOCUMENT_CJK = ("护照", "護照", "通行", "回乡", "回鄉", "台胞", "身份", "居民", "证件", "證件")
+DOCUMENT_CJK = (
+    "护照",
+    "護照",
+    "通行",
+    "回乡",
+    "回鄉",
+    "台胞",
+    "身份",
+    "居民",
+    "证件",
+    "證件",
+    "工号",
+    "工號",
+    "工卡",
+    "厂牌",
+    "员工编号",
+)
 _WORDS = re.compile(r"[^\W\d_]+")
 
 
@@ -220,7 +246,7 @@ def documents(text: str) -> Iterator[Span]:
         if match is None:
             continue
         value = match.group("value")
-        if sum(ch.isdigit() for ch in value) >= 5:
+        if sum(ch.isdigit() for ch in value) >= 3:
             yield match.start("value"), match.end("value"), "id_number"
 
 

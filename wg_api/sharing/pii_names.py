@@ -331,9 +331,19 @@ def _chinese_names(run: str, offset: int, text: str) -> Iterator[Span]:
         i += 1
 
 
+# 小王, 老李: a surname called familiarly, before what people say or do.
+FAMILIAR = re.compile(
+    "(?:小|老)[王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶"
+    "程苏魏吕丁沈姚卢姜崔钟谭陆汪范廖贾夏韦付邹孟熊秦邱尹薛闫段雷侯陶黎贺顾毛郝龚邵钱严覃武戴莫孔汤]"
+    "(?=说|称|表示|是|在|和|、|,|。|也|的|告诉|承认|没有|负责|今年|每天|经常|让|要求|被)"
+)
+
+
 def chinese_names(text: str) -> Iterator[Span]:
     if CJK_RUN.search(text) is None:
         return
+    for match in FAMILIAR.finditer(text):
+        yield match.start(), match.end(), "person"
     for match in CJK_RUN.finditer(text):
         yield from _chinese_names(match.group(0), match.start(), text)
 

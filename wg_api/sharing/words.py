@@ -180,7 +180,11 @@ def is_cjk(text: str) -> bool:
 def is_common_word(term: str) -> bool:
     """True for a term that is a common word or a legal suffix, whatever its case."""
     folded = fold(term)
-    return folded in COMMON_WORDS or folded in LEGAL_SUFFIXES
+    if folded in COMMON_WORDS or folded in LEGAL_SUFFIXES:
+        return True
+    # Plurals of common words: toys, factories, boxes.
+    singulars = (folded[:-1], folded[:-2], folded[:-3] + "y") if folded.endswith("s") else ()
+    return any(s in COMMON_WORDS for s in singulars if len(s) >= 3)
 
 
 def _cjk_core(name: str) -> str:
