@@ -16,7 +16,9 @@ from wg_api.sharing.scrub import (
     ScrubTerms,
     _cut,
     _fold,
+    _folded_view,
     _view,
+    _view_text,
     names_in,
     redact_organisations,
     scrub,
@@ -404,3 +406,12 @@ def test_folding_takes_every_character_for_what_the_pattern_takes_it_for():
         for other in others:
             assert _fold(chr(letter)) == _fold(chr(other)), (hex(letter), hex(other))
             assert re.fullmatch(re.escape(chr(letter)), chr(other), re.IGNORECASE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=30))
+def test_the_quick_views_are_the_views_the_patterns_read(text):
+    """The read path's quick test folds the normalised view in one pass: it is the folded view
+    the organisation pattern reads, character for character."""
+    assert _view_text(text) == _view(text)[1]
+    assert _folded_view(text) == _fold(_view(text)[1])
