@@ -129,7 +129,9 @@ PHONE_REGIONS = (
 # A candidate: digits in groups joined by up to three separators (spaces, hyphens, dots, slashes,
 # brackets), optionally after + or 00, with 7 to 15 digits in all. Only candidates go to
 # phonenumbers, which is far too slow to run over every text for thirty regions.
-_PHONE_SEP = r"[\s\-./()\u00a0]{0,3}"
+# Between the digit groups of one number: one or two spaces, a hyphen, dot or slash (with a
+# space on either side), brackets; not " / " or ", ", which stand between two numbers.
+_PHONE_SEP = r"(?:[ \u00a0]{1,2}|[ \u00a0]?[\-.][ \u00a0]?|/|[ \u00a0]?[()][ \u00a0]?|\)[ \-]?)?"
 PHONE_CANDIDATE = re.compile(
     rf"(?<![0-9A-Za-z+])(?:\+|\(\+?)?\d(?:{_PHONE_SEP}\d){{6,16}}\)?(?!\d)",
 )

@@ -218,13 +218,15 @@ DOCUMENT_CJK = (
     "厂牌",
     "员工编号",
 )
-_WORDS = re.compile(r"[^\W\d_]+")
+# Words of Latin letters (with Vietnamese ones): "WeChat号" holds the word "WeChat".
+_WORDS = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]+")
 
 
 @lru_cache(maxsize=256)
 def _label_words(words: frozenset[str]) -> re.Pattern[str]:
     alternatives = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
-    return re.compile(rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])", re.IGNORECASE)
+    letter = "A-Za-z\u00c0-\u024f\u1e00-\u1eff"
+    return re.compile(rf"(?<![{letter}])(?:{alternatives})(?![{letter}])", re.IGNORECASE)
 
 
 def _starts(text: str, words: frozenset[str], cjk: tuple[str, ...]) -> list[int]:

@@ -716,7 +716,20 @@ def _trim(name: str, *, after_title: bool) -> str:
                 break
             kept.append(word)
             continue
-        if _plain(word) and not (after_title and number == 0) and word not in GIVEN_NAMES:
+        following = words[number + 1] if number + 1 < len(words) else ""
+        name_follows = following in GIVEN_NAMES or (following != "" and not _plain(following))
+        if (
+            _plain(word)
+            and not (after_title and number == 0)
+            and word not in GIVEN_NAMES
+            # An everyday word that is also a name, before a name: "daughter Bao Ngoc".
+            and not (
+                name_follows
+                and word not in _TITLE_WORDS
+                and word.casefold() not in NAME_ENDS
+                and word.casefold() not in MONTH_WORDS
+            )
+        ):
             break
         if word.casefold() in PLACES_LATIN and not (after_title and number == 0):
             break
@@ -736,7 +749,8 @@ _ROLE_FIRST_WORDS = frozenset(
     re.match(r"[^\W\d_]+", alternative).group(0).casefold()  # type: ignore[union-attr]
     for alternative in ROLE_WORDS[3:-1].replace(r"(?:\s+là)?", "").split("|")
 )
-_WORDS = re.compile(r"[^\W\d_]+")
+# Words of Latin letters (with Vietnamese ones): "WeChat号" holds the word "WeChat".
+_WORDS = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]+")
 
 
 def _latin_candidates(text: str) -> Iterator[tuple[int, str, bool]]:
@@ -776,6 +790,16 @@ def latin_names(text: str) -> Iterator[Span]:
         for k in range(len(words)):
             recognised = _recognised(words[k:])
             if recognised:
+                # Capitalised words just before it belong to the name (Bao Ngoc, Siti Nurhaliza).
+                while k > 0 and not (
+                    _plain(words[k - 1])
+                    or words[k - 1].casefold() in NAME_ENDS
+                    or words[k - 1].casefold() in PLACES_LATIN
+                    or words[k - 1] in _TITLE_WORDS
+                    or words[k - 1].casefold() in _ROLE_FIRST_WORDS
+                ):
+                    k -= 1
+                    recognised = [words[k], *recognised]
                 where = re.search(r"\s+".join(re.escape(w) for w in recognised), sequence)
                 if where:
                     begin = match.start() + where.start()

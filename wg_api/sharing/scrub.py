@@ -454,7 +454,8 @@ class _Clues:
         return cls(lowered, frozenset(_WORDS.findall(lowered)), len(_DIGIT.findall(view)))
 
 
-_WORDS = re.compile(r"[^\W\d_]+")
+# Words of Latin letters (with Vietnamese ones): "WeChat号" holds the word "WeChat".
+_WORDS = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]+")
 _DIGIT = re.compile(r"\d")
 _URL_HINT = re.compile(r"://|www\.|[a-z0-9]\.[a-z]{2}")
 _HEX_RUN = re.compile(r"[0-9a-f]{8}")
