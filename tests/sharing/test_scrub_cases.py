@@ -119,3 +119,11 @@ def test_the_word_list():
     assert distinctive_words("Kestrel Apparel Ltd") == ["Kestrel"]
     assert distinctive_words("东莞凯斯特服装有限公司") == ["凯斯特"]
     assert distinctive_words("Blue Star Garments") == []
+
+
+def test_a_number_in_a_members_name_is_not_redacted_on_its_own():
+    terms = ScrubTerms(organisations=("Acme 2024 Trading Ltd",))
+    assert distinctive_words("Acme 2024 Trading Ltd") == ["Acme"]
+    assert scrub("In 2024 Acme 2024 Trading Limited left; Acme too.", terms) == (
+        "In 2024 [redacted:organisation] left; [redacted:organisation] too."
+    )

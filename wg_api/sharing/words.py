@@ -206,9 +206,9 @@ _WORD_SPLIT = re.compile(r"[\s\-_/,&+]+")
 
 def distinctive_words(name: str) -> list[str]:
     """The words of an organisation's name that identify it on their own: for a name in Latin
-    script, each word (split at spaces, hyphens and underscores) of at least 3 letters that is not
-    a common word or a legal suffix; for a Chinese name, what is left between the place, trade and
-    legal-form words at its ends, if at least 2 characters."""
+    script, each word (split at spaces, hyphens and underscores) of at least 3 characters that is
+    not a number, a common word or a legal suffix; for a Chinese name, what is left between the
+    place, trade and legal-form words at its ends, if at least 2 characters."""
     name = unicodedata.normalize("NFKC", name)
     words: list[str] = []
     for word in _WORD_SPLIT.split(name.strip()):
@@ -221,6 +221,7 @@ def distinctive_words(name: str) -> list[str]:
                 words.append(core)
             elif len(word) >= 2 and not is_common_word(word) and _cjk_core(word) == word:
                 words.append(word)
-        elif len(fold(word)) >= 3 and not is_common_word(word):
+        elif len(fold(word)) >= 3 and not is_common_word(word) and not word.isdigit():
+            # ("Acme 2024 Ltd": a year on its own names no one.)
             words.append(word)
     return list(dict.fromkeys(words))
