@@ -58,16 +58,23 @@ DATE_PATTERNS = (
 # "12 Mar hours" would not be written.
 
 _CN_NUMBER = r"(?:[一二三四五六七八九十两]{1,3})"
+# Ages written out: five to nineteen (the ages of children and young workers).
+_EN_NUMBER = (
+    r"(?<![A-Za-z])(?i:five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen)"
+)
+_AGE = rf"(?:(?<![\d.])\d{{1,2}}|{_EN_NUMBER})"
 AGE_PATTERNS = (
     re.compile(rf"(?:(?<!\d)\d{{1,2}}|{_CN_NUMBER})\s*(?:周岁|週歲|岁|歲)(?:半)?"),
-    re.compile(r"(?<![\d.])\d{1,2}\s*(?:-|\s)?(?i:years?|yrs?)(?:\s*-\s*|\s+)(?i:old)\b"),
-    re.compile(r"(?<![\d.])\d{1,2}(?:-|\s)(?i:year)-(?i:old)\b"),
+    re.compile(rf"{_AGE}\s*(?:-|\s)?(?i:years?|yrs?)(?:\s*-\s*|\s+)(?i:old)\b"),
+    re.compile(rf"{_AGE}(?:-|\s)(?i:year)-(?i:old)\b"),
     re.compile(r"(?<![\d.])\d{1,2}\s*(?i:y/?o|yo)\b"),
     re.compile(r"(?<![\d.])\d{1,2}\s*(?i:tuổi)"),
     re.compile(r"(?i:tuổi)\s*[:\uff1a]?\s*\d{1,2}(?!\d)"),
     re.compile(r"(?i:年龄|年齡|年纪)\s*[:\uff1a为為是]?\s*\d{1,2}(?!\d)"),
     re.compile(
-        r"\b(?i:aged|age|ages)\s*(?:[:=]\s*|of\s+|\s+)(?:about\s+|only\s+|just\s+)?(?P<age>\d{1,2})(?!\d)"
+        r"\b(?i:aged|age|ages)\s*(?:[:=]\s*|of\s+|(?:as|is|was)\s+|\s+)(?:about\s+|only\s+|just\s+)?"
+        rf"(?P<age>\d{{1,2}}|{_EN_NUMBER})(?![\d\w])"
     ),
     # "he was 13.", "were both 16 according to", "started working at 13": after a person (the
     # words before the number are checked by AGE_VERB).
@@ -113,7 +120,7 @@ _NEEDS = (
     re.compile(r"\bon\s\d"),
     re.compile(r"(?i:born|birth|dob|d\.o\.b|出生|生|sinh)"),
 )
-_AGE_NEEDS = re.compile(r"\d|[岁歲]|(?i:tuổi)")
+_AGE_NEEDS = re.compile(r"\d|[岁歲]|(?i:tuổi|year|age)")
 
 
 def dates(text: str) -> Iterator[Span]:

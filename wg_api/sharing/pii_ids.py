@@ -95,13 +95,13 @@ DOCUMENT = re.compile(
 
 MESSAGING_LABEL = (
     r"(?:(?i:微信号?|微信號|wechat(?:\s*id)?|weixin|wx\s*id|vx|v信|QQ号码|QQ號碼|QQ号|QQ號|QQ|"
-    r"whatsapp|what'?s\s*app|zalo|telegram|viber|skype|kakao(?:talk)?|line\s+id)|LINE)"
+    r"whatsapp|what'?s\s*app|zalo|telegram|viber|skype|kakao(?:talk)?|line\s+(?:id|account))|LINE)"
 )
 MESSAGING = re.compile(
     rf"(?<![A-Za-z])(?P<label>{MESSAGING_LABEL})"
     r"(?P<marker>[\s:\uff1a=]*(?:(?i:id|account|no|number|号码|号|账号|帳號|số)\s*)?"
-    r"(?:(?i:is|was|là|:)\s*)?[\s:\uff1a=]*)"
-    r"(?P<value>\+?[A-Za-z0-9][A-Za-z0-9_\-.@]*(?:[ \-]\d{2,8}){0,4})",
+    r"(?:(?i:is|was|là|:|是|为|為)\s*)?[\s:\uff1a=]*)"
+    r"(?P<value>[+@]?[A-Za-z0-9][A-Za-z0-9_\-.@]*(?:[ \-]\d{2,8}){0,4})",
 )
 # The unified social credit code of a Chinese company: 18 characters, its region in digits.
 USCC = re.compile(
@@ -262,7 +262,7 @@ def messaging_ids(text: str) -> Iterator[Span]:
         match = labelled
         value, marker = match.group("value"), match.group("marker")
         label = match.group("label").lower()
-        explicit = re.search(r"[:\uff1a=]|id|no|num|号|號|account|số", marker, re.IGNORECASE)
+        explicit = re.search(r"[:\uff1a=是为為]|id|no|num|号|號|account|số", marker, re.IGNORECASE)
         shaped = any(ch.isdigit() or ch == "_" for ch in value)
         if label.startswith("qq") and not value.replace(" ", "").isdigit():
             continue

@@ -16,7 +16,7 @@ from pathlib import Path
 from wg_api.sharing.scrub import KINDS, ScrubTerms, redactions
 
 HERE = Path(__file__).parent
-LANGUAGES = ("en", "zh", "vi", "holdout")
+LANGUAGES = ("en", "zh", "vi", "holdout", "holdout2")
 MARK = re.compile(r"\{\{(?P<kind>[a-z_]+):(?P<text>.+?)\}\}")
 
 # The group's member tenants (names, slugs, aliases), the contributor's people and references.
