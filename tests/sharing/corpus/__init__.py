@@ -1,9 +1,11 @@
 """The labelled scrubbing corpus: realistic, fictional audit sentences in English, Chinese and
-Vietnamese (`en.txt`, `zh.txt`, `vi.txt`), one a line, each personal or identifying detail marked
-inline as `{{kind:text}}` (`\\uXXXX` writes an invisible character). `load()` strips the markup into
-spans; `evaluate()` scrubs every sentence with the fixed terms below and counts what was caught
-(every character of a span inside a redaction, whatever kind the scrubber gave it) and which other
-words were redacted. Used by tests/sharing/test_scrub_corpus.py and `python -m bench.scrub`.
+Vietnamese (`en.txt`, `zh.txt`, `vi.txt`, and `holdout.txt`, `holdout2.txt`: sentences written
+after the scrubber was tuned, measured once as they were, then kept), one a line, each personal
+or identifying detail marked inline as `{{kind:text}}` (`\\uXXXX` writes an invisible character).
+`load()` strips the markup into spans; `evaluate()` scrubs every sentence with the fixed terms
+below and counts what was caught (every character of a span inside a redaction, whatever kind the
+scrubber gave it) and which other words were redacted. Used by tests/sharing/test_scrub_corpus.py
+and `python -m bench.scrub`.
 """
 
 from __future__ import annotations
