@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -60,6 +61,7 @@ from wg_api.platform.transaction import (
     replay_idempotent,
 )
 from wg_api.settings import Settings, get_settings
+from wg_api.sharing import scrub
 from wg_api.sharing.aliases import ALIAS_POLICY
 from wg_api.sharing.routes import SharedFindingsController, SharesController
 from wg_api.suppliers.routes import SupplierRegistryController, SuppliersController
@@ -181,6 +183,8 @@ def create_app(
             }
         )
         limiter.start()
+        # jieba's dictionary (about 2 s) loads in a thread now, not in the first Chinese share.
+        asyncio.get_running_loop().run_in_executor(None, scrub.warm_up)
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 
 from bench import ceiling
+from bench import scrub as scrub_bench
 from bench.generate import (
     BIG_TENANT_SLUG,
     FEW_CONTRIBUTORS,
@@ -184,3 +185,13 @@ async def test_generator_makes_a_consistent_set_that_the_api_serves(settings):
             assert cells.json()["suppressed_cells"] == answer["suppressed_cells"]
     finally:
         await drop_database(settings, name)
+
+
+def test_the_scrub_bench_prints_its_figures_beside_their_targets(capsys):
+    scrub_bench.main(["--rounds", "1"])
+    out = capsys.readouterr().out
+    assert "CPU ms/KB" in out
+    assert "< 2.0" in out
+    assert "corpus targets: met" in out
+    for kind in ("email", "phone", "id_number", "person", "organisation"):
+        assert f"\n{kind} " in out

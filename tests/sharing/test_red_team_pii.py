@@ -54,7 +54,6 @@ URLS = [
     "www.audit-portal.org/report",
     "example-brand.com/suppliers",
 ]
-NUMBERS = MOBILES + LANDLINES + INTERNATIONAL + RESIDENT_IDS + LONG_DIGITS
 CAP_CONTACT = "Zhou Jielun"
 USER_NAMES = ["Chen Meiling", "李美玲"]
 OBSERVED_ON = "2026-08-12"
@@ -62,6 +61,16 @@ EXTERNAL_ID = "QX-ERP-55120"
 INTERNAL_CODE = "QX-SUP-77431"
 SOURCE_REFERENCE = "QX-SMETA-88213"
 PRIVATE_NOTES = ["Root cause known only to us QX-ROOT-71", "Planned with our agent QX-PLAN-72"]
+# What a member could write before the scrubber knew real audit text (issue 9).
+CHILD = "王小明"
+WORKER = "Maria Lopez"
+MESSAGING = ["wxid_8k2n5p0q1z", "lihua_88", "284719365"]
+DOCUMENTS = ["E12345678", "A123456(3)", "001203004567"]
+DISGUISED_EMAILS = ["li.wei at kestrel dot com", "zhang.san\uff20factory-mail\uff0ecn"]
+ODD_PHONES = ["138  1234  5678", "139/2845/6610"]
+WORDS_DATE = "12 March 2011"
+READABLE = ["湖南邵阳人", "60 hours", "2 workers", "Article 38"]
+NUMBERS = MOBILES + LANDLINES + INTERNATIONAL + RESIDENT_IDS + LONG_DIGITS + ODD_PHONES
 
 
 def digits(text: str) -> str:
@@ -86,6 +95,10 @@ def _pii_text(group: SharingGroup, contributor: Actor, variant: int) -> str:
     for number, actor in enumerate(group.readers):
         name = actor.name.upper() if number % 2 else actor.name.lower()
         names.append(f"{name} ({actor.slug.upper()})")
+    # A member's name with a legal form, a zero-width space inside, its distinctive word alone.
+    first = group.readers[0].name
+    word, rest = first.split(" ", 1)
+    names += [f"{first} Limited", f"{word}\u200b {rest}", f"the {word} audit team"]
     return " ".join(
         [
             f"Variant {variant}. Young workers were found on line 3 on {OBSERVED_ON}.",
@@ -97,6 +110,12 @@ def _pii_text(group: SharingGroup, contributor: Actor, variant: int) -> str:
             f"Reports at {', '.join(URLS)}.",
             f"Buyers present: {', '.join(names)}.",
             f"Our contact {CAP_CONTACT} and our staff {USER_NAMES[0]}, {USER_NAMES[1]} attended.",
+            f"Child worker {CHILD}, 14岁, {READABLE[0]}; worker {WORKER}, 15 years old.",
+            f"WeChat id {MESSAGING[0]}, WeChat: {MESSAGING[1]}, QQ {MESSAGING[2]};",
+            f"passport {DOCUMENTS[0]}, HKID {DOCUMENTS[1]}, CCCD {DOCUMENTS[2]};",
+            f"mail {DISGUISED_EMAILS[0]} or {DISGUISED_EMAILS[1]};",
+            f"phones {ODD_PHONES[0]} and {ODD_PHONES[1]}; born {WORDS_DATE}.",
+            f"{READABLE[1]} a week, {READABLE[2]} hurt, {READABLE[3]} breached.",
             f"Our case {EXTERNAL_ID}, vendor code {INTERNAL_CODE}, audit {SOURCE_REFERENCE},",
             f"synced by {contributor.handle.client_id}",
             f"for {contributor.id} ({contributor.id.hex}).",
@@ -189,8 +208,11 @@ async def scene(client: httpx.AsyncClient, make_group: Any, database: Any) -> Sc
     assert changed.status_code == 200, changed.text
 
     pii = [*EMAILS, *NUMBERS, *URLS, CAP_CONTACT, *USER_NAMES, OBSERVED_ON, *PRIVATE_NOTES]
+    pii += [CHILD, "14岁", WORKER, *MESSAGING, *DOCUMENTS, WORDS_DATE]
+    pii += ["li.wei", "kestrel dot com", "zhang.san", "factory-mail"]
     for actor in group.readers:
-        pii += [actor.name, actor.slug]
+        word = actor.name.split(" ", 1)[0]
+        pii += [actor.name, actor.slug, f"{word} Apparel", f"{word}\u200b", f"the {word} audit"]
     identity = [
         str(contributor.id),
         contributor.id.hex,
@@ -249,9 +271,14 @@ async def test_the_scene_exposes_what_other_members_may_read(scene):
     }
     description = shared["description"]
     assert description.startswith("Variant 2. Young workers were found on line 3 on ")
-    kinds = ("email", "phone", "id_number", "number", "url", "organisation", "person")
-    for kind in (*kinds, "reference", "credential", "id"):
+    kinds: tuple[str, ...] = ("email", "phone", "id_number", "number", "url", "organisation")
+    kinds += ("person",)
+    # UUIDs are references now ("id" is not one of the contract's kinds of redaction).
+    kinds += ("messaging_id", "date", "age")
+    for kind in (*kinds, "reference", "credential"):
         assert f"[redacted:{kind}]" in description, (kind, description)
+    for readable in READABLE:
+        assert readable in description, (readable, description)
     assert shared["title"].startswith("Still seen by [redacted:person]: call [redacted:phone]")
 
 

@@ -7,12 +7,10 @@ counts only; scrubbed text. Pure: everything it needs is passed in.
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from datetime import date
 from typing import Any
 
-from wg_api.sharing.scrub import ScrubTerms, scrub
+from wg_api.sharing.scrub import ScrubTerms, scrub_report
 
 WORKER_BANDS: tuple[tuple[int, int | None, str], ...] = (
     (0, 0, "0"),
@@ -48,23 +46,10 @@ def child_case_counts(case: Any) -> dict[str, int] | None:
     return {name: int(getattr(case, name)) for name in CHILD_CASE_COUNTS}
 
 
-TAG = re.compile(r"\[redacted:([a-z_]+)\]")
-# Tags of the scrubber that the contract's vocabulary of redaction kinds names otherwise.
-KIND_NAMES = {"id": "reference"}
-
-
-def redacted_kinds(before: str, after: str) -> list[str]:
-    """The kinds of the `[redacted:<kind>]` tags that `after` has more of than `before`: what
-    scrubbing `before` removed (a tag the author typed is not a redaction)."""
-    found = Counter(TAG.findall(after))
-    found.subtract(Counter(TAG.findall(before)))
-    return sorted({KIND_NAMES.get(kind, kind) for kind, n in found.items() if n > 0})
-
-
-def scrub_report(text: str, terms: ScrubTerms) -> tuple[str, list[str]]:
-    """`text` scrubbed, and the kinds of what was removed (never the removed text)."""
-    scrubbed = scrub(text, terms)
-    return scrubbed, redacted_kinds(text, scrubbed)
+def _scrub_kinds(text: str, terms: ScrubTerms) -> tuple[str, list[str]]:
+    """`text` scrubbed, and each kind of what was removed once (never the removed text)."""
+    scrubbed, kinds = scrub_report(text, terms)
+    return scrubbed, sorted(set(kinds))
 
 
 def anonymise_report(
@@ -73,9 +58,9 @@ def anonymise_report(
     """The columns of a shared finding, built from a private finding (schemas.Finding) and its
     supplier's canonical record (suppliers.schemas.Supplier), and the (kind, field) of every kind
     of text scrubbing removed from its title and description."""
-    title, title_kinds = scrub_report(finding.title, terms)
+    title, title_kinds = _scrub_kinds(finding.title, terms)
     description, description_kinds = (
-        scrub_report(finding.description, terms) if include_description else (None, [])
+        _scrub_kinds(finding.description, terms) if include_description else (None, [])
     )
     redactions = [(kind, "title") for kind in title_kinds]
     redactions += [(kind, "description") for kind in description_kinds]

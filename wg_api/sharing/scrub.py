@@ -1,111 +1,341 @@
 """Scrubbing free text before it is shared: every identifier becomes `[redacted:<kind>]`.
 
-Order matters: e-mail addresses, URLs, credentials and UUIDs first (they contain digits and
-names), then the names of the group's member tenants and of the contributor's own people and its
-own references (external id, supplier code, audit reference: `acme-20240501` must go whole, not
-leave `acme-` behind a redacted number), then Chinese resident identity numbers, phone numbers,
-exact dates and other long digit runs.
+One pipeline (`scrub`, `scrub_report`) for sharing, previews and re-scrubbing. The text is first
+normalised (NFKC, format characters such as zero-width spaces dropped) so that nothing hides
+behind look-alike characters. Then finders run in order over it, each on the text with what the
+ones before it found masked out (same length, so offsets hold): credentials, e-mail addresses (also
+written `at`/`dot`), URLs and UUIDs first (they contain digits and names); then the names of the
+group's member tenants (names, slugs, aliases, with legal-suffix variants, and their distinctive
+words), of the contributor's own people and its own references (external id, supplier code, audit
+reference: `acme-20240501` must go whole, not leave `acme-` behind a redacted number); then
+messaging ids, identity documents and bank cards, exact dates, ages, phone numbers, people's names
+found without being told them, and any other run of eight digits or more.
+
+Kinds: email, url, phone, id_number, messaging_id, credential, date, age, person, organisation,
+reference, number.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+", re.ASCII)
-FULLWIDTH_PUNCTUATION = "\uff0c\u3002"  # ideographic comma and full stop end a URL too
-# Bare domains ("kestrel-apparel.com.cn/audits") are recognised by a known top-level domain, so
-# that "No.18" or "e.g." stay as they are.
-TOP_LEVEL_DOMAINS = (
-    "com|cn|net|org|hk|mo|tw|vn|kh|mm|la|th|my|sg|id|ph|in|bd|pk|lk|jp|kr|au|nz|uk|de|fr|it|nl|"
-    "se|ch|es|eu|us|ca|tr|ae|io|co|ai|app|dev|info|biz|edu|gov|int|xyz|online|site|shop"
+from wg_api.sharing import pii_contacts, pii_dates, pii_ids, pii_names
+from wg_api.sharing.pii_ids import is_resident_id, resident_id_check
+from wg_api.sharing.words import LEGAL_SUFFIXES, distinctive_words, is_cjk
+
+__all__ = [
+    "KINDS",
+    "ScrubTerms",
+    "is_resident_id",
+    "names_in",
+    "normalise",
+    "organisation_terms",
+    "redact_organisations",
+    "redactions",
+    "resident_id_check",
+    "scrub",
+    "scrub_report",
+    "tag",
+]
+
+KINDS = (
+    "email",
+    "url",
+    "phone",
+    "id_number",
+    "messaging_id",
+    "credential",
+    "date",
+    "age",
+    "person",
+    "organisation",
+    "reference",
+    "number",
 )
-# A URL does not end in the punctuation of the sentence around it: "see https://x.cn/a, then".
-URL = re.compile(
-    rf"(?:(?:https?|ftp)://|www\.)[^\s<>\"'{FULLWIDTH_PUNCTUATION}]*"
-    rf"[^\s<>\"'{FULLWIDTH_PUNCTUATION}.,;:!?)\]]"
-    rf"|\b[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.(?:{TOP_LEVEL_DOMAINS})"
-    rf"(?:/[^\s<>\"'{FULLWIDTH_PUNCTUATION}]*)?\b",
-    re.IGNORECASE | re.ASCII,
-)
-# The service's own API client ids and secrets, and webhook signing secrets.
-CREDENTIAL = re.compile(r"(?<![\w-])(?:wgc|wgs|whsec)_[A-Za-z0-9_\-+/=]+", re.ASCII)
-# Any UUID (tenant, finding, share, ... ids), with or without hyphens.
-UUID_TEXT = re.compile(
-    r"(?<![0-9a-f])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})"
-    r"(?![0-9a-f])",
-    re.IGNORECASE | re.ASCII,
-)
-# 18-character resident identity number: 6-digit region, 8-digit birth date, 3-digit sequence,
-# check character; and the old 15-digit form.
-RESIDENT_ID_18 = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
-RESIDENT_ID_15 = re.compile(r"(?<!\d)\d{15}(?!\d)")
-_SEP = r"[\s\-.\u00a0]?"
-PHONE_PATTERNS = (
-    # Chinese mobiles: 13812345678, 138 1234 5678, 138-1234-5678, +86 138 1234 5678, 0086...
-    re.compile(rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?)?1[3-9]\d{_SEP}\d{{4}}{_SEP}\d{{4}}(?!\d)"),
-    re.compile(rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?)?1[3-9]\d{{2}}{_SEP}\d{{3}}{_SEP}\d{{4}}(?!\d)"),
-    # Chinese landlines with area codes: 0769-8888 1234, (020) 12345678, +86 769 8888 1234
-    re.compile(
-        rf"(?<![\d+])(?:(?:\+|00)86{_SEP}?\(?0?|\(?0)[1-9]\d{{1,2}}\)?{_SEP}\d{{3,4}}{_SEP}\d{{4}}(?!\d)"
-    ),
-    # International E.164, written with or without separators: +44 20 7946 0958, +1 (415) 555-0100
-    re.compile(r"(?<![\w+])\+[1-9](?:[\s\-.()\u00a0]{0,2}\d){6,14}(?!\d)"),
-)
-# Exact dates undo the coarse time of a shared record (observed 2026-08-01 -> its quarter).
-DATE = re.compile(
-    r"(?<!\d)(?:\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?!\d)"
-)
+Span = tuple[int, int, str]
+MASK = "\ue000"  # a private-use character: neither a letter, a digit nor a space
+
+# Any other run of digits long enough to identify something (accounts, orders, ids).
 LONG_DIGITS = re.compile(r"(?<!\d)\d(?:[\s\-.]?\d){7,}(?!\d)")
-
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
-
-def resident_id_check(first17: str) -> str:
-    """The ISO 7064 MOD 11-2 check character of an 18-character resident identity number."""
-    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11]
-
-
-def is_resident_id(value: str) -> bool:
-    return (
-        len(value) == 18
-        and value[:17].isdigit()
-        and resident_id_check(value[:17]) == value[17].upper()
-    )
+YEAR_RANGE = re.compile(r"(?:19|20)\d{2}\s*-\s*(?:19|20)\d{2}")
 
 
 def tag(kind: str) -> str:
     return f"[redacted:{kind}]"
 
 
+# Unicode format characters (Cf: zero-width spaces and joiners, BOM, soft hyphen, bidi marks) and
+# variation selectors are dropped; the characters NFKC changes on their own (full-width forms,
+# ligatures, circled digits, ...) are the only others the normalised view of a text looks at.
+# (Planes 0-3 and 14 hold every such character: the others are unassigned or private use.)
+def _special_characters() -> tuple[list[int], list[int]]:
+    formats, changing = [], []
+    for code in (*range(0x80, 0x32400), *range(0xE0000, 0xE1000)):
+        char = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        if unicodedata.category(char) == "Cf" or 0xFE00 <= code <= 0xFE0F:
+            formats.append(code)
+        elif unicodedata.normalize("NFKC", char) != char:
+            changing.append(code)
+    return formats, changing
+
+
+_FORMAT_CODES, _NFKC_CODES = _special_characters()
+_FORMAT: dict[int, None] = dict.fromkeys(_FORMAT_CODES)
+
+
+def _char_class(codes: Iterable[int]) -> str:
+    ranges: list[list[int]] = []
+    for code in sorted(codes):
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(
+        re.escape(chr(low)) + ("-" + re.escape(chr(high)) if high > low else "")
+        for low, high in ranges
+    )
+
+
+_CHANGING = re.compile("[" + _char_class([*_NFKC_CODES, *_FORMAT_CODES]) + "]")
+_FORMAT_RE = re.compile("[" + _char_class(_FORMAT_CODES) + "]")
+# Each of them as the normalised view writes it (format characters: nothing).
+_VIEW_TABLE: dict[int, str] = {
+    **{code: unicodedata.normalize("NFKC", chr(code)) for code in _NFKC_CODES},
+    **dict.fromkeys(_FORMAT_CODES, ""),
+}
+
+
+def _drop_format(text: str) -> str:
+    return _FORMAT_RE.sub("", text) if not text.isascii() else text
+
+
+def _view_text(text: str) -> str:
+    """The normalised view of `_view`, without the positions."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", text).translate(_VIEW_TABLE)
+
+
+def normalise(text: str) -> str:
+    """NFKC, without format characters: full-width letters, ligatures, circled digits and the
+    like become what they look like, and nothing invisible splits a word."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", text.translate(_FORMAT))
+
+
+def _view(text: str) -> tuple[str, str, list[int] | None]:
+    """The text as written (composed, NFC) and its normalised view, with the position in the
+    former of each character of the latter (None when they are the same): finders read the view,
+    and what they find is cut out of the text as written, so that Chinese punctuation and the
+    like stay as the contributor wrote them."""
+    if text.isascii():
+        return text, text, None
+    text = unicodedata.normalize("NFC", text)
+    changes = list(_CHANGING.finditer(text))
+    if not changes:
+        return text, text, None
+    pieces: list[str] = []
+    where: list[int] = []
+    position = 0
+    for change in changes:
+        start = change.start()
+        pieces.append(text[position:start])
+        where.extend(range(position, start))
+        char = text[start]
+        replacement = "" if ord(char) in _FORMAT else unicodedata.normalize("NFKC", char)
+        pieces.append(replacement)
+        where.extend([start] * len(replacement))
+        position = start + 1
+    pieces.append(text[position:])
+    where.extend(range(position, len(text)))
+    view = "".join(pieces)
+    where.append(len(text))
+    return text, view, where
+
+
+def _cut(
+    text: str, spans: list[Span], where: list[int] | None, replace: Callable[[str], str]
+) -> str:
+    """`text` with each span (of its normalised view) replaced, and format characters dropped."""
+    pieces: list[str] = []
+    position = 0
+    for start, end, kind in spans:
+        if where is not None:
+            start, end = where[start], where[end - 1] + 1
+        if start < position:
+            continue
+        pieces += [_drop_format(text[position:start]), replace(kind)]
+        position = end
+    pieces.append(_drop_format(text[position:]))
+    return "".join(pieces)
+
+
 def _is_cjk(term: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in term)
+    return is_cjk(term)
 
 
-def _name_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
-    cleaned = sorted({t.strip() for t in terms if len(t.strip()) >= 2}, key=len, reverse=True)
+# ---- names the scrubber is told: member tenants, the contributor's people and references --------
+
+_SEPARATOR = r"[\s\-_.]*"
+_LATIN_SUFFIXES = sorted(
+    {
+        "ltd",
+        "limited",
+        "co",
+        "company",
+        "corp",
+        "corporation",
+        "inc",
+        "incorporated",
+        "llc",
+        "plc",
+        "gmbh",
+        "pte",
+        "pty",
+        "bhd",
+        "sdn",
+        "tnhh",
+        "jsc",
+        "pvt",
+        "llp",
+        "sarl",
+        "srl",
+        "spa",
+        "sas",
+    },
+    key=len,
+    reverse=True,
+)
+# Two-letter forms are words too ("as", "sa"): only in capitals.
+_LATIN_SUFFIX = (
+    rf"(?:[\s,]*(?:{'|'.join(_LATIN_SUFFIXES)}|(?-i:AB|AG|AS|SA|OY|NV|BV|KG|PT|ApS|Oy|A/S))"
+    r"(?![^\W_])\.?)*"
+)
+# Latin-script terms match whole words: not inside a word of letters or digits of an alphabet
+# (Latin, Greek, Cyrillic, with their combining marks), but right after or before a Chinese
+# character (编号KA-2024-0117). A class of alphabets rather than "a word character that is not
+# CJK": negated classes over the CJK ranges take milliseconds to compile under IGNORECASE.
+_ALPHABETIC = (
+    "0-9A-Za-z\u00aa\u00b5\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02af\u0300-\u036f"
+    "\u0370-\u03ff\u0400-\u052f\u1e00-\u1fff\u2c00-\u2c7f\ua720-\ua7ff\u212a\u212b"
+)
+_BEFORE = rf"(?<!(?-i:[{_ALPHABETIC}]))"
+_AFTER = rf"(?!(?-i:[{_ALPHABETIC}]))"
+_CJK_SUFFIXES = sorted(
+    {s for s in LEGAL_SUFFIXES if is_cjk(s)} | {"有限", "股份"}, key=len, reverse=True
+)
+_CJK_SUFFIX = rf"(?:{'|'.join(_CJK_SUFFIXES)})*"
+_SUFFIX_WORD = re.compile(r"[\s,]+([^\s,]+)$")
+
+
+def _core(name: str) -> str:
+    """A name without its legal form at the end: "Kestrel Apparel Co., Ltd." -> "Kestrel
+    Apparel", 凯斯特服装有限公司 -> 凯斯特服装."""
+    core = normalise(name).strip()
+    while True:
+        if is_cjk(core):
+            for suffix in _CJK_SUFFIXES:
+                if core.endswith(suffix) and len(core) - len(suffix) >= 2:
+                    core = core[: -len(suffix)].rstrip()
+                    break
+            else:
+                return core
+            continue
+        found = _SUFFIX_WORD.search(core)
+        if found is None or found.group(1).lower().strip(".,") not in LEGAL_SUFFIXES:
+            return core
+        core = core[: found.start()].rstrip(" ,")
+
+
+def _term_regex(term: str, *, suffixes: bool) -> str:
+    """An organisation's name (`suffixes`) with any spaces, hyphens, underscores or dots
+    between its words, or none ("Kestrel-Apparel", "kestrel_apparel", "KestrelApparel"); a
+    person's name or a reference with any white space, hyphens or underscores where it has
+    spaces (a reference's own hyphens stay: "AA-1" is not "AA 1")."""
+    if suffixes:
+        words = [w for w in re.split(r"[\s\-_]+", term) if w]
+        body = _SEPARATOR.join(re.escape(w) for w in words)
+    else:
+        body = r"[\s\-_]+".join(re.escape(w) for w in term.split())
+    if is_cjk(term):
+        return body + (_CJK_SUFFIX if suffixes else "")
+    return body + (_LATIN_SUFFIX if suffixes else "")
+
+
+def organisation_alternatives(names: Iterable[str]) -> list[str]:
+    """What the organisation pattern looks for, from the names it is given: each name without
+    its legal form (then matched with any legal form), and each distinctive word of a name on
+    its own. Every alternative is itself a name whose alternatives are itself, so that a pattern
+    built from any part of this list finds exactly what the whole list's pattern finds there."""
+    found: dict[str, str] = {}
+    for raw in names:
+        name = normalise(raw).strip()
+        if len(name) < 2:
+            continue
+        core = _core(name)
+        if len(core) < 2:
+            core = name
+        for term in (core, *distinctive_words(core)):
+            key = _fold(term)
+            if len(term) >= 2 and key not in found:
+                found[key] = term
+    return list(found.values())
+
+
+def _name_pattern(terms: Iterable[str], *, suffixes: bool = False) -> re.Pattern[str] | None:
+    cleaned = sorted(
+        {normalise(t).strip() for t in terms if len(normalise(t).strip()) >= 2},
+        key=lambda t: (-len(t), t),
+    )
     if not cleaned:
         return None
-    parts = []
-    for term in cleaned:
-        escaped = re.escape(term).replace(r"\ ", r"[\s\-_]+")
-        # Latin names match whole words only; CJK has no word boundaries.
-        parts.append(escaped if _is_cjk(term) else rf"(?<![^\W_]){escaped}(?![^\W_])")
-    return re.compile("|".join(parts), re.IGNORECASE)
+    # Latin names match whole words only (one boundary around all of them: the engine still
+    # tries every name where a longer one fails it); CJK has no word boundaries.
+    latin = [_term_regex(t, suffixes=suffixes) for t in cleaned if not is_cjk(t)]
+    cjk = [_term_regex(t, suffixes=suffixes) for t in cleaned if is_cjk(t)]
+    parts = [f"{_BEFORE}(?:{'|'.join(latin)}){_AFTER}"] if latin else []
+    return re.compile("|".join(parts + cjk), re.IGNORECASE)
+
+
+def _person_variants(people: Iterable[str]) -> list[str]:
+    """A person's name as recorded and with its two parts the other way round (Chen Meiling,
+    Meiling Chen)."""
+    variants: list[str] = []
+    for person in people:
+        name = normalise(person).strip()
+        variants.append(name)
+        parts = name.split()
+        if len(parts) == 2:
+            variants.append(f"{parts[1]} {parts[0]}")
+    return variants
 
 
 TERM_KINDS = ("organisation", "person", "reference")
 
 
+def _pieces(term: str) -> tuple[str, ...]:
+    folded = _fold(normalise(term)).replace("-", " ").replace("_", " ")
+    return tuple(sorted(set(folded.split()), key=len, reverse=True))
+
+
+@lru_cache(maxsize=2048)
+def _compiled(kind: str, terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    return _name_pattern(terms, suffixes=kind == "organisation")
+
+
 @dataclass(frozen=True)
 class ScrubTerms:
-    """Terms to remove: the group's member tenants (names, slugs), the contributor's people, and
-    the contributor's own references to the finding (external id, supplier code, audit ref)."""
+    """Terms to remove: the group's member tenants (names, slugs, aliases), the contributor's
+    people, and the contributor's own references to the finding (external id, supplier code,
+    audit reference)."""
 
     organisations: tuple[str, ...] = ()
     people: tuple[str, ...] = ()
@@ -113,47 +343,230 @@ class ScrubTerms:
     _patterns: dict[str, re.Pattern[str] | None] = field(default_factory=dict, compare=False)
 
     @cached_property
+    def alternatives(self) -> tuple[str, ...]:
+        return tuple(organisation_alternatives(self.organisations))
+
+    @cached_property
     def name_pieces(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """For a quick test before the organisation pattern: each name with its space-separated
-        pieces, folded, longest first. The pattern can only match a name where every piece is in
-        the folded text."""
-        return tuple(
-            (name, tuple(sorted(set(_fold(name).split()), key=len, reverse=True)))
-            for name in sorted({n.strip() for n in self.organisations if len(n.strip()) >= 2})
+        """For a quick test before the organisation pattern: each alternative of the pattern
+        (a name without its legal form, or a distinctive word) with its pieces, folded, longest
+        first. The pattern can only match an alternative where every piece is in the folded
+        text."""
+        return tuple((name, _pieces(name)) for name in sorted(self.alternatives))
+
+    @cached_property
+    def _term_pieces(self) -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+        terms = {
+            "organisation": self.alternatives,
+            "person": tuple(_person_variants(self.people)),
+            "reference": self.references,
+        }
+        return {kind: tuple((t, _pieces(t)) for t in values) for kind, values in terms.items()}
+
+    def pattern_for(self, kind: str, folded: str) -> re.Pattern[str] | None:
+        """The pattern of `kind` narrowed to the terms whose every piece is in `folded` (the
+        folded text to scrub): the others cannot match there, and a pattern of a few names is
+        much faster than one of many."""
+        present = tuple(
+            t for t, pieces in self._term_pieces[kind] if all(p in folded for p in pieces)
         )
+        if not present:
+            return None
+        return _compiled(kind, present)
 
     def pattern(self, kind: str) -> re.Pattern[str] | None:
         if kind not in self._patterns:
-            terms = {
-                "organisation": self.organisations,
-                "person": self.people,
-                "reference": self.references,
-            }[kind]
-            self._patterns[kind] = _name_pattern(terms)
+            if kind == "organisation":
+                self._patterns[kind] = _name_pattern(self.alternatives, suffixes=True)
+            elif kind == "person":
+                self._patterns[kind] = _name_pattern(_person_variants(self.people))
+            else:
+                self._patterns[kind] = _name_pattern(self.references)
         return self._patterns[kind]
 
 
-def _resident_id(match: re.Match[str]) -> str:
-    return tag("id_number") if is_resident_id(match.group(0)) else match.group(0)
+# ---- the pipeline -------------------------------------------------------------------------------
+
+Finder = Callable[[str], Iterable[Span]]
+
+
+def _long_digits(text: str) -> Iterator[Span]:
+    for match in LONG_DIGITS.finditer(text):
+        if not YEAR_RANGE.fullmatch(match.group(0)):
+            yield match.start(), match.end(), "number"
+
+
+def _longer_than_phones(text: str) -> Iterator[Span]:
+    """Runs of more digits than any phone number has (E.164: 15), taken whole before phones are
+    looked for, so that no phone is found inside an account number and leaves its ends."""
+    for match in LONG_DIGITS.finditer(text):
+        if sum(ch.isdigit() for ch in match.group(0)) > 15:
+            yield match.start(), match.end(), "number"
+
+
+FINDERS: tuple[Finder, ...] = (
+    pii_contacts.credentials,
+    pii_contacts.emails,
+    pii_contacts.urls,
+    pii_contacts.uuids,
+)
+AFTER_TERMS: tuple[Finder, ...] = (
+    pii_ids.messaging_ids,
+    pii_ids.resident_ids,
+    pii_ids.hong_kong_ids,
+    pii_ids.other_ids,
+    pii_ids.documents,
+    pii_ids.company_codes,
+    pii_dates.dates,
+    pii_dates.ages,
+    _longer_than_phones,
+    pii_contacts.phones,
+    pii_names.people,
+    _long_digits,
+)
+AGE_AFTER_NAME = re.compile(
+    r"\s*(?:[(\uff08]\s*\d{1,2}\s*(?:岁|歲|y|yo|yrs?|years?(?:\s+old)?|tuổi)?\s*[)\uff09]"
+    r"|[,\uff0c]\s*\d{1,2}\s*(?:岁|歲|y|yo|yrs?|tuổi)?(?=\s*[,\uff0c;\uff1b)\uff09]))"
+)
+
+
+def _terms_finder(pattern: re.Pattern[str], kind: str) -> Finder:
+    def find(text: str) -> Iterator[Span]:
+        for match in pattern.finditer(text):
+            if match.end() > match.start():
+                yield match.start(), match.end(), kind
+
+    return find
+
+
+@dataclass(frozen=True)
+class _Clues:
+    """What a text holds, looked at once, so that finders that cannot find anything in it are
+    not run (each is a pass of regular expressions over the text)."""
+
+    lowered: str
+    words: frozenset[str]
+    digits: int
+
+    @classmethod
+    def of(cls, view: str) -> _Clues:
+        lowered = view.lower()
+        return cls(lowered, frozenset(_WORDS.findall(lowered)), len(_DIGIT.findall(view)))
+
+
+# Words of Latin letters (with Vietnamese ones): "WeChat号" holds the word "WeChat".
+_WORDS = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]+")
+_DIGIT = re.compile(r"\d")
+_URL_HINT = re.compile(r"://|www\.|[a-z0-9]\.[a-z]{2}")
+_HEX_RUN = re.compile(r"[0-9a-f]{8}")
+MESSAGING_WORDS = pii_ids.MESSAGING_WORDS
+MESSAGING_CJK = pii_ids.MESSAGING_CJK
+DOCUMENT_WORDS = pii_ids.DOCUMENT_WORDS
+DOCUMENT_CJK = pii_ids.DOCUMENT_CJK
+Gate = Callable[[_Clues], bool]
+GATES: dict[Finder, Gate] = {
+    pii_contacts.credentials: lambda c: any(p in c.lowered for p in ("wgc_", "wgs_", "whsec_")),
+    pii_contacts.emails: lambda c: "@" in c.lowered or "at" in c.words,
+    pii_contacts.urls: lambda c: _URL_HINT.search(c.lowered) is not None,
+    pii_contacts.uuids: lambda c: _HEX_RUN.search(c.lowered) is not None,
+    pii_ids.messaging_ids: lambda c: (
+        bool(c.words & MESSAGING_WORDS) or any(k in c.lowered for k in MESSAGING_CJK)
+    ),
+    pii_ids.resident_ids: lambda c: c.digits >= 15,
+    pii_ids.hong_kong_ids: lambda c: c.digits >= 6,
+    pii_ids.other_ids: lambda c: c.digits >= 7,
+    pii_ids.documents: lambda c: (
+        bool(c.words & DOCUMENT_WORDS) or any(k in c.lowered for k in DOCUMENT_CJK)
+    ),
+    pii_ids.company_codes: lambda c: c.digits >= 8,
+    pii_dates.dates: lambda c: c.digits > 0 or "月" in c.lowered,
+    _longer_than_phones: lambda c: c.digits > 15,
+    pii_contacts.phones: lambda c: c.digits >= 6,
+    _long_digits: lambda c: c.digits >= 8,
+}
+
+
+def _always(_: _Clues) -> bool:
+    return True
+
+
+def _finders(terms: ScrubTerms | None, view: str) -> Iterator[Finder]:
+    clues = _Clues.of(view)
+    yield from (f for f in FINDERS if GATES.get(f, _always)(clues))
+    if terms is not None:
+        folded = _fold(view)
+        for kind in TERM_KINDS:
+            pattern = terms.pattern_for(kind, folded)
+            if pattern is not None:
+                yield _terms_finder(pattern, kind)
+    yield from (f for f in AFTER_TERMS if GATES.get(f, _always)(clues))
+
+
+def _spans(text: str, terms: ScrubTerms | None) -> list[Span]:
+    claimed: list[Span] = []
+    masked = text
+    for finder in _finders(terms, text):
+        new: list[Span] = []
+        for start, end, kind in sorted(finder(masked), key=lambda s: (s[0], -s[1])):
+            if end <= start or MASK in masked[start:end]:
+                continue
+            if new and start < new[-1][1]:
+                continue
+            new.append((start, end, kind))
+        if new:
+            claimed += new
+            pieces = []
+            position = 0
+            for start, end, _ in new:
+                pieces += [masked[position:start], MASK * (end - start)]
+                position = end
+            pieces.append(masked[position:])
+            masked = "".join(pieces)
+    # An age in brackets after a person's name: 王小明(14), Maria Lopez (15).
+    for _, end, kind in list(claimed):
+        if kind == "person":
+            after = AGE_AFTER_NAME.match(masked, end)
+            if after is not None and MASK not in after.group(0):
+                digits = re.search(
+                    r"\d{1,2}\s*(?:岁|歲|y|yo|yrs?|years?(?:\s+old)?|tuổi)?", after.group(0)
+                )
+                assert digits is not None
+                claimed.append(
+                    (after.start() + digits.start(), after.start() + digits.end(), "age")
+                )
+    return sorted(claimed)
+
+
+def redactions(text: str, terms: ScrubTerms | None = None) -> tuple[str, list[Span]]:
+    """What `scrub` removes: the text as written (NFC) and the spans of it that go, with their
+    kinds, in order."""
+    written, view, where = _view(text)
+    spans = _spans(view, terms)
+    if where is not None:
+        spans = [(where[start], where[end - 1] + 1, kind) for start, end, kind in spans]
+    return written, spans
+
+
+def scrub_report(text: str, terms: ScrubTerms | None = None) -> tuple[str, list[str]]:
+    """The scrubbed text and the kinds of what was removed, in the order they occurred."""
+    written, view, where = _view(text)
+    spans = _spans(view, terms)
+    if not spans:
+        return _drop_format(written) if where is not None else written, []
+    return _cut(written, spans, where, tag), [kind for _, _, kind in spans]
 
 
 def scrub(text: str, terms: ScrubTerms | None = None) -> str:
-    """Replace every identifier in `text`; text without any comes back unchanged."""
-    text = EMAIL.sub(tag("email"), text)
-    text = URL.sub(tag("url"), text)
-    text = CREDENTIAL.sub(tag("credential"), text)
-    text = UUID_TEXT.sub(tag("id"), text)
-    if terms is not None:
-        for kind in TERM_KINDS:
-            pattern = terms.pattern(kind)
-            if pattern is not None:
-                text = pattern.sub(tag(kind), text)
-    text = RESIDENT_ID_18.sub(_resident_id, text)
-    text = RESIDENT_ID_15.sub(tag("id_number"), text)
-    for phone in PHONE_PATTERNS:
-        text = phone.sub(tag("phone"), text)
-    text = DATE.sub(tag("date"), text)
-    return LONG_DIGITS.sub(tag("number"), text)
+    """Replace every identifier in `text`; text without any comes back unchanged (normalised)."""
+    return scrub_report(text, terms)[0]
+
+
+def warm_up() -> None:
+    """Load what the first Chinese text would otherwise wait for (jieba's dictionary)."""
+    pii_names.load_jieba()
+
+
+# ---- the read path: member names redacted again --------------------------------------------------
 
 
 @lru_cache(maxsize=512)
@@ -189,6 +602,22 @@ def _fold(text: str) -> str:
     return text.translate(_IGNORECASE_EQUIVALENTS).lower().translate(_IGNORECASE_EQUIVALENTS)
 
 
+# The view's table and the first pass of `_fold` in one: each character as the view writes it,
+# folded (a translation is the costly part of the read path's quick test).
+_FOLD_VIEW_TABLE: dict[int, str] = {
+    **{code: chr(code).translate(_IGNORECASE_EQUIVALENTS) for code in _IGNORECASE_EQUIVALENTS},
+    **{code: text.translate(_IGNORECASE_EQUIVALENTS) for code, text in _VIEW_TABLE.items()},
+}
+
+
+def _folded_view(text: str) -> str:
+    """`_fold(_view_text(text))`, with one translation fewer."""
+    if text.isascii():
+        return text.lower()
+    view = unicodedata.normalize("NFC", text).translate(_FOLD_VIEW_TABLE)
+    return view.lower().translate(_IGNORECASE_EQUIVALENTS)
+
+
 def _named(folded: str, terms: ScrubTerms) -> list[str]:
     return [name for name, pieces in terms.name_pieces if all(p in folded for p in pieces)]
 
@@ -197,14 +626,22 @@ def names_in(texts: Iterable[str | None], terms: ScrubTerms) -> ScrubTerms | Non
     """`terms` narrowed to the organisation names that may occur in `texts` (a page of shared
     records), or None if none can: one pass over the page, as stored text was scrubbed when
     shared and a name in it is rare."""
-    named = _named(_fold("\n".join(text for text in texts if text)), terms)
+    named = _named(_folded_view("\n".join(text for text in texts if text)), terms)
     return organisation_terms(tuple(named)) if named else None
 
 
 def redact_organisations(text: str | None, terms: ScrubTerms | None) -> str | None:
     """Only the organisation names: applied again when a shared record is read, so a tenant that
     joined (or was invited) after the record was shared never finds its own name in it."""
-    if text is None or terms is None or not _named(_fold(text), terms):
+    if text is None or terms is None:
         return text
+    if not _named(_folded_view(text), terms):
+        return text
+    written, view, where = _view(text)
     pattern = terms.pattern("organisation")
-    return pattern.sub(tag("organisation"), text) if pattern is not None else text
+    if pattern is None:
+        return text
+    spans = [
+        (m.start(), m.end(), "organisation") for m in pattern.finditer(view) if m.end() > m.start()
+    ]
+    return _cut(written, spans, where, tag) if spans else text
