@@ -29,6 +29,7 @@ from wg_api.identity.routes import (
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer
 from wg_api.integrations.routes import EventsController
+from wg_api.meetings.routes import CONTROLLERS as MEETING_CONTROLLERS
 from wg_api.platform.asgi import ASGIApp
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.errors import handle_exception
@@ -67,6 +68,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         InvitationsController,
         SharesController,
         SharedFindingsController,
+        *MEETING_CONTROLLERS,
     ]
 
 
@@ -107,6 +109,11 @@ def openapi_config() -> OpenAPIConfig:
             Tag(
                 name="Working groups",
                 description="Groups, their members, and invitations from both sides.",
+            ),
+            Tag(
+                name="Meetings",
+                description="Meetings and series in local time, RSVPs, agenda, minutes, "
+                "action items and attendance.",
             ),
         ],
         use_handler_docstrings=True,

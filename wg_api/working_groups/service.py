@@ -1,7 +1,7 @@
 """Working-group rules: who may do what in a group, invitations, membership changes, events.
 
-Other domains (sharing, meetings, funding) use `membership`, `require_member` and
-`active_member_count`; nothing else here is theirs to call.
+Other domains (sharing, meetings, funding) use `membership`, `require_member`,
+`require_facilitator`, `member_roles` and `active_member_count`; nothing else is theirs to call.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ __all__ = [
     "Membership",
     "WorkingGroupRecord",
     "active_member_count",
+    "member_roles",
     "membership",
     "require_member",
 ]
@@ -86,6 +87,18 @@ async def active_member_count(
 ) -> int:
     """Active member tenants of the group, only those with one of `roles` if given."""
     return await repository.active_member_count(session, group_id, roles)
+
+
+async def member_roles(session: AsyncSession, group_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    """Every active member tenant of the group with its role (a group has a few dozen)."""
+    roles: dict[uuid.UUID, str] = {}
+    after: tuple[Any, ...] | None = None
+    while True:
+        rows = await repository.active_members(session, group_id, after=after, limit=500)
+        roles.update((row.tenant_id, row.role) for row in rows)
+        if len(rows) < 500:
+            return roles
+        after = (rows[-1].joined_at, rows[-1].tenant_id)
 
 
 def require_facilitator(member: Membership) -> None:
