@@ -993,14 +993,11 @@ async def change_agenda_item(
         )
     if organising:
         values["status"] = status
-        await _order_agenda(
-            session,
-            access.meeting.id,
-            row.id,
-            None
-            if status != "accepted"
-            else (patch.position if patch.position is not msgspec.UNSET else row.position),
-        )
+        place: int | None = None
+        if status == "accepted":
+            kept = row.position if row.status == "accepted" and row.position else _LAST
+            place = patch.position if patch.position is not msgspec.UNSET else kept
+        await _order_agenda(session, access.meeting.id, row.id, place)
     if values:
         await repository.update_agenda_item(session, row.id, values)
     return await get_agenda_item(session, tenant_id, item_id)
