@@ -193,3 +193,27 @@ async def test_open_ended_series_are_kept_two_years_ahead(client, room, database
 
 def _at(meeting: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(meeting["starts_at"].replace("Z", "+00:00"))
+
+
+async def test_a_run_that_dies_before_commit_sends_nothing_and_the_next_sends_all(
+    client, room, database
+):
+    meetings = [
+        await schedule(client, room, start_local=start_in(3 + i), reminders_minutes_before=[60])
+        for i in range(3)
+    ]
+    ids = [m["id"] for m in meetings]
+    await _make_due(database, ids)
+    # A worker marks and writes everything, then dies before its commit: all of it is rolled back.
+    async with database.system_sessions() as session:
+        await session.begin()
+        dying = await service.send_due_reminders(session, datetime.now(UTC))
+        assert dying["reminders"] >= 3
+        await session.rollback()
+    planned = [row for m in ids for row in await _planned(database, m)]
+    assert [sent for _, _, sent in planned] == [None, None, None]
+    assert await event_data(database, room.member, "meeting.reminder") == []
+    # Two runs at once (two workers): each due reminder is taken by exactly one of them.
+    await asyncio.gather(_send(database), _send(database))
+    events = await event_data(database, room.member, "meeting.reminder")
+    assert Counter(e["meeting_id"] for e in events) == dict.fromkeys(ids, 1)
