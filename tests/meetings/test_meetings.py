@@ -421,3 +421,77 @@ async def test_stockholm_series_keeps_its_wall_time_across_dst(client, room):
     assert {m["start_local"][11:] for m in listed} == {"09:00"}
     # Forty weeks cross at least one change: UTC hours 07 (summer) and 08 (winter) both occur.
     assert {m["starts_at"][11:13] for m in listed} == {"07", "08"}
+
+
+async def test_series_changes_and_cuts_are_announced_to_every_member(client, room, database):
+    first = await schedule(client, room, rrule="FREQ=WEEKLY;COUNT=4", start_local=start_in(7))
+    listed = await series_of(client, room, first["series_id"])
+    await client.patch(
+        f"/v1/meetings/{listed[1]['id']}",
+        json={"scope": "series", "title": "Renamed"},
+        headers=room.facilitator.headers,
+    )
+    cut = await client.patch(
+        f"/v1/meetings/{listed[2]['id']}",
+        json={"scope": "this_and_following", "duration_minutes": 60},
+        headers=room.facilitator.headers,
+    )
+    await client.post(
+        f"/v1/meetings/{listed[0]['id']}/cancel",
+        json={"scope": "series", "reason": "Moved online"},
+        headers=room.facilitator.headers,
+    )
+    for actor in (room.facilitator, room.member, room.observer):
+        updated = await event_data(database, actor, "meeting.updated")
+        assert [(e["meeting_id"], e["scope"], e["series_id"]) for e in updated] == [
+            (listed[1]["id"], "series", first["series_id"]),
+            (listed[2]["id"], "this_and_following", cut.json()["series_id"]),
+        ]
+        [cancelled] = await event_data(database, actor, "meeting.cancelled")
+        assert cancelled["scope"] == "series"
+        assert cancelled["reason"] == "Moved online"
+    # Cancelling the first series leaves the split-off one as it was.
+    statuses = {m["id"]: m["status"] for m in await occurrences(client, room)}
+    assert [statuses[m["id"]] for m in listed] == [
+        "cancelled",
+        "cancelled",
+        "scheduled",
+        "scheduled",
+    ]
+
+
+async def test_create_honours_idempotency_keys(client, room):
+    headers = {**room.facilitator.headers, "Idempotency-Key": "meeting-1"}
+    first = await client.post(f"{room.path}/meetings", json=body(), headers=headers)
+    again = await client.post(f"{room.path}/meetings", json=body(), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert len(await occurrences(client, room)) == 1
+    other = await client.post(f"{room.path}/meetings", json=body(title="Other"), headers=headers)
+    assert_problem(other, 422)
+
+
+async def test_changes_are_checked_like_a_new_meeting(client, room):
+    next_year = datetime.now(UTC).year + 1
+    march = date(next_year, 3, 1)
+    gap_day = march + timedelta(days=(6 - march.weekday()) % 7 + 7)
+    single = await schedule(client, room, timezone="America/New_York", start_local=start_in(5))
+    url = f"/v1/meetings/{single['id']}"
+    for change, field in (
+        ({"start_local": f"{gap_day}T02:30"}, "start_local"),
+        ({"timezone": "Nowhere/Else"}, "timezone"),
+        ({"reminders_minutes_before": [30, 30]}, "reminders_minutes_before"),
+        ({"scope": "series", "rrule": "FREQ=WEEKLY;COUNT=2"}, "rrule"),
+        ({"location": {"mode": "online"}}, "location.online_url"),
+    ):
+        response = await client.patch(url, json=change, headers=room.facilitator.headers)
+        assert field in error_fields(assert_problem(response, 422)), change
+    assert_problem(
+        await client.patch(url, json={"colour": "red"}, headers=room.facilitator.headers), 400
+    )
+    assert_problem(
+        await client.patch(url, json={"scope": "all"}, headers=room.facilitator.headers), 422
+    )
+    unchanged = await client.get(url, headers=room.facilitator.headers)
+    assert unchanged.json() == single
