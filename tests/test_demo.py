@@ -9,7 +9,15 @@ import httpx
 import sqlalchemy as sa
 
 from tests.conftest import superuser_transaction
-from wg_api.demo import DEMO_GROUP, DEMO_TENANTS, FINDINGS, SUPPLIERS, seed_demo
+from wg_api.demo import (
+    DEMO_GROUP,
+    DEMO_TENANTS,
+    FINDINGS,
+    KICK_OFF_TITLE,
+    QUARTERLY_TITLE,
+    SUPPLIERS,
+    seed_demo,
+)
 from wg_api.platform.database import Database
 
 DEMO_SLUGS = [t["slug"] for t in DEMO_TENANTS]
@@ -135,3 +143,38 @@ async def test_demo_seeds_everything_once(client, database, settings):
     assert len(shared.json()["items"]) == len(FINDINGS)
     for brand in DEMO_TENANTS:
         assert brand["name"] not in shared.text
+
+    # Meetings: a quarterly hybrid series in Hong Kong with RSVPs and an agenda, and a kick-off
+    # call with published minutes and action items, made once.
+    assert second["meetings"] == first["meetings"]
+    assert first["meetings"]["occurrences"] == 5
+    async with superuser_transaction(database) as session:
+        rows = (
+            await session.execute(
+                sa.text(
+                    "SELECT title, start_local, timezone, location->>'mode' AS mode, status "
+                    "FROM meetings WHERE title IN (:q, :k) ORDER BY starts_at"
+                ),
+                {"q": QUARTERLY_TITLE, "k": KICK_OFF_TITLE},
+            )
+        ).all()
+        rsvps = await session.scalar(
+            sa.text(
+                "SELECT count(*) FROM meeting_rsvps r JOIN meetings m ON m.id = r.meeting_id "
+                "WHERE m.title = :q"
+            ),
+            {"q": QUARTERLY_TITLE},
+        )
+        actions = await session.scalar(
+            sa.text("SELECT count(*) FROM action_items WHERE meeting_id = :id"),
+            {"id": first["meetings"]["kick_off_meeting_id"]},
+        )
+    quarterly = [r for r in rows if r.title == QUARTERLY_TITLE]
+    assert len(quarterly) == 4
+    assert {(r.timezone, r.mode, r.start_local.strftime("%H:%M")) for r in quarterly} == {
+        ("Asia/Hong_Kong", "hybrid", "10:00")
+    }
+    # The second Thursday of every third month.
+    assert all(r.start_local.weekday() == 3 and 8 <= r.start_local.day <= 14 for r in quarterly)
+    assert rsvps == 5
+    assert actions == 2

@@ -46,6 +46,7 @@ from wg_api.identity.routes import (
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer
 from wg_api.integrations.routes import EventsController
+from wg_api.meetings.routes import CONTROLLERS as MEETING_CONTROLLERS
 from wg_api.platform.asgi import ASGIApp
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.errors import handle_exception
@@ -97,6 +98,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         PledgesController,
         ExpensesController,
         IndicatorsController,
+        *MEETING_CONTROLLERS,
     ]
 
 
@@ -142,6 +144,11 @@ def openapi_config() -> OpenAPIConfig:
                 name="Funding",
                 description="Initiatives funded together: pledges, payments, expenses, the "
                 "ledger's statement, cost splits and outcome indicators.",
+            ),
+            Tag(
+                name="Meetings",
+                description="Meetings and series in local time, RSVPs, agenda, minutes, "
+                "action items and attendance.",
             ),
         ],
         use_handler_docstrings=True,

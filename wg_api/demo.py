@@ -19,8 +19,9 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import msgspec
@@ -867,6 +868,7 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         supplier_ids = await _link_suppliers(clients)
         findings = await _record_findings(clients, supplier_ids, group["id"])
         initiatives = await _fund_initiatives(clients, group["id"])
+        meetings = await _schedule_meetings(clients, group["id"])
     return {
         "tenants": tenants_out,
         "working_group": {
@@ -877,4 +879,129 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         "suppliers": len(set(supplier_ids.values())),
         "findings": findings,
         "initiatives": initiatives,
+        "meetings": meetings,
+    }
+
+
+QUARTERLY_TITLE = "Quarterly working group meeting"
+KICK_OFF_TITLE = "Kick-off call: summer child-friendly spaces 2027"
+
+
+def _second_thursday_ahead(today: date, at_least: timedelta) -> date:
+    """The first second-Thursday-of-a-month at least `at_least` after `today`."""
+    month = date(today.year, today.month, 1)
+    while True:
+        first_thursday = month + timedelta(days=(3 - month.weekday()) % 7)
+        second = first_thursday + timedelta(days=7)
+        if second >= today + at_least:
+            return second
+        month = (month + timedelta(days=32)).replace(day=1)
+
+
+async def _schedule_meetings(clients: dict[str, _DemoClient], group_id: str) -> dict[str, Any]:
+    """A quarterly hybrid series in Hong Kong with RSVPs and an agenda, and an online kick-off
+    call with published minutes and action items. The API never schedules a meeting in the
+    past, so the minutes belong to the kick-off call ahead (minutes may be written at any time)."""
+    facilitator = clients[FACILITATOR]
+    brands = [slug for slug in clients if slug != FACILITATOR]
+    path = f"/v1/working-groups/{group_id}/meetings"
+    known = await facilitator.all_pages(path, to="2100-01-01T00:00:00Z")
+    quarterly = next((m for m in known if m["title"] == QUARTERLY_TITLE), None)
+    kick_off = next((m for m in known if m["title"] == KICK_OFF_TITLE), None)
+    today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Hong_Kong")).date()
+    if quarterly is None:
+        start = _second_thursday_ahead(today, timedelta(days=14))
+        quarterly = await facilitator.call(
+            "POST",
+            path,
+            json={
+                "title": QUARTERLY_TITLE,
+                "description": "Shared findings, remediation cases, the 2027 programme budget.",
+                "start_local": f"{start.isoformat()}T10:00",
+                "timezone": "Asia/Hong_Kong",
+                "duration_minutes": 180,
+                "location": {
+                    "mode": "hybrid",
+                    "venue": "Bridgeway Collective, meeting room 2",
+                    "address": "18/F, 9 Queen's Road Central, Hong Kong",
+                    "online_url": "https://meet.example.org/bridgeway-quarterly",
+                },
+                "rrule": "FREQ=MONTHLY;INTERVAL=3;BYDAY=2TH;COUNT=4",
+            },
+        )
+        url = f"/v1/meetings/{quarterly['id']}"
+        answers = ["accepted", "accepted", "tentative", "declined"]
+        for slug, answer in zip(brands, answers, strict=False):
+            await clients[slug].call(
+                "PUT",
+                f"{url}/rsvp",
+                json={
+                    "response": answer,
+                    "attendees": [{"name": "CSR lead", "email": f"csr@{slug}.example"}]
+                    if answer != "declined"
+                    else [],
+                },
+            )
+        await facilitator.call("PUT", f"{url}/rsvp", json={"response": "accepted"})
+        for title, minutes in (
+            ("Welcome and shared findings of the quarter", 30),
+            ("Remediation cases: follow-up", 45),
+        ):
+            item = await facilitator.call(
+                "POST",
+                f"{url}/agenda-items",
+                json={"title": title, "duration_minutes": minutes},
+            )
+            await facilitator.call(
+                "PATCH", f"/v1/agenda-items/{item['id']}", json={"status": "accepted"}
+            )
+        await clients[brands[0]].call(
+            "POST",
+            f"{url}/agenda-items",
+            json={"title": "Young workers on night shifts in peak season", "duration_minutes": 20},
+        )
+    if kick_off is None:
+        kick_off = await facilitator.call(
+            "POST",
+            path,
+            json={
+                "title": KICK_OFF_TITLE,
+                "start_local": f"{(today + timedelta(days=2)).isoformat()}T16:00",
+                "timezone": "Asia/Hong_Kong",
+                "duration_minutes": 60,
+                "location": {"mode": "online", "online_url": "https://meet.example.org/kick-off"},
+                "reminders_minutes_before": [60],
+            },
+        )
+        url = f"/v1/meetings/{kick_off['id']}"
+        members = {
+            m["tenant"]["slug"]: m["tenant"]["id"]
+            for m in await facilitator.all_pages(f"/v1/working-groups/{group_id}/members")
+        }
+        await facilitator.call(
+            "PUT",
+            f"{url}/minutes",
+            json={
+                "summary": "Agreed to co-fund child-friendly spaces in four factories this summer.",
+                "decisions": [{"text": "Budget split by sourcing volume, reviewed in Q3."}],
+                "action_items": [
+                    {
+                        "title": "Share the list of candidate factories",
+                        "owner_tenant_id": members[brands[0]],
+                        "due_on": (today + timedelta(days=30)).isoformat(),
+                    },
+                    {
+                        "title": "Draft the memorandum of understanding",
+                        "owner_tenant_id": members[FACILITATOR],
+                        "due_on": (today + timedelta(days=45)).isoformat(),
+                    },
+                ],
+            },
+        )
+        await facilitator.call("POST", f"{url}/minutes/publish")
+    occurrences = [m for m in await facilitator.all_pages(path, to="2100-01-01T00:00:00Z")]
+    return {
+        "quarterly_series_id": quarterly["series_id"],
+        "occurrences": len(occurrences),
+        "kick_off_meeting_id": kick_off["id"],
     }

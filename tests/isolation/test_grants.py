@@ -58,7 +58,19 @@ ALLOWED = {
     "SELECT, INSERT ON TABLE audit_log TO app",
     "USAGE, SELECT ON SEQUENCE audit_log_seq_seq TO app",
     "SELECT ON TABLE events TO app",
-    # Joint funding (migration 0010): the ledger and money records are append-only.
+    # Meetings (migration 0012): the worker reaches them only through the owner's functions.
+    "EXECUTE ON FUNCTION open_ended_meeting_series() TO system",
+    "EXECUTE ON FUNCTION publish_meeting_event(uuid,text,jsonb,text[],uuid) TO app",
+    "EXECUTE ON FUNCTION send_meeting_reminders(timestamp with time zone,integer) TO system",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE action_items TO app",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE agenda_items TO app",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE meeting_attendance TO app",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE meeting_minutes TO app",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE meeting_reminders TO app",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE meeting_rsvps TO app",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE meeting_series TO app",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE meetings TO app",
+    # Joint funding (migration 0009): the ledger and money records are append-only.
     "EXECUTE ON FUNCTION initiative_funder_lines(uuid) TO app",
     "EXECUTE ON FUNCTION initiative_funding(uuid) TO app",
     "EXECUTE ON FUNCTION initiative_mark_funded(uuid) TO app",

@@ -90,7 +90,7 @@ async def linkable_groups(
     session: AsyncSession, finding_id: uuid.UUID, group_id: uuid.UUID
 ) -> list[uuid.UUID]:
     """The groups where the caller's finding is actively shared, when they and `group_id` have
-    fewer than k + 1 member tenants in common (migration 0011); empty when it may be shared."""
+    fewer than k + 1 member tenants in common (migration 0006); empty when it may be shared."""
     linked: list[uuid.UUID] | None = await session.scalar(
         sa.text("SELECT share_linkable_groups(:finding_id, :group_id)"),
         {"finding_id": finding_id, "group_id": group_id},

@@ -1,7 +1,8 @@
 """Working-group rules: who may do what in a group, invitations, membership changes, events.
 
 Other domains (sharing, meetings, funding) use `membership`, `require_member`,
-`active_member_count` and `publish_to_group`; nothing else here is theirs to call.
+`require_facilitator`, `member_roles`, `active_member_count` and `publish_to_group`; nothing
+else is theirs to call.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "Membership",
     "WorkingGroupRecord",
     "active_member_count",
+    "member_roles",
     "membership",
     "publish_to_group",
     "require_member",
@@ -93,6 +95,18 @@ async def publish_to_group(
 ) -> None:
     """`type` into the feed of every active member of the group, the caller's included."""
     await repository.publish_group_event(session, group_id, type, data, include_self=True)
+
+
+async def member_roles(session: AsyncSession, group_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    """Every active member tenant of the group with its role (a group has a few dozen)."""
+    roles: dict[uuid.UUID, str] = {}
+    after: tuple[Any, ...] | None = None
+    while True:
+        rows = await repository.active_members(session, group_id, after=after, limit=500)
+        roles.update((row.tenant_id, row.role) for row in rows)
+        if len(rows) < 500:
+            return roles
+        after = (rows[-1].joined_at, rows[-1].tenant_id)
 
 
 def require_facilitator(member: Membership) -> None:
