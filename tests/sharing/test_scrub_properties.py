@@ -290,8 +290,14 @@ def test_chinese_names_are_found_inside_chinese_text(name, before, after):
     assert scrubbed == f"{before}[redacted:organisation]{after}"
 
 
+# Words that label an identifier ("CCCD 100..." is a Vietnamese citizen id): not neutral.
+ID_LABELS = frozenset(
+    {"cccd", "cmnd", "qq", "wx", "wechat", "weixin", "zalo", "line", "whatsapp", "passport"}
+    | {"hkid", "id", "tel", "phone", "mobile", "fax", "dob", "card", "account", "acct", "no"}
+    | {"ref"}
+)
 neutral_word = st.one_of(
-    st.text(NEUTRAL_LETTERS, min_size=1, max_size=10),
+    st.text(NEUTRAL_LETTERS, min_size=1, max_size=10).filter(lambda w: w.lower() not in ID_LABELS),
     st.lists(st.sampled_from(NEUTRAL_CJK_WORDS), min_size=1, max_size=2).map("".join),
 )
 short_number = st.integers(min_value=0, max_value=9_999_999).map(str)
