@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test check lint typecheck openapi bench worker clean-data
+.PHONY: install run test check lint typecheck architecture openapi bench worker clean-data
 
 $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv):
 	$(PYTHON) -m venv .tools
@@ -28,7 +28,7 @@ worker: install
 test: install
 	$(UV) run --frozen pytest -n 2
 
-check: lint typecheck
+check: lint typecheck architecture
 
 lint: install
 	$(UV) run --frozen ruff check .
@@ -36,6 +36,10 @@ lint: install
 
 typecheck: install
 	$(UV) run --frozen mypy wg_api tests bench migrations
+
+# The layering rules of style.md, as import-linter contracts (pyproject.toml).
+architecture: install
+	$(UV) run --frozen lint-imports --no-cache
 
 openapi: install
 	$(UV) run --frozen wg-api openapi export

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from wg_api.app import asgi_app
+from wg_api.cli import load_domain_tasks
 from wg_api.identity import service
 from wg_api.identity.keys import SigningKeys
 from wg_api.platform.database import Database, make_engine, resolve_admin_url
@@ -32,6 +33,9 @@ from wg_api.platform.pagination import CursorCipher
 from wg_api.settings import PROJECT_ROOT, Settings
 
 TEST_DATA_DIR = PROJECT_ROOT / ".wg-data" / "test"
+
+# The job registry holds every domain's jobs, as in `wg-api worker`.
+load_domain_tasks()
 
 
 def _database_name() -> str:

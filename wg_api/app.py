@@ -55,6 +55,7 @@ from wg_api.platform.migrate import head_revision
 from wg_api.platform.observability import ObservabilityMiddleware, configure_logging
 from wg_api.platform.outbound import OUTBOUND_STATE_KEY, OutboundClient
 from wg_api.platform.pagination import CURSOR_CIPHER_STATE_KEY, CursorCipher, provide_page_params
+from wg_api.platform.roles import check_logins
 from wg_api.platform.routes import PlatformController
 from wg_api.platform.transaction import (
     TransactionMiddleware,
@@ -167,7 +168,7 @@ def create_app(
         owned = database is None
         db = database or Database.connect(resolve_admin_url(settings), settings)
         try:
-            await db.check_logins(settings)
+            await check_logins(db.app_engine, db.system_engine, settings.owner_role)
         except BaseException:
             if owned:
                 await db.dispose()

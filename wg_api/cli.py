@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -52,13 +53,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from wg_api.platform.database import Database, resolve_admin_url
     from wg_api.platform.embedded import stop_on_termination
     from wg_api.platform.migrate import migrate
+    from wg_api.platform.roles import check_logins
 
     async def prepare() -> None:
         admin_url = resolve_admin_url(settings)
         await migrate(admin_url, settings)
         database = Database.connect(admin_url, settings)
         try:
-            await database.check_logins(settings)
+            await check_logins(database.app_engine, database.system_engine, settings.owner_role)
         finally:
             await database.dispose()
 
@@ -161,9 +163,20 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# Each domain's scheduled work lives in its own `tasks` module, which registers its jobs with the
+# worker's registry when imported.
+DOMAIN_TASKS = ("wg_api.identity.tasks", "wg_api.meetings.tasks")
+
+
+def load_domain_tasks() -> None:
+    for module in DOMAIN_TASKS:
+        importlib.import_module(module)
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    import wg_api.meetings.tasks  # noqa: F401  (registers the domain's jobs)
     from wg_api.platform.jobs import run_worker
+
+    load_domain_tasks()
     from wg_api.platform.observability import configure_logging
 
     configure_logging(settings.log_level)

@@ -35,7 +35,7 @@ from wg_api.cli import main
 from wg_api.platform.database import Database, asyncpg_url
 from wg_api.platform.jobs import JobRunner, enqueue, registry
 from wg_api.platform.migrate import migrate
-from wg_api.platform.roles import RoleCheckFailed
+from wg_api.platform.roles import RoleCheckFailed, check_logins
 from wg_api.settings import Settings, get_settings
 
 SERVER = os.environ.get("WG_MANAGED_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -304,7 +304,7 @@ async def _refuses_missing_or_entangled_roles(managed: Managed) -> None:
         database = Database.connect(asyncpg_url(settings.database_url or ""), settings)
         try:
             with pytest.raises(RoleCheckFailed) as login:
-                await database.check_logins(settings)
+                await check_logins(database.app_engine, database.system_engine, settings.owner_role)
         finally:
             await database.dispose()
     finally:

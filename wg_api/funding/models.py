@@ -153,3 +153,14 @@ indicator_results = sa.Table(
     sa.Column("note", sa.Text),
     _created_at(),
 )
+
+
+# The public tenant directory as funding reads it (a pledge is answered with its tenant's slug and
+# name where the reader may see them): a read-only view of identity's table (a TableClause, not
+# mapped metadata), so funding depends on the directory's columns, never on identity's code.
+tenant_directory = sa.table(
+    "tenants",
+    sa.column("id", UUID(as_uuid=True)),
+    sa.column("slug", sa.Text),
+    sa.column("name", sa.Text),
+)

@@ -26,7 +26,7 @@ from wg_api.funding.models import (
     payments,
     pledges,
 )
-from wg_api.identity.models import tenants
+from wg_api.funding.models import tenant_directory as tenants
 from wg_api.platform.database import driver_fetch
 from wg_api.platform.models import Record
 

@@ -144,6 +144,24 @@ async def tenants_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> list[Rec
     )
 
 
+async def tenant_directory(
+    session: AsyncSession, q: str | None, after_slug: str | None, limit: int
+) -> list[Record]:
+    """Up to `limit` directory entries ordered by slug, after `after_slug`, matching `q` (part of a
+    name, any case, or of a slug; LIKE's wildcards in `q` are literal)."""
+    statement = sa.select(tenants.c.id, tenants.c.slug, tenants.c.name, tenants.c.kind)
+    if q:
+        pattern = (
+            "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        statement = statement.where(
+            sa.or_(sa.func.lower(tenants.c.name).like(pattern), tenants.c.slug.like(pattern))
+        )
+    if after_slug is not None:
+        statement = statement.where(tenants.c.slug > after_slug)
+    return list((await session.execute(statement.order_by(tenants.c.slug).limit(limit))).all())
+
+
 async def create_tenant(
     session: AsyncSession,
     *,

@@ -7,14 +7,12 @@ import uuid
 from typing import Annotated, Any, cast
 
 import msgspec
-import sqlalchemy as sa
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from wg_api.identity import repository, service
+from wg_api.identity import service
 from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, requires
 from wg_api.identity.keys import SIGNING_ALGORITHM, SigningKeys
-from wg_api.identity.models import tenants
 from wg_api.identity.principal import Principal
 from wg_api.identity.rate_limit import (
     LIMITER_STATE_KEY,
@@ -45,7 +43,7 @@ from wg_api.platform.database import Database
 from wg_api.platform.errors import NotFound
 from wg_api.platform.http import Body, check_if_match, etag_of
 from wg_api.platform.outbound import OUTBOUND_STATE_KEY
-from wg_api.platform.pagination import Page, Pagination, page_response, paginate
+from wg_api.platform.pagination import Page, Pagination, page_response
 from wg_api.platform.transaction import DbSession
 from wg_api.settings import Settings
 
@@ -116,7 +114,7 @@ class OAuthController(Controller):
         if client_id and len(client_id) <= MAX_CLIENT_ID_LENGTH:
             database: Database = request.app.state["database"]
             async with gate.db_slot(), database.transaction() as session:
-                client = await repository.client_for_token(session, client_id)
+                client = await service.client_for_token(session, client_id)
         server: TokenServer = request.app.state["token_server"]
         answer = server.answer(client, request.headers, form)
         if answer.status == 401:
@@ -164,10 +162,6 @@ class OAuthController(Controller):
         }
 
 
-def _tenant_out(row: Any) -> TenantOut:
-    return TenantOut(id=row.id, slug=row.slug, name=row.name, kind=row.kind)
-
-
 class IdentityController(Controller):
     tags = ["Identity"]
 
@@ -177,13 +171,11 @@ class IdentityController(Controller):
     ) -> Response[MeOut]:
         """The caller's tenant, principal, effective scopes and role."""
         principal = request.user
-        row = (
-            await db_session.execute(sa.select(tenants).where(tenants.c.id == principal.tenant_id))
-        ).one_or_none()
-        if row is None:
+        tenant = await service.tenant_by_id(db_session, principal.tenant_id)
+        if tenant is None:
             raise NotFound("No such tenant.")
         body = MeOut(
-            tenant=_tenant_out(row),
+            tenant=tenant,
             principal=PrincipalOut(type=principal.type, id=principal.id, name=principal.name),
             scopes=sorted(principal.scopes),
             role=principal.role,
@@ -202,20 +194,7 @@ class IdentityController(Controller):
         ] = None,
     ) -> Response[Page[TenantOut]]:
         """Every tenant's `id`, `slug`, `name` and `kind`, ordered by slug; nothing else."""
-        statement = sa.select(tenants.c.id, tenants.c.slug, tenants.c.name, tenants.c.kind)
-        if q:
-            pattern = (
-                "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
-            statement = statement.where(
-                sa.or_(sa.func.lower(tenants.c.name).like(pattern), tenants.c.slug.like(pattern))
-            )
-        if page.after:
-            statement = statement.where(tenants.c.slug > str(page.after[0]))
-        rows = (
-            await db_session.execute(statement.order_by(tenants.c.slug).limit(page.limit + 1))
-        ).all()
-        result = paginate([_tenant_out(r) for r in rows], page.limit, lambda t: [t.slug])
+        result = await service.tenant_directory(db_session, q, page)
         return page_response(request, result)
 
 

@@ -30,7 +30,7 @@ from wg_api.identity.schemas import (
     WorkingHours,
 )
 from wg_api.identity.scopes import ROLE_SCOPES, SCOPES, TENANT_ROLES, parse_scopes, unknown_scopes
-from wg_api.identity.tokens import hash_secret, new_client_id, new_client_secret
+from wg_api.identity.tokens import ClientRecord, hash_secret, new_client_id, new_client_secret
 from wg_api.platform.errors import (
     Conflict,
     FieldError,
@@ -40,7 +40,15 @@ from wg_api.platform.errors import (
 )
 from wg_api.platform.events import record_event
 from wg_api.platform.outbound import OutboundClient, OutboundError, RefusedAddress
-from wg_api.platform.pagination import Page, identifier, keyset, moment, paginate, whole_number
+from wg_api.platform.pagination import (
+    Page,
+    PageParams,
+    identifier,
+    keyset,
+    moment,
+    paginate,
+    whole_number,
+)
 from wg_api.platform.validation import is_country_code, is_valid_timezone, slug_error
 
 TENANT_KINDS = ("brand", "facilitator")
@@ -315,6 +323,24 @@ async def tenants_by_id(
 async def tenant_by_slug(session: AsyncSession, slug: str) -> TenantOut | None:
     row = await repository.tenant_by_slug(session, slug)
     return tenant_out(row) if row is not None else None
+
+
+async def tenant_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> TenantOut | None:
+    return (await tenants_by_id(session, [tenant_id])).get(tenant_id)
+
+
+async def tenant_directory(
+    session: AsyncSession, q: str | None, page: PageParams
+) -> Page[TenantOut]:
+    """The public directory: every tenant's id, slug, name and kind, ordered by slug."""
+    after = str(page.after[0]) if page.after else None
+    rows = await repository.tenant_directory(session, q, after, page.limit + 1)
+    return paginate([tenant_out(r) for r in rows], page.limit, lambda t: [t.slug])
+
+
+async def client_for_token(session: AsyncSession, client_id: str) -> ClientRecord | None:
+    """The client a token request names, with its secret's hash (owner function)."""
+    return await repository.client_for_token(session, client_id)
 
 
 @dataclass(frozen=True)

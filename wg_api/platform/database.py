@@ -196,12 +196,6 @@ class Database:
         async with self.system_sessions() as session, session.begin():
             yield session
 
-    async def check_logins(self, settings: Settings) -> None:
-        """Refuse (RoleCheckFailed) when the API's or the worker's login may do too much."""
-        from wg_api.platform.roles import check_logins
-
-        await check_logins(self.app_engine, self.system_engine, settings.owner_role)
-
     async def dispose(self) -> None:
         await self.app_engine.dispose()
         await self.system_engine.dispose()

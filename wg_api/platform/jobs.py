@@ -45,6 +45,7 @@ from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.events import purge_events
 from wg_api.platform.migrate import migrate
 from wg_api.platform.models import jobs
+from wg_api.platform.roles import check_logins
 from wg_api.settings import Settings
 
 log = logging.getLogger("wg_api.jobs")
@@ -187,13 +188,6 @@ async def purge_idempotency_keys(job: JobContext) -> dict[str, int]:
 @registry.job("purge-events", every=timedelta(hours=1))
 async def purge_expired_events(job: JobContext) -> dict[str, int]:
     return {"deleted": await purge_events(job.session, job.settings.event_retention_days)}
-
-
-@registry.job("purge-rate-limit-windows", every=timedelta(hours=1))
-async def purge_rate_limit_windows(job: JobContext) -> dict[str, int]:
-    # The identity domain's counters (one row per bucket and minute), older than a day.
-    deleted = await job.session.scalar(sa.text("SELECT purge_rate_limit_windows()"))
-    return {"deleted": int(deleted or 0)}
 
 
 @registry.job("purge-finished-jobs", every=timedelta(days=1))
@@ -555,7 +549,7 @@ async def run_worker(settings: Settings, jobs_registry: JobRegistry | None = Non
     await migrate(admin_url, settings)
     database = Database.connect(admin_url, settings)
     try:
-        await database.check_logins(settings)
+        await check_logins(database.app_engine, database.system_engine, settings.owner_role)
     except BaseException:
         await database.dispose()
         raise

@@ -46,3 +46,20 @@ shares = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
     sa.Column("withdrawn_at", sa.DateTime(timezone=True)),
 )
+
+
+# The public supplier registry as sharing reads it: a shared record is answered with its
+# supplier's registry entry. A read-only view of suppliers' table (a TableClause, not mapped
+# metadata), so sharing depends on the registry's columns, never on the suppliers domain's code.
+supplier_registry = sa.table(
+    "suppliers",
+    sa.column("id", UUID(as_uuid=True)),
+    sa.column("name", sa.Text),
+    sa.column("local_name", sa.Text),
+    sa.column("address", sa.Text),
+    sa.column("country", sa.Text),
+    sa.column("province", sa.Text),
+    sa.column("city", sa.Text),
+    sa.column("sector", sa.Text),
+    sa.column("os_id", sa.Text),
+)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wg_api.platform.database import SHARED_EVENT_DELAY_KEY, driver_fetch
 from wg_api.platform.models import Record
 from wg_api.sharing.models import shared_findings, shares
-from wg_api.suppliers.models import suppliers
+from wg_api.sharing.models import supplier_registry as suppliers
 
 SHARE_COLUMNS = (
     shares.c.id,
