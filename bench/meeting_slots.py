@@ -4,7 +4,8 @@
 
 Makes its own database (`wg_bench_meeting_slots`, dropped at the end), a facilitator and 29 brands
 in 10 zones and 10 countries (3 tenants each, working hours varied), all members of one group with
-4 weekly series of its own, then times, in one process:
+4 weekly series of its own; each brand is also in one of 3 other groups with 2 weekly series
+each (conflicts for its tenants), then times, in one process:
 
 - `POST /v1/working-groups/{id}/meeting-slots` (92 days, 60 minutes, 20 slots) through the whole
   app in-process (auth, transaction, RLS, JSON), and the same `in_person`;
@@ -52,6 +53,7 @@ PLACES = [
     ("America/New_York", "US"),
     ("America/Sao_Paulo", "BR"),
 ]
+OTHER_GROUPS = 3
 HOURS = [("08:00", "17:00"), ("09:00", "18:00"), ("10:00", "19:00")]
 WEEK = ["mon", "tue", "wed", "thu", "fri"]
 
@@ -110,25 +112,34 @@ async def run(runs: int) -> list[str]:
                 await http.post("/v1/working-groups", json={"name": "Bench"}, headers=headers)
             ).json()
             path = f"/v1/working-groups/{group['id']}"
+            others = [
+                (
+                    await http.post(
+                        "/v1/working-groups", json={"name": f"Other {k}"}, headers=headers
+                    )
+                ).json()["id"]
+                for k in range(OTHER_GROUPS)
+            ]
             for n in range(1, 30):
                 member, own = await _tenant(database, http, n)
-                invitation = await http.post(
-                    f"{path}/invitations",
-                    json={"tenant_slug": member["slug"], "role": "member"},
-                    headers=headers,
-                )
-                invitation.raise_for_status()
-                accepted = await http.post(
-                    f"/v1/invitations/{invitation.json()['id']}/accept", headers=own
-                )
-                accepted.raise_for_status()
+                for group_id in [group["id"], others[n % OTHER_GROUPS]]:
+                    invitation = await http.post(
+                        f"/v1/working-groups/{group_id}/invitations",
+                        json={"tenant_slug": member["slug"], "role": "member"},
+                        headers=headers,
+                    )
+                    invitation.raise_for_status()
+                    accepted = await http.post(
+                        f"/v1/invitations/{invitation.json()['id']}/accept", headers=own
+                    )
+                    accepted.raise_for_status()
             first = datetime.now(UTC).date() + timedelta(days=1)
-            for i in range(4):
+            for i, group_id in enumerate([group["id"]] * 4 + others * 2):
                 response = await http.post(
-                    f"{path}/meetings",
+                    f"/v1/working-groups/{group_id}/meetings",
                     json={
                         "title": f"Series {i}",
-                        "start_local": f"{first + timedelta(days=i)}T{15 + i}:00",
+                        "start_local": f"{first + timedelta(days=i % 7)}T{9 + i:02d}:00",
                         "duration_minutes": 90,
                         "location": {"mode": "online", "online_url": "https://meet.example/b"},
                         "rrule": "FREQ=WEEKLY",

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 import httpx
+import sqlalchemy as sa
 
 from tests.meetings.conftest import local_day, schedule
 from tests.working_groups.conftest import (
@@ -22,6 +23,7 @@ from tests.working_groups.conftest import (
     error_fields,
     join,
 )
+from wg_api.platform.database import Database
 
 STOCKHOLM = "Europe/Stockholm"
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -309,3 +311,76 @@ async def test_scope_and_bad_input(client, room):
         path, json={**good, "to": str(day + timedelta(days=92))}, headers=headers
     )
     assert widest.status_code == 200, widest.text
+
+
+async def busy_times_as(database: Database, actor: Actor, group_id: str, days: int) -> list[Any]:
+    """`meeting_slot_busy_times` called by `actor`'s tenant, as the app role."""
+    begin = datetime.now(UTC)
+    async with database.transaction(actor.id) as session:
+        rows = await session.execute(
+            sa.text("SELECT * FROM meeting_slot_busy_times(:g, :b, :e)"),
+            {"g": group_id, "b": begin, "e": begin + timedelta(days=days)},
+        )
+        return list(rows)
+
+
+async def test_a_meeting_of_another_group_is_a_conflict_that_names_nothing_of_it(
+    client, room, database
+):
+    other = await create_group(client, room.outsider, name="Toys working group")
+    await join(client, room.outsider, other["id"], room.member, "observer")
+    await join(client, room.outsider, other["id"], room.observer, "member")
+    elsewhere = Room(other, room.outsider, room.member, room.observer, room.facilitator)
+    day = next_weekday(3, 10)
+    secret = await schedule(
+        client,
+        elsewhere,
+        title="Toys sourcing review",
+        start_local=f"{day}T14:00",
+        duration_minutes=60,
+    )
+    begin, finish = instant(secret["starts_at"]), instant(secret["ends_at"])
+    answer = await ask(client, room, {"from": str(day), "to": str(day), "count": 20})
+    check_shape(answer, 60, 2, "Asia/Hong_Kong")
+    slots = answer["slots"]
+    overlapping = [
+        s for s in slots if instant(s["starts_at"]) < finish and instant(s["ends_at"]) > begin
+    ]
+    assert all(s["available_tenants"] == 2 for s in slots if s not in overlapping)
+    # 09:00-18:00 has 33 one-hour starts, 7 of them overlap 14:00-15:00: 20 free ones rank first.
+    assert overlapping == []
+    wider = await ask(
+        client, room, {"from": str(day), "to": str(day), "count": 20, "duration_minutes": 480}
+    )
+    conflicts = [s for s in wider["slots"] if s["unavailable"]]
+    assert conflicts, "a full working day overlaps the other group's meeting"
+    for slot in conflicts:
+        assert slot["unavailable"] == [
+            {"tenant": room.member.ref(), "reason": "meeting_conflict", "holiday": None}
+        ]
+    text = str(answer) + str(wider)
+    for hidden in (
+        secret["id"],
+        secret["title"],
+        other["id"],
+        other["name"],
+        str(room.outsider.id),
+    ):
+        assert hidden not in text
+    # Only a member of the group learns when its tenants are busy, for at most 100 days.
+    assert len(await busy_times_as(database, room.observer, room.id, 60)) == 1
+    assert await busy_times_as(database, room.outsider, room.id, 60) == []
+    assert await busy_times_as(database, room.facilitator, room.id, 101) == []
+    # The caller still cannot read that group's meetings.
+    assert_problem(
+        await client.get(f"/v1/meetings/{secret['id']}", headers=room.facilitator.headers), 404
+    )
+    # A cancelled meeting there frees the member again.
+    cancelled = await client.post(
+        f"/v1/meetings/{secret['id']}/cancel", json={}, headers=room.outsider.headers
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    again = await ask(
+        client, room, {"from": str(day), "to": str(day), "count": 20, "duration_minutes": 480}
+    )
+    assert all(s["unavailable"] == [] for s in again["slots"])

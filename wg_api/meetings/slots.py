@@ -338,8 +338,13 @@ async def find_slots(
     own = await meetings.list_occurrences(
         session, [member.group_id], begin - MAX_MEETING, finish, status="scheduled"
     )
+    busy: dict[uuid.UUID, list[tuple[int, int]]] = {tenant: [] for tenant in attending}
+    for tenant, starts_at, ends_at in await meetings.member_busy_times(
+        session, member.group_id, begin, finish
+    ):
+        busy.setdefault(tenant, []).append(_span(starts_at, ends_at))
     attendees = sorted(
-        (attendee_of(profiles[tenant], []) for tenant in attending if tenant in profiles),
+        (attendee_of(profiles[tenant], busy[tenant]) for tenant in attending if tenant in profiles),
         key=lambda a: (a.ref.name, a.ref.slug),
     )
     slots = rank(
