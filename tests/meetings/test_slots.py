@@ -269,6 +269,13 @@ async def test_observers_may_ask_and_outsiders_get_a_random_ids_404(client, room
     )
     assert_problem(real, 404)
     assert real.json() == random.json()
+    # A POST like any other: the same Idempotency-Key replays the first answer.
+    keyed = {**room.member.headers, "Idempotency-Key": f"slots-{uuid.uuid4()}"}
+    first = await client.post(f"{room.path}/meeting-slots", json=window, headers=keyed)
+    again = await client.post(f"{room.path}/meeting-slots", json=window, headers=keyed)
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
 
 
 async def test_scope_and_bad_input(client, room):
@@ -300,6 +307,7 @@ async def test_scope_and_bad_input(client, room):
         ({"to": str(day + timedelta(days=93))}, "to"),
         ({"from": str(yesterday), "to": str(yesterday)}, "from"),
         ({"from": "next week"}, "from"),
+        ({"from": "9999-12-30", "to": "9999-12-31"}, "from"),
         ({"to": f"{day.year}-02-30"}, "to"),
     ]
     for fields, field in cases:

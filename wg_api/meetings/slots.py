@@ -11,9 +11,11 @@ not with tenants times quarter hours. Reasons are worked out only for the slots 
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +37,7 @@ from wg_api.working_groups.service import Membership
 
 QUARTER = 900  # seconds
 MAX_WINDOW_DAYS = 92
+MAX_AHEAD = timedelta(days=5 * 366)
 MAX_MEETING = timedelta(minutes=1440)
 ATTENDING_ROLES = frozenset({"member", "facilitator"})
 WEEKDAY_INDEX = {name: index for index, name in enumerate(identity.WEEKDAYS)}
@@ -110,8 +113,13 @@ def zone_info(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-@lru_cache(maxsize=1024)
-def _holidays(country: str, year: int) -> Mapping[date, str]:
+# Holiday calendars by (country, year): slow to build (lunar calendars), so built once, in a
+# thread for a request that needs new ones, and kept (bounded: years come from requests).
+_CALENDARS: OrderedDict[tuple[str, int], Mapping[date, str]] = OrderedDict()
+MAX_CALENDARS = 2048
+
+
+def _build_calendar(country: str, year: int) -> Mapping[date, str]:
     """One country's public holidays of one year, in English where the package has it."""
     try:
         calendar = holidays.country_holidays(country, years=year, language="en_US")
@@ -120,8 +128,34 @@ def _holidays(country: str, year: int) -> Mapping[date, str]:
     return dict(calendar.items())
 
 
+def _calendar(country: str, year: int) -> Mapping[date, str]:
+    key = (country, year)
+    found = _CALENDARS.get(key)
+    if found is None:
+        found = _CALENDARS[key] = _build_calendar(country, year)
+        while len(_CALENDARS) > MAX_CALENDARS:
+            _CALENDARS.popitem(last=False)
+    return found
+
+
 def holiday(country: str | None, day: date) -> str | None:
-    return _holidays(country, day.year).get(day) if country else None
+    return _calendar(country, day.year).get(day) if country else None
+
+
+def missing_calendars(
+    countries: Iterable[str | None], years: Iterable[int]
+) -> list[tuple[str, int]]:
+    return [
+        (country, year)
+        for country in sorted({c for c in countries if c})
+        for year in years
+        if (country, year) not in _CALENDARS
+    ]
+
+
+def build_calendars(wanted: Sequence[tuple[str, int]]) -> None:
+    for country, year in wanted:
+        _calendar(country, year)
 
 
 def _epoch(day: date, wall: time, zone: ZoneInfo) -> int:
@@ -283,6 +317,8 @@ def window_for(data: SlotsIn, zone: ZoneInfo, now: datetime) -> Window:
     today = now.astimezone(zone).date()
     if data.from_ < today:
         errors.append(FieldError("from", f"must not be before today ({today}) in the group's zone"))
+    elif data.from_ > today + MAX_AHEAD:
+        errors.append(FieldError("from", f"must be within {MAX_AHEAD.days} days from today"))
     if data.to < data.from_:
         errors.append(FieldError("to", "must not be before `from`"))
     elif (data.to - data.from_).days > MAX_WINDOW_DAYS:
@@ -347,12 +383,18 @@ async def find_slots(
         (attendee_of(profiles[tenant], busy[tenant]) for tenant in attending if tenant in profiles),
         key=lambda a: (a.ref.name, a.ref.slug),
     )
+    place = _hong_kong() if data.in_person else None
+    # Each tenant's local days may start a day before `from` and end a day after `to`.
+    years = range((data.from_ - timedelta(days=1)).year, (data.to + timedelta(days=2)).year + 1)
+    countries = [a.country for a in attendees] + [place.country if place else None]
+    if wanted := missing_calendars(countries, years):
+        await asyncio.to_thread(build_calendars, wanted)
     slots = rank(
         attendees,
         window,
         zone=zone,
         blocked=[_span(m.starts_at, m.ends_at) for m in own],
-        place=_hong_kong() if data.in_person else None,
+        place=place,
         count=data.count,
     )
     return Slots(timezone=member.group.timezone, slots=slots)
