@@ -47,6 +47,7 @@ from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer
 from wg_api.integrations.routes import EventsController
 from wg_api.meetings.routes import CONTROLLERS as MEETING_CONTROLLERS
+from wg_api.meetings.slots_routes import MeetingSlotsController
 from wg_api.platform.asgi import ASGIApp
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.errors import handle_exception
@@ -100,6 +101,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         ExpensesController,
         IndicatorsController,
         *MEETING_CONTROLLERS,
+        MeetingSlotsController,
     ]
 
 

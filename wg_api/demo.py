@@ -18,8 +18,9 @@ import base64
 import contextlib
 import dataclasses
 import logging
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,8 +29,11 @@ import msgspec
 from asgi_lifespan import LifespanManager
 
 from wg_api.identity import service
+from wg_api.meetings import service as meetings
+from wg_api.meetings.schemas import Location, MeetingIn
 from wg_api.platform.database import Database
 from wg_api.settings import Settings
+from wg_api.working_groups import service as groups
 
 DEMO_TENANTS: list[dict[str, str]] = [
     {
@@ -37,25 +41,35 @@ DEMO_TENANTS: list[dict[str, str]] = [
         "name": "Bridgeway Collective",
         "kind": "facilitator",
         "timezone": "Asia/Hong_Kong",
+        "country": "HK",
     },
     {
         "slug": "northwind-apparel",
         "name": "Northwind Apparel",
         "kind": "brand",
         "timezone": "Europe/Stockholm",
+        "country": "SE",
     },
-    {"slug": "lumen-toys", "name": "Lumen Toys", "kind": "brand", "timezone": "Europe/Berlin"},
+    {
+        "slug": "lumen-toys",
+        "name": "Lumen Toys",
+        "kind": "brand",
+        "timezone": "Europe/Berlin",
+        "country": "DE",
+    },
     {
         "slug": "harbor-home",
         "name": "Harbor Home Goods",
         "kind": "brand",
         "timezone": "America/New_York",
+        "country": "US",
     },
     {
         "slug": "kestrel-outdoor",
         "name": "Kestrel Outdoor",
         "kind": "brand",
         "timezone": "Europe/London",
+        "country": "GB",
     },
 ]
 
@@ -839,6 +853,7 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
                     name=spec["name"],
                     kind=spec["kind"],
                     timezone=spec["timezone"],
+                    country=spec["country"],
                 )
             )
         # The tenant's own rows: as the app role, bound to the tenant.
@@ -868,7 +883,11 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         supplier_ids = await _link_suppliers(clients)
         findings = await _record_findings(clients, supplier_ids, group["id"])
         initiatives = await _fund_initiatives(clients, group["id"])
-        meetings = await _schedule_meetings(clients, group["id"])
+        facilitator_id = next(
+            t["tenant"]["id"] for t in tenants_out if t["tenant"]["slug"] == FACILITATOR
+        )
+        meeting_summary = await _schedule_meetings(database, clients, facilitator_id, group["id"])
+        best_slots = await _best_slots(clients[FACILITATOR], group["id"])
     return {
         "tenants": tenants_out,
         "working_group": {
@@ -879,7 +898,8 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         "suppliers": len(set(supplier_ids.values())),
         "findings": findings,
         "initiatives": initiatives,
-        "meetings": meetings,
+        "meetings": meeting_summary,
+        "best_meeting_slots": best_slots,
     }
 
 
@@ -898,14 +918,45 @@ def _second_thursday_ahead(today: date, at_least: timedelta) -> date:
         month = (month + timedelta(days=32)).replace(day=1)
 
 
-async def _schedule_meetings(clients: dict[str, _DemoClient], group_id: str) -> dict[str, Any]:
+async def _past_kick_off(
+    database: Database, facilitator_id: uuid.UUID, group_id: str, today: date
+) -> str:
+    """The kick-off call, three weeks ago. The API never schedules a meeting in the past, so the
+    demo asks the service with the clock of the day it was planned (a week before), and no
+    reminders."""
+    day = today - timedelta(days=21)
+    async with database.transaction(facilitator_id) as session:
+        member = await groups.require_member(session, uuid.UUID(group_id), facilitator_id)
+        meeting = await meetings.create_meeting(
+            session,
+            member,
+            MeetingIn(
+                title=KICK_OFF_TITLE,
+                start_local=f"{day.isoformat()}T16:00",
+                timezone="Asia/Hong_Kong",
+                duration_minutes=60,
+                location=Location(mode="online", online_url="https://meet.example.org/kick-off"),
+                reminders_minutes_before=[],
+            ),
+            datetime.combine(day - timedelta(days=7), time(9), tzinfo=UTC),
+        )
+    return str(meeting.id)
+
+
+async def _schedule_meetings(
+    database: Database,
+    clients: dict[str, _DemoClient],
+    facilitator_id: uuid.UUID,
+    group_id: str,
+) -> dict[str, Any]:
     """A quarterly hybrid series in Hong Kong with RSVPs and an agenda, and an online kick-off
-    call with published minutes and action items. The API never schedules a meeting in the
-    past, so the minutes belong to the kick-off call ahead (minutes may be written at any time)."""
+    call three weeks ago with published minutes and action items (minutes may be written after
+    a meeting)."""
     facilitator = clients[FACILITATOR]
     brands = [slug for slug in clients if slug != FACILITATOR]
     path = f"/v1/working-groups/{group_id}/meetings"
-    known = await facilitator.all_pages(path, to="2100-01-01T00:00:00Z")
+    every = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
+    known = await facilitator.all_pages(path, **every)
     quarterly = next((m for m in known if m["title"] == QUARTERLY_TITLE), None)
     kick_off = next((m for m in known if m["title"] == KICK_OFF_TITLE), None)
     today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Hong_Kong")).date()
@@ -961,18 +1012,7 @@ async def _schedule_meetings(clients: dict[str, _DemoClient], group_id: str) -> 
             json={"title": "Young workers on night shifts in peak season", "duration_minutes": 20},
         )
     if kick_off is None:
-        kick_off = await facilitator.call(
-            "POST",
-            path,
-            json={
-                "title": KICK_OFF_TITLE,
-                "start_local": f"{(today + timedelta(days=2)).isoformat()}T16:00",
-                "timezone": "Asia/Hong_Kong",
-                "duration_minutes": 60,
-                "location": {"mode": "online", "online_url": "https://meet.example.org/kick-off"},
-                "reminders_minutes_before": [60],
-            },
-        )
+        kick_off = {"id": await _past_kick_off(database, facilitator_id, group_id, today)}
         url = f"/v1/meetings/{kick_off['id']}"
         members = {
             m["tenant"]["slug"]: m["tenant"]["id"]
@@ -999,9 +1039,33 @@ async def _schedule_meetings(clients: dict[str, _DemoClient], group_id: str) -> 
             },
         )
         await facilitator.call("POST", f"{url}/minutes/publish")
-    occurrences = [m for m in await facilitator.all_pages(path, to="2100-01-01T00:00:00Z")]
+    occurrences = [m for m in await facilitator.all_pages(path, **every)]
     return {
         "quarterly_series_id": quarterly["series_id"],
         "occurrences": len(occurrences),
         "kick_off_meeting_id": kick_off["id"],
     }
+
+
+async def _best_slots(facilitator: _DemoClient, group_id: str) -> list[dict[str, Any]]:
+    """The three best 90-minute times in the coming four weeks, and who cannot come and why."""
+    today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Hong_Kong")).date()
+    found = await facilitator.call(
+        "POST",
+        f"/v1/working-groups/{group_id}/meeting-slots",
+        json={
+            "duration_minutes": 90,
+            "from": (today + timedelta(days=1)).isoformat(),
+            "to": (today + timedelta(days=28)).isoformat(),
+            "count": 3,
+        },
+    )
+    return [
+        {
+            "start_local": slot["start_local"],
+            "available_tenants": slot["available_tenants"],
+            "total_tenants": slot["total_tenants"],
+            "unavailable": {u["tenant"]["slug"]: u["reason"] for u in slot["unavailable"]},
+        }
+        for slot in found["slots"]
+    ]

@@ -61,6 +61,9 @@ ALLOWED = {
     # Meetings (migration 0012): the worker reaches them only through the owner's functions.
     "EXECUTE ON FUNCTION open_ended_meeting_series() TO system",
     "EXECUTE ON FUNCTION publish_meeting_event(uuid,text,jsonb,text[],uuid) TO app",
+    # Meeting slots (0013): when a group's member tenants are in their other groups' meetings.
+    "EXECUTE ON FUNCTION meeting_slot_busy_times(uuid,timestamp with time zone,"
+    "timestamp with time zone) TO app",
     "EXECUTE ON FUNCTION send_meeting_reminders(timestamp with time zone,integer) TO system",
     "SELECT, INSERT, UPDATE, DELETE ON TABLE action_items TO app",
     "SELECT, INSERT, UPDATE, DELETE ON TABLE agenda_items TO app",

@@ -129,20 +129,26 @@ def test_until_is_an_instant_in_utc_and_inclusive():
         assert caught.value.field == "rrule"
 
 
+def next_thursday(weeks_ahead: int, now: datetime) -> datetime:
+    """10:00 on the first Thursday at least `weeks_ahead` weeks after `now` (wall time)."""
+    day = (now + timedelta(weeks=weeks_ahead)).date()
+    day += timedelta(days=(3 - day.weekday()) % 7)
+    return datetime.combine(day, datetime.min.time()).replace(hour=10)
+
+
 def test_the_start_must_be_the_first_occurrence():
-    # 2027-03-18 is a Thursday.
+    now = datetime.now(UTC)
+    thursday = next_thursday(4, now)
+    assert thursday.weekday() == 3
     with pytest.raises(RecurrenceError) as caught:
-        expand(
-            parse_rule("FREQ=WEEKLY;BYDAY=WE;COUNT=3"),
-            local("2027-03-18T10:00"),
-            "Asia/Hong_Kong",
-            now=NOW,
-        )
+        expand(parse_rule("FREQ=WEEKLY;BYDAY=WE;COUNT=3"), thursday, "Asia/Hong_Kong", now=now)
     assert caught.value.field == "start_local"
-    assert len(instants("FREQ=WEEKLY;BYDAY=TH;COUNT=3", "2027-03-18T10:00", "Asia/Hong_Kong")) == 3
+    found = expand(parse_rule("FREQ=WEEKLY;BYDAY=TH;COUNT=3"), thursday, "Asia/Hong_Kong", now=now)
+    assert [o.start_local for o in found] == [thursday + timedelta(weeks=w) for w in range(3)]
     # An UNTIL before the start leaves no occurrence at all.
+    before = (thursday - timedelta(days=30)).strftime("%Y%m%dT000000Z")
     with pytest.raises(RecurrenceError):
-        instants("FREQ=WEEKLY;UNTIL=20270101T000000Z", "2027-03-18T10:00", "Asia/Hong_Kong")
+        expand(parse_rule(f"FREQ=WEEKLY;UNTIL={before}"), thursday, "Asia/Hong_Kong", now=now)
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,19 @@ async def tenant_directory(
     return list((await session.execute(statement.order_by(tenants.c.slug).limit(limit))).all())
 
 
+async def working_times(session: AsyncSession, ids: list[uuid.UUID]) -> list[Record]:
+    """Directory entries with zone, country and working hours (the `tenants` row is public)."""
+    statement = sa.select(
+        tenants.c.id,
+        tenants.c.slug,
+        tenants.c.name,
+        tenants.c.timezone,
+        tenants.c.country,
+        tenants.c.working_hours,
+    ).where(tenants.c.id == sa.func.any(sa.cast(ids, sa.ARRAY(sa.Uuid))))
+    return list((await session.execute(statement)).all())
+
+
 async def create_tenant(
     session: AsyncSession,
     *,

@@ -234,6 +234,39 @@ async def tenant_profile(
     return _profile_out(row, await repository.aliases_of(session, tenant_id))
 
 
+@dataclass(frozen=True)
+class WorkingTime:
+    """When a tenant works: what meeting slots weigh. Aliases stay private to their tenant."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    timezone: str
+    country: str | None
+    working_hours: WorkingHours
+
+
+async def working_times(
+    session: AsyncSession, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, WorkingTime]:
+    """Zone, country and working hours of these tenants, by id, in one query."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    found: dict[uuid.UUID, WorkingTime] = {}
+    for row in await repository.working_times(session, wanted):
+        hours = row.working_hours
+        found[row.id] = WorkingTime(
+            id=row.id,
+            slug=row.slug,
+            name=row.name,
+            timezone=row.timezone,
+            country=row.country,
+            working_hours=WorkingHours(start=hours["start"], end=hours["end"], days=hours["days"]),
+        )
+    return found
+
+
 async def change_tenant_profile(
     session: AsyncSession,
     actor: Principal,

@@ -226,6 +226,18 @@ async def occurrences(
     return [_meeting(row) for row in await session.execute(statement)]
 
 
+async def busy_times(
+    session: AsyncSession, group_id: uuid.UUID, starts_from: datetime, ends_after: datetime
+) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    """When each member tenant of the group is in a meeting of another of its groups (times
+    only, through the owner's function: the caller cannot read those groups)."""
+    rows = await session.execute(
+        sa.text("SELECT * FROM meeting_slot_busy_times(:group, :begin, :end)"),
+        {"group": group_id, "begin": starts_from, "end": ends_after},
+    )
+    return [(row.busy_tenant, row.busy_from, row.busy_to) for row in rows]
+
+
 # Reminders ------------------------------------------------------------------------------------
 
 

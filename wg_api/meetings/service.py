@@ -205,6 +205,15 @@ async def list_occurrences(
     )
 
 
+async def member_busy_times(
+    session: AsyncSession, group_id: uuid.UUID, starts_from: datetime, starts_before: datetime
+) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    """For meeting slots: `(tenant_id, starts_at, ends_at)` of the scheduled meetings of the
+    group's member tenants (members and facilitators) in their other groups, overlapping
+    [from, to); nothing unless the session's tenant is an active member of the group."""
+    return await repository.busy_times(session, group_id, starts_from, starts_before)
+
+
 async def series_records(
     session: AsyncSession, series_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, SeriesRecord]:
