@@ -5,6 +5,7 @@ the clock."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -23,8 +24,11 @@ from tests.working_groups.conftest import (
     error_fields,
     join,
 )
+from wg_api.meetings import slots
 from wg_api.platform.database import Database
+from wg_api.working_groups.schemas import TenantRef
 
+HK = "Asia/Hong_Kong"
 STOCKHOLM = "Europe/Stockholm"
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -392,3 +396,42 @@ async def test_a_meeting_of_another_group_is_a_conflict_that_names_nothing_of_it
         client, room, {"from": str(day), "to": str(day), "count": 20, "duration_minutes": 480}
     )
     assert all(s["unavailable"] == [] for s in again["slots"])
+
+
+def test_the_counts_agree_with_the_reasons_slot_by_slot():
+    """The set-based counts (index runs) against the per-slot rules, for random tenants around
+    both 2027 DST changes in Europe and the US (a frozen clock: pure computation)."""
+    rng = random.Random(13)
+    zones = [HK, STOCKHOLM, "America/New_York", "Asia/Kolkata", "Australia/Sydney"]
+    for first in (date(2027, 3, 10), date(2027, 3, 26), date(2027, 10, 29)):
+        now = datetime.combine(first - timedelta(days=20), time(0), tzinfo=UTC)
+        data = slots.SlotsIn(
+            duration_minutes=rng.choice([15, 50, 60, 135]),
+            from_=first,
+            to=first + timedelta(days=4),
+        )
+        window = slots.window_for(data, slots.zone_info(STOCKHOLM), now)
+        attendees = []
+        for n in range(8):
+            start = rng.choice(["00:00", "07:30", "09:00", "13:15"])
+            end = rng.choice(["12:00", "17:45", "23:45"])
+            origin = window.origin + rng.randrange(0, 4 * 86400, 300)
+            busy = [(origin, origin + rng.choice([900, 3600, 7200]))] if n % 2 else []
+            attendees.append(
+                slots.Attendee(
+                    ref=TenantRef(id=uuid.uuid4(), slug=f"t{n}", name=f"T{n}"),
+                    zone=slots.zone_info(rng.choice(zones)),
+                    country=rng.choice([None, "SE", "US", "HK", "AU"]),
+                    start=time.fromisoformat(start),
+                    end=time.fromisoformat(end),
+                    days=frozenset(rng.sample(range(7), rng.randint(1, 7))),
+                    busy=tuple(busy),
+                )
+            )
+        counts = slots.available_counts(attendees, window)
+        for index in range(window.size):
+            begin = window.instant(index)
+            expected = sum(
+                slots.why_not(a, begin, begin + window.duration) is None for a in attendees
+            )
+            assert counts[index] == expected, (first, index)
