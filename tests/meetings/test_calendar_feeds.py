@@ -245,3 +245,15 @@ async def test_bad_input_changes_nothing(client, room):
     assert_problem(oversize, 400)
     listing = await client.get(FEEDS, headers=headers)
     assert listing.json()["items"] == []
+
+
+async def test_the_version_function_tells_a_non_member_nothing(client, room, database):
+    await schedule(client, room)
+    query = sa.text("SELECT * FROM meeting_calendar_version(CAST(:groups AS uuid[]))")
+    async with database.transaction(room.member.id) as session:
+        member_view = (await session.execute(query, {"groups": [room.id]})).one()
+    async with database.transaction(room.outsider.id) as session:
+        outsider_view = (await session.execute(query, {"groups": [room.id]})).one()
+    assert member_view.meetings == 1
+    assert member_view.meetings_updated is not None
+    assert tuple(outsider_view) == (0, None, 0, None)

@@ -95,19 +95,16 @@ async def feed_for_token(
     return (rows[0]["tenant_id"], rows[0]["feed_id"]) if rows else None
 
 
-# One statement, read under RLS: what changes whenever anything a calendar shows changes (an
-# occurrence or series written, deleted or added; `updated_at` is set by every write).
-_VERSION = """
-SELECT m.n AS meetings, m.latest AS meetings_updated, s.n AS series, s.latest AS series_updated
-FROM (SELECT count(*) AS n, max(updated_at) AS latest FROM meetings
-      WHERE working_group_id = ANY($1::uuid[])) m,
-     (SELECT count(*) AS n, max(updated_at) AS latest FROM meeting_series
-      WHERE working_group_id = ANY($1::uuid[])) s
-"""
-
-
 async def calendar_version(
     session: AsyncSession, group_ids: Sequence[uuid.UUID]
 ) -> tuple[int, datetime | None, int, datetime | None]:
-    [row] = await driver_fetch(session, _VERSION, list(group_ids))
+    """What changes whenever anything a calendar of these groups shows changes (an occurrence or
+    series written, deleted or added: every write sets `updated_at`), through the owner's
+    function (migration 0013), for those of the groups the tenant is an active member of."""
+    [row] = await driver_fetch(
+        session,
+        "SELECT meetings, meetings_updated, series, series_updated "
+        "FROM meeting_calendar_version($1::uuid[])",
+        list(group_ids),
+    )
     return (row["meetings"], row["meetings_updated"], row["series"], row["series_updated"])
