@@ -15,6 +15,7 @@ from tests.conftest import superuser_transaction
 from tests.meetings.conftest import schedule, start_in
 from tests.meetings.test_calendar_text import expand, fetch_calendar, listed
 from tests.working_groups.conftest import Room, assert_problem, create_group, error_fields
+from wg_api import demo
 
 FEEDS = "/v1/calendar-feeds"
 RANDOM_TOKEN = "A" * 43
@@ -257,3 +258,17 @@ async def test_the_version_function_tells_a_non_member_nothing(client, room, dat
     assert member_view.meetings == 1
     assert member_view.meetings_updated is not None
     assert tuple(outsider_view) == (0, None, 0, None)
+
+
+async def test_the_demo_feed_is_made_again_and_the_last_one_revoked(
+    client, room, database, settings
+):
+    await schedule(client, room, title="Demo quarterly")
+    tenants = [{"tenant": {"id": room.facilitator.id, "slug": demo.FACILITATOR}}]
+    first = await demo._calendar_feed(database, settings, tenants, room.id)
+    second = await demo._calendar_feed(database, settings, tenants, room.id)
+    assert first["url"] != second["url"]
+    assert_problem(await client.get(_path(first)), 404)
+    response = await fetch_calendar(client, _path(second))
+    assert response.status_code == 200
+    assert b"SUMMARY:Demo quarterly" in response.content

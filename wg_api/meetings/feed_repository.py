@@ -84,6 +84,19 @@ async def revoke(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID
     )
 
 
+async def revoke_named(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> int:
+    result = await session.execute(
+        sa.update(calendar_feeds)
+        .where(
+            calendar_feeds.c.tenant_id == tenant_id,
+            calendar_feeds.c.name == name,
+            calendar_feeds.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=sa.func.now())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def feed_for_token(
     session: AsyncSession, token_hash: bytes
 ) -> tuple[uuid.UUID, uuid.UUID] | None:

@@ -226,3 +226,8 @@ async def revoke_feed(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid
     """The feed's URL answers 404 from now on; revoking it again changes nothing."""
     await get_feed(session, tenant_id, feed_id)
     await feed_repository.revoke(session, tenant_id, feed_id)
+
+
+async def revoke_feeds_named(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> int:
+    """Revoke the tenant's live feeds called `name` (the demo's, made again on every run)."""
+    return await feed_repository.revoke_named(session, tenant_id, name)
