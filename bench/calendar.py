@@ -8,7 +8,8 @@ meetings, all through the API; 25 occurrences are moved and 25 cancelled (overri
 RECURRENCE-ID). Then it times, in one process:
 
 - the build (`meetings.feeds.build`: read every occurrence and series, render with icalendar) cold
-  (every cache emptied first) and warm (VTIMEZONEs and unchanged VEVENTs cached);
+  (every cache emptied first) and warm (VTIMEZONEs and unchanged VEVENTs cached), and its two
+  halves: reading the rows, and rendering them (pure CPU);
 - `GET /feeds/{token}.ics` through the whole app in-process: a 200, and a 304 for `If-None-Match`;
 - the 304's work without HTTP (`feeds.feed_owner` + `feeds.feed_calendar`);
 - the ceiling of a 304: the token lookup and the version query with raw asyncpg as the superuser.
@@ -21,8 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -34,6 +39,7 @@ from bench.meetings import _token, line, timed
 from wg_api.app import asgi_app
 from wg_api.identity import service as identity
 from wg_api.meetings import calendar, feeds
+from wg_api.meetings import service as meetings
 from wg_api.platform.database import Database
 from wg_api.platform.migrate import migrate
 from wg_api.settings import Settings
@@ -111,6 +117,15 @@ async def _populate(http: httpx.AsyncClient, headers: dict[str, str], group_id: 
         cancelled.raise_for_status()
 
 
+async def cpu_ms(runs: int, call: Callable[[], Awaitable[Any]]) -> float:
+    """This process's CPU time per call, in ms: what the machine's load does not inflate (the
+    database server's share is not in it)."""
+    started = time.process_time()
+    for _ in range(runs):
+        await call()
+    return (time.process_time() - started) * 1000 / runs
+
+
 def verdict(samples: list[float], target: float) -> str:
     p50 = sorted(samples)[len(samples) // 2]
     return f"target < {target:g} ms: {'met' if p50 < target else 'NOT met'}"
@@ -173,6 +188,22 @@ async def run(runs: int) -> list[str]:
                 return await build()
 
             body = await build()
+            async with database.transaction(tenant_id) as session:
+                rows = await meetings.list_occurrences(session, [group_id], *feeds.ALL_TIME)
+                series = await meetings.series_records(
+                    session, (r.series_id for r in rows if r.series_id)
+                )
+
+            async def render() -> None:
+                calendar.render("Bench (wg-api)", rows, series)
+
+            async def read_rows() -> None:
+                async with database.transaction(tenant_id) as session:
+                    found = await meetings.list_occurrences(session, [group_id], *feeds.ALL_TIME)
+                    await meetings.series_records(
+                        session, (r.series_id for r in found if r.series_id)
+                    )
+
             events = body.count(b"BEGIN:VEVENT")
             overrides = body.count(b"RECURRENCE-ID")
             full = await http.get(feed_path)
@@ -202,16 +233,26 @@ async def run(runs: int) -> list[str]:
                 cold = await timed(max(runs // 5, 10), cold_build)
                 warm = await timed(runs, build)
                 not_modified = await timed(runs * 5, get_not_modified)
+                build_cpu = await cpu_ms(runs, build)
+                not_modified_cpu = await cpu_ms(runs * 5, get_not_modified)
                 results = [
+                    f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                     f"{SERIES} series x {PER_SERIES} + {SINGLES} single meetings "
                     f"({MOVED} moved, {CANCELLED} cancelled): {events} VEVENTs "
                     f"({overrides} overrides), {len(body) // 1024} KB; {runs} runs each",
                     line("build, cold (caches emptied)", cold),
                     line("build, warm", warm) + "   " + verdict(warm, BUILD_TARGET_MS),
+                    f"  {'build, warm: CPU of this process per build':<56} {build_cpu:7.2f} ms",
+                    line(
+                        "  of which: reading the rows (occurrences, series)",
+                        await timed(runs, read_rows),
+                    ),
+                    line("  of which: rendering them, warm (pure CPU)", await timed(runs, render)),
                     line("GET /feeds/{token}.ics, 200, in-process", await timed(runs, get_full)),
                     line("GET /feeds/{token}.ics, 304 (If-None-Match), in-process", not_modified)
                     + "   "
                     + verdict(not_modified, NOT_MODIFIED_TARGET_MS),
+                    f"  {'304: CPU of this process per request':<56} {not_modified_cpu:7.2f} ms",
                     line(
                         "the 304's work without HTTP (lookup + version)",
                         await timed(runs * 5, service_not_modified),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -176,5 +176,39 @@ def test_the_text_checks_pass_a_good_calendar_and_catch_each_rule() -> None:
 
 def test_expansion_follows_the_zone_across_daylight_saving() -> None:
     found = expand(_GOOD, datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 4, 2, tzinfo=UTC))
-    # The VTIMEZONE above has no DST, but the TZID is a known IANA zone: clients use the zone.
+    # The VTIMEZONE above has no DST, but icalendar reads a known IANA TZID as that zone (so the
+    # expansion tests compare zones; the test below checks our VTIMEZONEs on their own).
     assert [i.starts_at.hour for i in found] == [8, 8, 8, 8, 7]
+
+
+def test_our_vtimezones_alone_give_the_zones_instants() -> None:
+    """A client that reads the VTIMEZONE instead of knowing the IANA name (Outlook maps zones its
+    own way) must land on the same instants: rename the TZID so only our definition is used."""
+    from zoneinfo import ZoneInfo
+
+    from wg_api.meetings.calendar import vtimezone
+
+    for zone in ("Europe/Stockholm", "America/New_York", "Asia/Hong_Kong"):
+        component = vtimezone(zone)
+        assert component is not None
+        # icalendar keeps parsed definitions by TZID: one name per zone.
+        tzid = f"X-Our-{zone.replace('/', '-')}".encode()
+        renamed = component.replace(f"TZID:{zone}".encode(), b"TZID:" + tzid)
+        body = (
+            b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n"
+            + renamed
+            + b"BEGIN:VEVENT\r\nUID:a@t\r\nDTSTAMP:20270101T000000Z\r\n"
+            + b"DTSTART;TZID="
+            + tzid
+            + b":20270104T093000\r\nDTEND;TZID="
+            + tzid
+            + b":20270104T103000\r\n"
+            b"RRULE:FREQ=WEEKLY;COUNT=104\r\nSUMMARY:t\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        found = expand(body, datetime(2027, 1, 1, tzinfo=UTC), datetime(2029, 1, 1, tzinfo=UTC))
+        wall = datetime(2027, 1, 4, 9, 30)
+        expected = [
+            (wall + timedelta(weeks=i)).replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+            for i in range(104)
+        ]
+        assert [i.starts_at for i in found] == expected, zone

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.meetings.models import calendar_feeds
-from wg_api.platform.database import driver_fetch
+from wg_api.platform.database import Database, driver_fetch
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,19 @@ async def revoke_named(session: AsyncSession, tenant_id: uuid.UUID, name: str) -
 
 
 async def feed_for_token(
-    session: AsyncSession, token_hash: bytes
+    database: Database, token_hash: bytes
 ) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """Before any tenant is bound: the tenant and id of the live feed with this token hash,
-    through the owner's function (migration 0013)."""
-    rows = await driver_fetch(
-        session, "SELECT tenant_id, feed_id FROM calendar_feed_for_token($1)", token_hash
-    )
+    """Before any tenant is known: the tenant and id of the live feed with this token hash,
+    through the owner's function (migration 0013). One statement on a pooled connection of the
+    app role outside any transaction (no tenant to bind, nothing to commit): a polling calendar
+    client pays one round trip for it."""
+    async with database.app_engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        rows = await driver.fetch(
+            "SELECT tenant_id, feed_id FROM calendar_feed_for_token($1)", token_hash
+        )
     return (rows[0]["tenant_id"], rows[0]["feed_id"]) if rows else None
 
 

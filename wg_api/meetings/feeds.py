@@ -142,8 +142,7 @@ async def feed_owner(database: Database, token: str) -> tuple[uuid.UUID, uuid.UU
     revoked tokens alike, with the same body)."""
     found = None
     if _TOKEN.match(token):
-        async with database.transaction() as session:
-            found = await feed_repository.feed_for_token(session, hash_token(token))
+        found = await feed_repository.feed_for_token(database, hash_token(token))
     if found is None:
         raise NotFound(FEED_NOT_FOUND)
     return found
