@@ -13,6 +13,7 @@ groups' names and versions); `If-None-Match` with it answers 304 without buildin
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -108,7 +109,8 @@ async def build(session: AsyncSession, name: str, group_ids: Sequence[uuid.UUID]
     """The calendar of these groups' occurrences (all of them, cancelled ones too)."""
     rows = await service.list_occurrences(session, group_ids, *ALL_TIME) if group_ids else []
     series = await service.series_records(session, (r.series_id for r in rows if r.series_id))
-    return calendar.render(name, rows, series)
+    # In a thread: a cold build (no VEVENT cached yet) is CPU work the event loop must not wait on.
+    return await asyncio.to_thread(calendar.render, name, rows, series)
 
 
 def _group_shown(member: Membership) -> _Shown:
