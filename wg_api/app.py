@@ -46,6 +46,8 @@ from wg_api.identity.routes import (
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer
 from wg_api.integrations.routes import EventsController
+from wg_api.meetings.calendar_routes import CONTROLLERS as CALENDAR_CONTROLLERS
+from wg_api.meetings.calendar_routes import PublicFeedController
 from wg_api.meetings.routes import CONTROLLERS as MEETING_CONTROLLERS
 from wg_api.meetings.slots_routes import MeetingSlotsController
 from wg_api.platform.asgi import ASGIApp
@@ -102,6 +104,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         IndicatorsController,
         *MEETING_CONTROLLERS,
         MeetingSlotsController,
+        *CALENDAR_CONTROLLERS,
     ]
 
 
@@ -151,7 +154,7 @@ def openapi_config() -> OpenAPIConfig:
             Tag(
                 name="Meetings",
                 description="Meetings and series in local time, RSVPs, agenda, minutes, "
-                "action items and attendance.",
+                "action items and attendance; calendars and secret calendar feed URLs.",
             ),
         ],
         use_handler_docstrings=True,
@@ -223,7 +226,7 @@ def create_app(
     )
     exception_handlers: Any = {Exception: handle_exception, HTTPException: handle_exception}
     return Litestar(
-        route_handlers=[PlatformController, OAuthController, v1],
+        route_handlers=[PlatformController, OAuthController, PublicFeedController, v1],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(),

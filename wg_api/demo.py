@@ -29,8 +29,9 @@ import msgspec
 from asgi_lifespan import LifespanManager
 
 from wg_api.identity import service
+from wg_api.meetings import feeds
 from wg_api.meetings import service as meetings
-from wg_api.meetings.schemas import Location, MeetingIn
+from wg_api.meetings.schemas import CalendarFeedIn, Location, MeetingIn
 from wg_api.platform.database import Database
 from wg_api.settings import Settings
 from wg_api.working_groups import service as groups
@@ -74,6 +75,7 @@ DEMO_TENANTS: list[dict[str, str]] = [
 ]
 
 DEMO_CLIENT_NAME = "demo"
+DEMO_FEED_NAME = "Demo calendar"
 FACILITATOR = "bridgeway"
 
 DEMO_GROUP: dict[str, Any] = {
@@ -888,6 +890,7 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         )
         meeting_summary = await _schedule_meetings(database, clients, facilitator_id, group["id"])
         best_slots = await _best_slots(clients[FACILITATOR], group["id"])
+    calendar_feed = await _calendar_feed(database, settings, tenants_out, group["id"])
     return {
         "tenants": tenants_out,
         "working_group": {
@@ -900,6 +903,29 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         "initiatives": initiatives,
         "meetings": meeting_summary,
         "best_meeting_slots": best_slots,
+        "calendar_feed": calendar_feed,
+    }
+
+
+async def _calendar_feed(
+    database: Database, settings: Settings, tenants: list[dict[str, Any]], group_id: str
+) -> dict[str, str]:
+    """A secret feed URL of the group's meetings for the facilitator, to paste into a calendar
+    client. Its token is shown once, so every run revokes the last run's feed and makes one."""
+    tenant_id = next(t["tenant"]["id"] for t in tenants if t["tenant"]["slug"] == FACILITATOR)
+    async with database.transaction(tenant_id) as session:
+        await feeds.revoke_feeds_named(session, tenant_id, DEMO_FEED_NAME)
+        feed = await feeds.create_feed(
+            session,
+            tenant_id,
+            CalendarFeedIn(working_group_id=uuid.UUID(str(group_id)), name=DEMO_FEED_NAME),
+            settings.public_url,
+        )
+    return {
+        "url": feed.url,
+        "subscribe": "Paste the URL into Google Calendar (Other calendars > From URL), Outlook "
+        "(Add calendar > Subscribe from web) or Apple Calendar (File > New Calendar "
+        "Subscription); it is shown once. List and revoke feeds at /v1/calendar-feeds.",
     }
 
 

@@ -1,4 +1,5 @@
-"""Meeting tables (migration 0012). Visibility: RLS through `wg_group_role(working_group_id)`."""
+"""Meeting tables (migrations 0012, 0013). Visibility: RLS through
+`wg_group_role(working_group_id)`; calendar feeds belong to their tenant."""
 
 from __future__ import annotations
 
@@ -133,4 +134,17 @@ meeting_reminders = sa.Table(
     _moment("starts_at", primary_key=True),
     _moment("due_at", nullable=False),
     _moment("sent_at"),
+)
+
+# Migration 0013: tenant RLS; only the token's SHA-256 is stored.
+calendar_feeds = sa.Table(
+    "calendar_feeds",
+    metadata,
+    _uuid("tenant_id", primary_key=True),
+    _uuid("id", primary_key=True),
+    _uuid("working_group_id"),
+    sa.Column("name", sa.Text),
+    sa.Column("token_hash", sa.LargeBinary, nullable=False),
+    _moment("created_at", server_default=sa.func.now()),
+    _moment("revoked_at"),
 )

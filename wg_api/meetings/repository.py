@@ -131,6 +131,14 @@ async def series(
     return _series(row) if row is not None else None
 
 
+async def series_many(session: AsyncSession, series_ids: Iterable[uuid.UUID]) -> list[SeriesRecord]:
+    ids = list(set(series_ids))
+    if not ids:
+        return []
+    rows = await session.execute(sa.select(*_SERIES_COLUMNS).where(meeting_series.c.id.in_(ids)))
+    return [_series(row) for row in rows]
+
+
 async def series_counts(session: AsyncSession, series_id: uuid.UUID) -> int:
     return int(
         await session.scalar(

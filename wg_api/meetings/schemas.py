@@ -254,3 +254,32 @@ class AttendanceEntry(msgspec.Struct):
 
 class Attendance(msgspec.Struct):
     tenants: list[AttendanceEntry]
+
+
+FeedName = Annotated[str, Meta(min_length=1, max_length=100, examples=["Outlook at the office"])]
+
+
+class CalendarFeedIn(msgspec.Struct, forbid_unknown_fields=True):
+    working_group_id: uuid.UUID | None = None
+    name: FeedName | None = None
+
+
+class CalendarFeed(msgspec.Struct):
+    """A feed as listed: never its URL, which holds the secret."""
+
+    id: uuid.UUID
+    working_group_id: uuid.UUID | None
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class CalendarFeedWithUrl(msgspec.Struct):
+    """A feed just made, with its secret URL: shown this once, stored only as a hash."""
+
+    id: uuid.UUID
+    url: str
+    working_group_id: uuid.UUID | None
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None = None

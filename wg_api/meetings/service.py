@@ -217,12 +217,7 @@ async def member_busy_times(
 async def series_records(
     session: AsyncSession, series_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, SeriesRecord]:
-    found: dict[uuid.UUID, SeriesRecord] = {}
-    for series_id in set(series_ids):
-        record = await repository.series(session, series_id)
-        if record is not None:
-            found[series_id] = record
-    return found
+    return {record.id: record for record in await repository.series_many(session, series_ids)}
 
 
 async def list_meetings(
