@@ -106,7 +106,7 @@ async def _populate(http: httpx.AsyncClient, headers: dict[str, str], group_id: 
     for meeting in in_series[1 : 1 + MOVED]:
         moved = await http.patch(
             f"/v1/meetings/{meeting['id']}",
-            json={"start_local": meeting["start_local"][:11] + "16:00"},
+            json={"start_local": meeting["start_local"][:11] + "16:30"},
             headers=headers,
         )
         moved.raise_for_status()
