@@ -163,11 +163,25 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import wg_api.meetings.tasks  # noqa: F401  (registers the domain's jobs)
+    from wg_api.integrations.webhooks.delivery import run_webhook_deliveries
+    from wg_api.platform.database import resolve_admin_url
     from wg_api.platform.jobs import run_worker
+    from wg_api.platform.migrate import migrate
     from wg_api.platform.observability import configure_logging
 
+    async def work() -> None:
+        await migrate(resolve_admin_url(settings), settings)
+        # Webhook deliveries run beside the jobs and stop when they do (SIGTERM, SIGINT).
+        stop = asyncio.Event()
+        deliveries = asyncio.create_task(run_webhook_deliveries(settings, stop))
+        try:
+            await run_worker(settings)
+        finally:
+            stop.set()
+            await deliveries
+
     configure_logging(settings.log_level)
-    asyncio.run(run_worker(settings))
+    asyncio.run(work())
     return 0
 
 

@@ -70,6 +70,15 @@ ALLOWED = {
     "SELECT, INSERT, UPDATE, DELETE ON TABLE meeting_rsvps TO app",
     "SELECT, INSERT, UPDATE, DELETE ON TABLE meeting_series TO app",
     "SELECT, INSERT, UPDATE, DELETE ON TABLE meetings TO app",
+    # Webhooks (migration 0014): the worker fans out, claims and records only through the
+    # owner's functions; the API reads deliveries and adds redeliveries and replays.
+    "EXECUTE ON FUNCTION webhook_claim(integer,integer,double precision) TO system",
+    "EXECUTE ON FUNCTION webhook_fan_out(integer) TO system",
+    "EXECUTE ON FUNCTION webhook_record(uuid[],uuid[],uuid[],boolean[],integer[],integer[],"
+    "text[],timestamp with time zone[],timestamp with time zone[],boolean[],double precision) "
+    "TO system",
+    "SELECT, INSERT ON TABLE webhook_deliveries TO app",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE webhook_endpoints TO app",
     # Joint funding (migration 0009): the ledger and money records are append-only.
     "EXECUTE ON FUNCTION initiative_funder_lines(uuid) TO app",
     "EXECUTE ON FUNCTION initiative_funding(uuid) TO app",
