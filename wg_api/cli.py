@@ -162,6 +162,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import wg_api.integrations.webhooks.tasks  # registers its jobs
     import wg_api.meetings.tasks  # noqa: F401  (registers the domain's jobs)
     from wg_api.integrations.webhooks.delivery import run_webhook_deliveries
     from wg_api.platform.database import resolve_admin_url

@@ -16,7 +16,8 @@ feed order) and writes a delivery per enabled endpoint and matching event; `webh
 due deliveries (a few per endpoint, one at a time and in feed order for `ordered` endpoints) and
 answers what sending needs: the URL, the sealed secrets and the event; `webhook_record` stores
 outcomes, schedules the next attempt and disables an endpoint on 410 or after 5 days of failures,
-writing `webhook_endpoint.disabled` into the tenant's feed.
+writing `webhook_endpoint.disabled` into the tenant's feed. `purge_webhook_deliveries` drops
+finished attempts older than the feed's retention (an hourly job).
 """
 
 from alembic import op
@@ -212,8 +213,29 @@ RECORD = f"""
     $$
 """
 
+PURGE = f"""
+    CREATE FUNCTION purge_webhook_deliveries(p_retention_days int) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = {SEARCH_PATH}
+    AS $$
+    DECLARE
+        deleted bigint;
+    BEGIN
+        IF p_retention_days IS NULL OR p_retention_days < 1 THEN
+            RAISE EXCEPTION 'the retention is at least one day' USING ERRCODE = '22023';
+        END IF;
+        -- Finished attempts as old as the feed's retention; pending ones wait for their turn.
+        DELETE FROM public.webhook_deliveries d
+        WHERE d.status <> 'pending'
+          AND d.created_at < now() - make_interval(days => p_retention_days);
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        RETURN deleted;
+    END
+    $$
+"""
+
 SYSTEM_FUNCTIONS = (
     "webhook_fan_out(int)",
+    "purge_webhook_deliveries(int)",
     "webhook_claim(int, int, float8)",
     "webhook_record(uuid[], uuid[], uuid[], boolean[], int[], int[], text[], timestamptz[], "
     "timestamptz[], boolean[], float8)",
@@ -308,7 +330,10 @@ def upgrade() -> None:
         f"CREATE POLICY owner_schedules ON webhook_deliveries FOR INSERT TO {owner} "
         "WITH CHECK (true)"
     )
-    for statement in (FAN_OUT, CLAIM, RECORD):
+    op.execute(
+        f"CREATE POLICY owner_purges ON webhook_deliveries FOR DELETE TO {owner} USING (true)"
+    )
+    for statement in (FAN_OUT, CLAIM, RECORD, PURGE):
         op.execute(statement)
     for function in SYSTEM_FUNCTIONS:
         op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")

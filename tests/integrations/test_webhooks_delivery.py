@@ -477,3 +477,42 @@ async def test_replay_sends_every_event_since_a_time(make_tenant, receiver, data
         )
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["field"] == "since"
+
+
+async def test_finished_attempts_older_than_the_retention_are_purged(
+    make_tenant, receiver, database, settings
+):
+    from wg_api.integrations.webhooks.tasks import PURGE_JOB, purge_webhook_deliveries
+    from wg_api.platform.jobs import JobContext
+
+    tenant = await make_tenant()
+    endpoint = await create_endpoint(tenant, receiver.url("/old"))
+    receiver.plan("/old", Answer(503))
+    await emit(database, tenant.id, 2)
+    dispatcher = dispatcher_for(database, quick_settings(settings, webhook_retry_scale=100))
+    await dispatcher.run_once()
+    await dispatcher.outbound.aclose()
+    assert sorted(d["status"] for d in await deliveries(tenant, endpoint["id"])) == [
+        "failed",
+        "failed",
+        "pending",
+        "pending",
+    ]
+    async with superuser_transaction(database) as session:
+        await session.execute(
+            sa.text(
+                "UPDATE webhook_deliveries SET created_at = now() - interval '31 days' "
+                "WHERE endpoint_id = :id"
+            ),
+            {"id": endpoint["id"]},
+        )
+    async with database.system_transaction() as session:
+        result = await purge_webhook_deliveries(
+            JobContext(session, database, settings, PURGE_JOB, datetime.now(UTC), 1)
+        )
+    assert result["deleted"] >= 2
+    # The retries still to come are kept.
+    assert [d["status"] for d in await deliveries(tenant, endpoint["id"])] == [
+        "pending",
+        "pending",
+    ]

@@ -72,6 +72,7 @@ ALLOWED = {
     "SELECT, INSERT, UPDATE, DELETE ON TABLE meetings TO app",
     # Webhooks (migration 0014): the worker fans out, claims and records only through the
     # owner's functions; the API reads deliveries and adds redeliveries and replays.
+    "EXECUTE ON FUNCTION purge_webhook_deliveries(integer) TO system",
     "EXECUTE ON FUNCTION webhook_claim(integer,integer,double precision) TO system",
     "EXECUTE ON FUNCTION webhook_fan_out(integer) TO system",
     "EXECUTE ON FUNCTION webhook_record(uuid[],uuid[],uuid[],boolean[],integer[],integer[],"
