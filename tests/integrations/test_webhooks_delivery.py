@@ -510,6 +510,7 @@ async def test_finished_attempts_older_than_the_retention_are_purged(
         result = await purge_webhook_deliveries(
             JobContext(session, database, settings, PURGE_JOB, datetime.now(UTC), 1)
         )
+    assert result is not None
     assert result["deleted"] >= 2
     # The retries still to come are kept.
     assert [d["status"] for d in await deliveries(tenant, endpoint["id"])] == [
