@@ -165,14 +165,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import wg_api.integrations.webhooks.tasks  # registers its jobs
     import wg_api.meetings.tasks  # noqa: F401  (registers the domain's jobs)
     from wg_api.integrations.webhooks.delivery import run_webhook_deliveries
-    from wg_api.platform.database import resolve_admin_url
     from wg_api.platform.jobs import run_worker
-    from wg_api.platform.migrate import migrate
     from wg_api.platform.observability import configure_logging
 
     async def work() -> None:
-        await migrate(resolve_admin_url(settings), settings)
-        # Webhook deliveries run beside the jobs and stop when they do (SIGTERM, SIGINT).
+        # Webhook deliveries run beside the jobs (once run_worker has migrated) and stop when
+        # they do (SIGTERM, SIGINT).
         stop = asyncio.Event()
         deliveries = asyncio.create_task(run_webhook_deliveries(settings, stop))
         try:

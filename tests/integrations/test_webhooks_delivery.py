@@ -456,7 +456,7 @@ async def test_replay_sends_every_event_since_a_time(make_tenant, receiver, data
     after = await emit(database, tenant.id, 2)
     dispatcher = dispatcher_for(database, quick_settings(settings))
     await dispatcher.run_once()
-    assert _ids(receiver.at("/replay")) == after
+    assert sorted(_ids(receiver.at("/replay"))) == sorted(after)
     since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
     response = await tenant.http.post(
         f"{BASE}/{endpoint['id']}/replay", json={"since": since}, headers=await tenant.headers()
@@ -465,7 +465,8 @@ async def test_replay_sends_every_event_since_a_time(make_tenant, receiver, data
     assert response.json() == {"scheduled": 5}
     await dispatcher.run_once()
     await dispatcher.outbound.aclose()
-    assert _ids(receiver.at("/replay")) == after + before + after
+    replayed = _ids(receiver.at("/replay"))
+    assert sorted(replayed) == sorted(after + before + after)
     for future in (
         (datetime.now(UTC) + timedelta(hours=1)),
         datetime.now(UTC) - timedelta(days=40),

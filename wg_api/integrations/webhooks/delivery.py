@@ -378,9 +378,27 @@ async def run_webhook_deliveries(settings: Settings, stop: asyncio.Event) -> Non
 
     database = Database.connect(resolve_admin_url(settings), settings)
     outbound = OutboundClient(allow_loopback=settings.outbound_allow_loopback)
-    box = SecretBox(SigningKeys.load_or_create(settings.key_file).secrets())
     try:
+        if not await _migrated(database, settings, stop):
+            return
+        box = SecretBox(SigningKeys.load_or_create(settings.key_file).secrets())
         await WebhookDispatcher(database, settings, outbound, box).run(stop)
     finally:
         await outbound.aclose()
         await database.dispose()
+
+
+async def _migrated(database: Database, settings: Settings, stop: asyncio.Event) -> bool:
+    """Wait until the worker's migration reached this code's head; False when stopped first."""
+    from wg_api.platform.migrate import head_revision
+
+    head = head_revision(settings)
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            async with database.system_transaction() as session:
+                version = await session.scalar(sa.text("SELECT version_num FROM alembic_version"))
+            if version == head:
+                return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.webhook_poll_seconds)
+    return False
