@@ -53,6 +53,8 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.plans: dict[str, list[Answer]] = {}
+        self.in_flight: dict[str, int] = {}
+        self.most_in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
         receiver = self
 
@@ -69,17 +71,24 @@ class Receiver:
                     receiver.requests.append(request)
                     plan = receiver.plans.get(self.path, [])
                     answer = plan.pop(0) if len(plan) > 1 else (plan[0] if plan else Answer())
-                if answer.hold is not None:
-                    answer.hold.wait(20)
-                if answer.delay:
-                    time.sleep(answer.delay)
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "2")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                    now = receiver.in_flight[self.path] = receiver.in_flight.get(self.path, 0) + 1
+                    most = max(receiver.most_in_flight.get(self.path, 0), now)
+                    receiver.most_in_flight[self.path] = most
+                try:
+                    if answer.hold is not None:
+                        answer.hold.wait(20)
+                    if answer.delay:
+                        time.sleep(answer.delay)
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", "2")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                finally:
+                    with receiver.lock:
+                        receiver.in_flight[self.path] -= 1
 
             do_GET = do_POST
 

@@ -4,8 +4,8 @@ ordering, fairness between endpoints, redelivery and replay."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -197,7 +197,11 @@ async def test_a_retry_not_yet_made_is_listed_as_pending_with_its_time(
     waited = datetime.fromisoformat(pending["next_attempt_at"]) - datetime.fromisoformat(
         failed["attempted_at"]
     )
-    assert timedelta(seconds=4.5) < waited < timedelta(seconds=6)
+    # 5 s after the answer came (times the scale of 1).
+    answered_in = timedelta(milliseconds=failed["duration_ms"])
+    assert (
+        timedelta(seconds=5) <= waited <= timedelta(seconds=5) + answered_in + timedelta(seconds=1)
+    )
     assert len(receiver.at("/down")) == 1
 
 
@@ -354,29 +358,35 @@ async def test_ordered_endpoints_get_events_in_feed_order_a_failure_holding_back
     received = receiver.at("/ordered")
     # The first event three times (two failures), then each of the others once, in order.
     assert _ids(received) == [events[0]] * 3 + events[1:]
-    # Never two at once: each request started after the previous one was answered.
-    assert all(b.at >= a.at for a, b in itertools.pairwise(received))
+    # Never two at once.
+    assert receiver.most_in_flight["/ordered"] == 1
 
 
 async def test_a_slow_endpoint_holds_back_only_itself(make_tenant, receiver, database, settings):
     tenant = await make_tenant()
     other = await make_tenant()
-    await create_endpoint(tenant, receiver.url("/stuck"))
-    await create_endpoint(other, receiver.url("/fine"))
-    receiver.plan("/stuck", Answer(200, delay=3.0))
+    await create_endpoint(tenant, receiver.url("/stuck"), event_types=["finding.created"])
+    await create_endpoint(other, receiver.url("/fine"), event_types=["finding.created"])
+    stuck = threading.Event()
+    receiver.plan("/stuck", Answer(200, hold=stuck))
     await emit(database, tenant.id, 20)
     fine = await emit(database, other.id, 20)
     quick = quick_settings(
-        settings, webhook_concurrency=4, webhook_endpoint_concurrency=2, webhook_timeout_seconds=5
+        settings, webhook_concurrency=4, webhook_endpoint_concurrency=2, webhook_timeout_seconds=25
     )
-    async with running(dispatcher_for(database, quick)):
-        started = asyncio.get_running_loop().time()
-        await eventually(_count(receiver, "/fine", 20), within=10)
-        took = asyncio.get_running_loop().time() - started
-        # The stuck endpoint has had at most its two requests in flight all along.
-        assert len(receiver.at("/stuck")) <= 4
-    assert took < 3.0
-    assert sorted(_ids(receiver.at("/fine"))) == sorted(fine)
+    try:
+        async with running(dispatcher_for(database, quick)):
+            # Every event of the healthy endpoint arrives while the stuck one answers nothing.
+            await eventually(_count(receiver, "/fine", 20), within=20)
+            assert sorted(_ids(receiver.at("/fine"))) == sorted(fine)
+            assert not stuck.is_set()
+            # The stuck endpoint had its two requests in flight, never more.
+            assert len(receiver.at("/stuck")) == 2
+            assert receiver.most_in_flight["/stuck"] == 2
+            stuck.set()
+            await eventually(_count(receiver, "/stuck", 20), within=20)
+    finally:
+        stuck.set()
 
 
 async def test_delayed_events_are_delivered_only_once_visible(
