@@ -46,6 +46,7 @@ from wg_api.identity.routes import (
 from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer
 from wg_api.integrations.routes import EventsController
+from wg_api.integrations.webhooks.routes import WebhookEndpointsController
 from wg_api.meetings.calendar_routes import CONTROLLERS as CALENDAR_CONTROLLERS
 from wg_api.meetings.calendar_routes import PublicFeedController
 from wg_api.meetings.routes import CONTROLLERS as MEETING_CONTROLLERS
@@ -90,6 +91,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         IdentityProvidersController,
         AuditLogController,
         EventsController,
+        WebhookEndpointsController,
         SuppliersController,
         SupplierRegistryController,
         FindingsController,
@@ -136,6 +138,11 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="OAuth", description="Tokens and keys."),
             Tag(name="Identity", description="Who is calling; the tenant directory."),
             Tag(name="Events", description="The change feed."),
+            Tag(
+                name="Webhooks",
+                description="Endpoints that receive the feed's events, signed per Standard "
+                "Webhooks; their deliveries, redelivery and replay.",
+            ),
             Tag(name="Suppliers", description="The common registry and your private links."),
             Tag(name="Findings", description="What audits found at your suppliers; private."),
             Tag(

@@ -165,7 +165,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 # Each domain's scheduled work lives in its own `tasks` module, which registers its jobs with the
 # worker's registry when imported.
-DOMAIN_TASKS = ("wg_api.identity.tasks", "wg_api.meetings.tasks")
+DOMAIN_TASKS = (
+    "wg_api.identity.tasks",
+    "wg_api.meetings.tasks",
+    "wg_api.integrations.webhooks.tasks",
+)
 
 
 def load_domain_tasks() -> None:
@@ -174,13 +178,25 @@ def load_domain_tasks() -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from wg_api.integrations.webhooks.delivery import run_webhook_deliveries
     from wg_api.platform.jobs import run_worker
-
-    load_domain_tasks()
     from wg_api.platform.observability import configure_logging
 
+    load_domain_tasks()
+
+    async def work() -> None:
+        # Webhook deliveries run beside the jobs (once run_worker has migrated) and stop when
+        # they do (SIGTERM, SIGINT).
+        stop = asyncio.Event()
+        deliveries = asyncio.create_task(run_webhook_deliveries(settings, stop))
+        try:
+            await run_worker(settings)
+        finally:
+            stop.set()
+            await deliveries
+
     configure_logging(settings.log_level)
-    asyncio.run(run_worker(settings))
+    asyncio.run(work())
     return 0
 
 

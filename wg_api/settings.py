@@ -69,6 +69,11 @@ class Settings:
     job_timeout_seconds: float = 300.0
     job_retry_seconds: float = 30.0
     role_prefix: str = "wg"
+    webhook_retry_scale: float = 1.0
+    webhook_timeout_seconds: float = 15.0
+    webhook_concurrency: int = 64
+    webhook_endpoint_concurrency: int = 8
+    webhook_poll_seconds: float = 0.5
 
     @property
     def pg_data_dir(self) -> Path:
@@ -121,6 +126,11 @@ class Settings:
             job_timeout_seconds=_env_number("WG_JOB_TIMEOUT_SECONDS", 300.0),
             job_retry_seconds=_env_number("WG_JOB_RETRY_SECONDS", 30.0),
             role_prefix=_env_str("WG_DB_ROLE_PREFIX", "wg"),
+            webhook_retry_scale=_env_number("WG_WEBHOOK_RETRY_SCALE", 1.0),
+            webhook_timeout_seconds=_env_number("WG_WEBHOOK_TIMEOUT_SECONDS", 15.0),
+            webhook_concurrency=_env_number("WG_WEBHOOK_CONCURRENCY", 64),
+            webhook_endpoint_concurrency=_env_number("WG_WEBHOOK_ENDPOINT_CONCURRENCY", 8),
+            webhook_poll_seconds=_env_number("WG_WEBHOOK_POLL_SECONDS", 0.5),
         )
 
 

@@ -73,12 +73,22 @@ ALLOWED = {
     "SELECT, INSERT, UPDATE, DELETE ON TABLE meeting_rsvps TO app",
     "SELECT, INSERT, UPDATE, DELETE ON TABLE meeting_series TO app",
     "SELECT, INSERT, UPDATE, DELETE ON TABLE meetings TO app",
-    # Calendar feeds (migration 0013): the public feed finds its tenant by the token's hash before
+    # Calendar feeds (migration 0014): the public feed finds its tenant by the token's hash before
     # any tenant is bound; feeds are revoked (revoked_at), never changed or deleted otherwise.
     "EXECUTE ON FUNCTION calendar_feed_for_token(bytea) TO app",
     "EXECUTE ON FUNCTION meeting_calendar_version(uuid[]) TO app",
     "SELECT, INSERT ON TABLE calendar_feeds TO app",
     "UPDATE (revoked_at) ON TABLE calendar_feeds TO app",
+    # Webhooks (migration 0015): the worker fans out, claims and records only through the
+    # owner's functions; the API reads deliveries and adds redeliveries and replays.
+    "EXECUTE ON FUNCTION purge_webhook_deliveries(integer) TO system",
+    "EXECUTE ON FUNCTION webhook_claim(integer,integer,double precision) TO system",
+    "EXECUTE ON FUNCTION webhook_fan_out(integer) TO system",
+    "EXECUTE ON FUNCTION webhook_record(uuid[],uuid[],uuid[],boolean[],integer[],integer[],"
+    "text[],timestamp with time zone[],timestamp with time zone[],boolean[],double precision) "
+    "TO system",
+    "SELECT, INSERT ON TABLE webhook_deliveries TO app",
+    "SELECT, INSERT, UPDATE, DELETE ON TABLE webhook_endpoints TO app",
     # Joint funding (migration 0009): the ledger and money records are append-only.
     "EXECUTE ON FUNCTION initiative_funder_lines(uuid) TO app",
     "EXECUTE ON FUNCTION initiative_funding(uuid) TO app",

@@ -205,9 +205,16 @@ class OutboundClient:
         max_bytes: int = DEFAULT_MAX_BYTES,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,  # noqa: ASYNC109 (one deadline for the call)
         headers: Mapping[str, str] | None = None,
+        truncate: bool = False,
     ) -> OutboundResponse:
         return await self.request(
-            "POST", url, content=content, max_bytes=max_bytes, timeout=timeout, headers=headers
+            "POST",
+            url,
+            content=content,
+            max_bytes=max_bytes,
+            timeout=timeout,
+            headers=headers,
+            truncate=truncate,
         )
 
     async def request(
@@ -219,13 +226,18 @@ class OutboundClient:
         max_bytes: int = DEFAULT_MAX_BYTES,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,  # noqa: ASYNC109 (one deadline for the call)
         headers: Mapping[str, str] | None = None,
+        truncate: bool = False,
     ) -> OutboundResponse:
-        """One call; any status is answered (3xx too: redirects are the caller's business)."""
+        """One call; any status is answered (3xx too: redirects are the caller's business).
+        A body over `max_bytes` is an error, or with `truncate` is cut there (webhooks only
+        need the status)."""
         target = _parse(url)
         try:
             async with asyncio.timeout(timeout):
                 address = await self.address_for(target)
-                return await self._send(method, target, address, content, headers, max_bytes)
+                return await self._send(
+                    method, target, address, content, headers, max_bytes, truncate=truncate
+                )
         except TimeoutError as exc:
             raise OutboundError(f"{target.host} did not answer within {timeout} s") from exc
         except httpx.HTTPError as exc:
@@ -239,6 +251,8 @@ class OutboundClient:
         content: bytes | None,
         headers: Mapping[str, str] | None,
         max_bytes: int,
+        *,
+        truncate: bool = False,
     ) -> OutboundResponse:
         extensions: dict[str, Any] = {}
         if target.scheme == "https" and not _is_ip_literal(target.host):
@@ -257,12 +271,15 @@ class OutboundClient:
         response = await self._http.send(request, stream=True)
         try:
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
+            if not truncate and declared.isdigit() and int(declared) > max_bytes:
                 raise OutboundError(f"{target.host} answered more than {max_bytes} bytes")
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > max_bytes:
+                    if truncate:
+                        del body[max_bytes:]
+                        break
                     raise OutboundError(f"{target.host} answered more than {max_bytes} bytes")
         finally:
             await response.aclose()

@@ -1,0 +1,1 @@
+"""Webhooks: endpoints the tenant registers, and the signed deliveries of its feed to them."""
