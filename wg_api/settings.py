@@ -69,6 +69,8 @@ class Settings:
     job_timeout_seconds: float = 300.0
     job_retry_seconds: float = 30.0
     role_prefix: str = "wg"
+    import_max_rows: int = 100_000
+    import_max_bytes: int = 100 * 1024 * 1024
 
     @property
     def pg_data_dir(self) -> Path:
@@ -121,6 +123,8 @@ class Settings:
             job_timeout_seconds=_env_number("WG_JOB_TIMEOUT_SECONDS", 300.0),
             job_retry_seconds=_env_number("WG_JOB_RETRY_SECONDS", 30.0),
             role_prefix=_env_str("WG_DB_ROLE_PREFIX", "wg"),
+            import_max_rows=_env_number("WG_IMPORT_MAX_ROWS", 100_000),
+            import_max_bytes=_env_number("WG_IMPORT_MAX_BYTES", 100 * 1024 * 1024),
         )
 
 
