@@ -143,7 +143,6 @@ class FindingsController(Controller):
     @get(
         "/export",
         summary="Export findings (NDJSON or CSV)",
-        media_type="application/x-ndjson",
         **requires("findings:read"),
     )
     async def export_findings(
