@@ -16,7 +16,7 @@ from wg_api.findings.import_ import CSV_COLUMNS
 from wg_api.findings.schemas import FindingFilters
 
 MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
-BATCH = 2000
+BATCH = 5000
 
 
 async def stream(

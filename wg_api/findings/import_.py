@@ -146,6 +146,7 @@ async def stage(
     else:
         await _read_csv(body, stager, max_row_bytes)
     await stager.flush()
+    await repository.analyze_staging(session)
     return stager.result
 
 
@@ -331,16 +332,11 @@ async def apply(
 
 
 async def _record_writes(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    await repository.record_import_events(session, tenant_id)
     after = 0
-    while rows := await repository.written_page(session, tenant_id, after, WRITE_BATCH):
+    while rows := await repository.updated_page(session, tenant_id, after, WRITE_BATCH):
         after = rows[-1]["line"]
-        findings = [(row["outcome"], service.finding_out(row)) for row in rows]
-        await repository.record_events(
-            session,
-            tenant_id,
-            [(f"finding.{outcome}", msgspec.to_builtins(f)) for outcome, f in findings],
-        )
-        changed = [f for outcome, f in findings if outcome == "updated"]
+        changed = [service.finding_out(row) for row in rows]
         await service.announce_changes(session, tenant_id, changed)
 
 

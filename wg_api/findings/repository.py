@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as insert_on_conflict
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -229,6 +228,11 @@ async def copy_to_staging(session: AsyncSession, records: list[tuple[Any, ...]])
     await driver.copy_records_to_table(STAGING, records=records, columns=STAGED_COLUMNS)
 
 
+async def analyze_staging(session: AsyncSession) -> None:
+    """Statistics for the planner: a temporary table has none until analysed."""
+    await session.execute(sa.text(f"ANALYZE {STAGING}"))
+
+
 def _error(field: str, message: str) -> str:
     return f"jsonb_build_array(jsonb_build_object('field', '{field}', 'message', {message}))"
 
@@ -370,21 +374,55 @@ async def write_staged(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int
     return int(inserted.rsplit(" ", 1)[1]), int(updated.rsplit(" ", 1)[1])
 
 
-async def written_page(
+async def updated_page(
     session: AsyncSession, tenant_id: uuid.UUID, after_line: int, limit: int
 ) -> list[Any]:
-    """The findings the import wrote, in the file's order, with `line` and `outcome`."""
+    """The findings the import replaced, in the file's order, with their `line`."""
     return await driver_fetch(
         session,
         f"""
-        SELECT s.line, s.outcome, {", ".join(f"f.{c.name}" for c in COLUMNS)}
+        SELECT s.line, {", ".join(f"f.{c.name}" for c in COLUMNS)}
         FROM {STAGING} s JOIN findings f ON f.id = s.target AND f.tenant_id = $1
-        WHERE s.outcome IN ('created', 'updated') AND s.line > $2
+        WHERE s.outcome = 'updated' AND s.line > $2
         ORDER BY s.line LIMIT $3
         """,  # noqa: S608
         tenant_id,
         after_line,
         limit,
+    )
+
+
+def _rfc3339(column: str) -> str:
+    """A timestamp as the API's Structs render it: UTC, `Z`, microseconds only when not zero."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+        f"extract(microseconds FROM {column})::bigint % 1000000 <> 0 "
+        f"THEN to_char({utc}, '.US') ELSE '' END || 'Z'"
+    )
+
+
+async def record_import_events(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """`finding.created` and `finding.updated` for the rows written, in the file's order, with
+    the finding as a single write records it (the `Finding` Struct), in one statement."""
+    driver = await driver_connection(session)
+    await driver.execute(
+        f"""
+        INSERT INTO events (tenant_id, type, data)
+        SELECT $1, 'finding.' || s.outcome, jsonb_build_object(
+            'id', f.id, 'supplier_id', f.supplier_id, 'external_id', f.external_id,
+            'kind', f.kind, 'area', f.area, 'severity', f.severity, 'basis', f.basis,
+            'title', f.title, 'description', f.description, 'observed_on', f.observed_on,
+            'source', jsonb_build_object('scheme', f.source_scheme,
+                                         'reference', f.source_reference),
+            'status', f.status, 'affected_workers', f.affected_workers, 'cap', f.cap,
+            'child_labour_case', f.child_labour_case,
+            'created_at', {_rfc3339("f.created_at")}, 'updated_at', {_rfc3339("f.updated_at")})
+        FROM {STAGING} s JOIN findings f ON f.id = s.target AND f.tenant_id = $1
+        WHERE s.outcome IN ('created', 'updated')
+        ORDER BY s.line
+        """,  # noqa: S608
+        tenant_id,
     )
 
 
@@ -397,25 +435,6 @@ async def staged_results_page(session: AsyncSession, after_line: int, limit: int
         """,  # noqa: S608
         after_line,
         limit,
-    )
-
-
-async def record_events(
-    session: AsyncSession, tenant_id: uuid.UUID, typed_payloads: list[tuple[str, Any]]
-) -> None:
-    """`record_event` for many events in one statement, in the list's order."""
-    if not typed_payloads:
-        return
-    driver = await driver_connection(session)
-    await driver.execute(
-        """
-        INSERT INTO events (tenant_id, type, data)
-        SELECT $1, e.event ->> 'type', e.event -> 'data'
-        FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(event, n)
-        ORDER BY e.n
-        """,
-        tenant_id,
-        msgspec.json.encode([{"type": t, "data": d} for t, d in typed_payloads]).decode(),
     )
 
 
