@@ -333,6 +333,7 @@ def main(import_rows: int, export_rows: int) -> None:
     finally:
         server.stop()
         asyncio.run(_drop(admin_url))
+        print("server log:", workdir / "wg-api.log")
 
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"

@@ -111,6 +111,7 @@ class _Stager:
                 _json(values["cap"]),
                 _json(values["child_labour_case"]),
                 msgspec.json.encode(errors).decode(),
+                uuid.uuid4(),  # the id of the finding, if the row creates one
             )
         )
         self.result.staged += 1
@@ -327,7 +328,8 @@ async def apply(
         failed=failed,
         not_written=sum(outcomes.get(o, 0) for o in good) if not_written else 0,
     )
-    results = await _results(session, staged, not_written=not_written)
+    written = staged.staged > 0 and not held_back
+    results = await _results(session, staged, not_written=not_written, written=written)
     return ImportResult(summary=summary, results=results, dry_run=dry_run, atomic=atomic)
 
 
@@ -341,7 +343,7 @@ async def _record_writes(session: AsyncSession, tenant_id: uuid.UUID) -> None:
 
 
 async def _results(
-    session: AsyncSession, staged: Staged, *, not_written: bool
+    session: AsyncSession, staged: Staged, *, not_written: bool, written: bool
 ) -> list[ImportRowResult]:
     """Every row's result in the file's order: the staged rows merged with the early failures."""
     results: list[ImportRowResult] = []
@@ -357,19 +359,21 @@ async def _results(
             while next_early is not None and next_early.line < row["line"]:
                 results.append(next_early)
                 next_early = next(early, None)
-            results.append(_staged_result(row, not_written=not_written))
+            results.append(_staged_result(row, not_written=not_written, written=written))
     while next_early is not None:
         results.append(next_early)
         next_early = next(early, None)
     return results
 
 
-def _staged_result(row: Any, *, not_written: bool) -> ImportRowResult:
+def _staged_result(row: Any, *, not_written: bool, written: bool) -> ImportRowResult:
     outcome = row["outcome"]
     if outcome == "failed":
         errors = [FieldError(e["field"], e["message"]) for e in row["errors"]]
         return ImportRowResult(row["line"], row["external_id"], "failed", errors=errors)
     if not_written:
-        existing = row["target"] if outcome != "created" else None
-        return ImportRowResult(row["line"], row["external_id"], "not_written", id=existing)
+        return ImportRowResult(row["line"], row["external_id"], "not_written", id=row["target"])
+    if outcome == "created":
+        new_id = row["new_id"] if written else None  # a dry run creates nothing
+        return ImportRowResult(row["line"], row["external_id"], outcome, id=new_id)
     return ImportRowResult(row["line"], row["external_id"], outcome, id=row["target"])

@@ -179,6 +179,7 @@ STAGED_COLUMNS = (
     "cap",
     "child_labour_case",
     "errors",
+    "new_id",
 )
 # The columns a row replaces; equal on all of them, a row leaves its finding `unchanged`.
 REPLACED = STAGED_COLUMNS[2:17]
@@ -214,6 +215,7 @@ async def create_staging(session: AsyncSession) -> None:
                 cap jsonb,
                 child_labour_case jsonb,
                 errors jsonb NOT NULL,
+                new_id uuid NOT NULL,
                 target uuid,
                 current_supplier_id uuid,
                 outcome text
@@ -352,13 +354,10 @@ async def write_staged(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int
     """Insert the `created` rows and replace the `updated` ones; answers how many of each."""
     driver = await driver_connection(session)
     columns = ", ".join(REPLACED)
-    await driver.execute(
-        f"UPDATE {STAGING} SET target = gen_random_uuid() WHERE outcome = 'created'"  # noqa: S608
-    )
     inserted = await driver.execute(
         f"""
         INSERT INTO findings (id, tenant_id, {columns})
-        SELECT target, $1, {columns} FROM {STAGING} WHERE outcome = 'created' ORDER BY line
+        SELECT new_id, $1, {columns} FROM {STAGING} WHERE outcome = 'created'
         """,  # noqa: S608
         tenant_id,
     )
@@ -418,7 +417,9 @@ async def record_import_events(session: AsyncSession, tenant_id: uuid.UUID) -> N
             'status', f.status, 'affected_workers', f.affected_workers, 'cap', f.cap,
             'child_labour_case', f.child_labour_case,
             'created_at', {_rfc3339("f.created_at")}, 'updated_at', {_rfc3339("f.updated_at")})
-        FROM {STAGING} s JOIN findings f ON f.id = s.target AND f.tenant_id = $1
+        FROM {STAGING} s JOIN findings f
+          ON f.id = CASE s.outcome WHEN 'created' THEN s.new_id ELSE s.target END
+         AND f.tenant_id = $1
         WHERE s.outcome IN ('created', 'updated')
         ORDER BY s.line
         """,  # noqa: S608
@@ -430,7 +431,7 @@ async def staged_results_page(session: AsyncSession, after_line: int, limit: int
     return await driver_fetch(
         session,
         f"""
-        SELECT line, external_id, outcome, target, errors FROM {STAGING}
+        SELECT line, external_id, outcome, target, new_id, errors FROM {STAGING}
         WHERE line > $1 ORDER BY line LIMIT $2
         """,  # noqa: S608
         after_line,
