@@ -107,7 +107,7 @@ class _Stager:
             (
                 line,
                 parsed.id,
-                *(values[c] for c in repository.REPLACED[:13]),
+                *(values[c] for c in repository.PLAIN_REPLACED),
                 _json(values["cap"]),
                 _json(values["child_labour_case"]),
                 msgspec.json.encode(errors).decode(),

@@ -183,6 +183,8 @@ STAGED_COLUMNS = (
 )
 # The columns a row replaces; equal on all of them, a row leaves its finding `unchanged`.
 REPLACED = STAGED_COLUMNS[2:17]
+# All of them but the last two, `cap` and `child_labour_case` (JSON, copied as text).
+PLAIN_REPLACED = REPLACED[:-2]
 
 
 async def driver_connection(session: AsyncSession) -> Any:
@@ -243,16 +245,18 @@ async def resolve_staging(session: AsyncSession, tenant_id: uuid.UUID) -> list[u
     """Find each staged row's finding (by id, else by external_id) and lock those findings;
     answers the supplier ids to check (new findings, or a finding moved to another supplier)."""
     driver = await driver_connection(session)
-    await driver.execute(
-        f"""
-        UPDATE {STAGING} s SET target = f.id, current_supplier_id = f.supplier_id
-        FROM findings f
-        WHERE f.tenant_id = $1
-          AND ((s.id IS NOT NULL AND f.id = s.id)
-               OR (s.id IS NULL AND f.external_id = s.external_id))
-        """,  # noqa: S608
-        tenant_id,
-    )
+    # Two statements, not one with OR: each joins on one key, by hash or by index.
+    for key in (
+        "s.id IS NOT NULL AND f.id = s.id",
+        "s.id IS NULL AND f.external_id = s.external_id",
+    ):
+        await driver.execute(
+            f"""
+            UPDATE {STAGING} s SET target = f.id, current_supplier_id = f.supplier_id
+            FROM findings f WHERE f.tenant_id = $1 AND {key}
+            """,  # noqa: S608
+            tenant_id,
+        )
     await driver.execute(
         f"""
         SELECT 1 FROM findings f JOIN {STAGING} s ON s.target = f.id
