@@ -107,15 +107,17 @@ async def test_import_then_export_then_import_again_unchanged(live_url, owner, t
     rows = [finding_body(owner.supplier_id, external_id=f"CLI-{i}") for i in range(25)]
     source = tmp_path / "findings.ndjson"
     source.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    imported = await remote(live_url, owner, "import", str(source))
+    imported = await remote(live_url, owner, "import", str(source), "--progress")
     assert imported.code == 0, imported.stderr
-    result = json.loads(imported.stdout)
+    result = json.loads(imported.stdout)  # the progress bar went to stderr, not here
     assert result["summary"]["created"] == 25
     assert "25 rows: 25 created" in imported.stderr
 
     for format in ("ndjson", "csv"):
         exported_file = tmp_path / f"export.{format}"
-        exported = await remote(live_url, owner, "export", "--format", format, stdout=exported_file)
+        exported = await remote(
+            live_url, owner, "export", "--format", format, "--progress", stdout=exported_file
+        )
         assert exported.code == 0, exported.stderr
         lines = exported_file.read_text().splitlines()
         assert len(lines) == 25 + (format == "csv")
