@@ -238,5 +238,7 @@ async def test_events_follow_prints_the_feed_and_resumes_from_the_cursor_file(
         live_url, owner, "events", "--types", "finding.created", "--cursor-file", str(cursor_file)
     )
     assert resumed.code == 0, resumed.stderr
-    printed = [json.loads(line) for line in resumed.stdout.splitlines()]
-    assert [e["data"]["external_id"] for e in printed] == ["EV-C"]
+    printed = [json.loads(line)["data"]["external_id"] for line in resumed.stdout.splitlines()]
+    # Resumed after EV-A; EV-B again only if the command was stopped between printing its page
+    # and saving the cursor (at least once: a page may repeat, none is skipped).
+    assert printed in (["EV-C"], ["EV-B", "EV-C"])
