@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL
 
 from bench.generate import libpq_url
 from bench.run import HOST, Server, free_port, start_server
+from wg_api.findings.repository import EXPORT_JSON
 from wg_api.identity import service as identity
 from wg_api.platform.database import Database, make_engine, resolve_admin_url
 from wg_api.platform.migrate import migrate
@@ -281,6 +282,28 @@ def measure_export(server: Server, headers: dict[str, str]) -> dict[str, Any]:
     }
 
 
+async def ceiling_rate(admin_url: URL, tenant_id: uuid.UUID) -> float:
+    """The export's own query read by a bare asyncpg cursor in this process (no HTTP, no app):
+    the most the endpoint could reach on this machine right now."""
+    import asyncpg
+
+    connection = await asyncpg.connect(libpq_url(admin_url))
+    try:
+        started = time.perf_counter()
+        rows = 0
+        async with connection.transaction():
+            cursor = await connection.cursor(
+                f"SELECT {EXPORT_JSON} FROM findings WHERE tenant_id = $1 "
+                "ORDER BY observed_on DESC, id DESC",
+                tenant_id,
+            )
+            while batch := await cursor.fetch(5000):
+                rows += len(batch)
+        return rows / (time.perf_counter() - started)
+    finally:
+        await connection.close()
+
+
 async def _prepare(admin_url: URL, settings: Settings) -> tuple[Any, Any]:
     await _drop(admin_url)
     await migrate(admin_url, settings)
@@ -333,6 +356,7 @@ def main(import_rows: int, export_rows: int) -> None:
             generate_with_copy(admin_url, exporter[0], export_supplier, export_rows)
         )
         exported = measure_export(server, export_headers)
+        exported["ceiling"] = round(asyncio.run(ceiling_rate(admin_url, exporter[0])))
     finally:
         server.stop()
         asyncio.run(_drop(admin_url))
@@ -364,6 +388,10 @@ def main(import_rows: int, export_rows: int) -> None:
         f"   {verdict(rate >= EXPORT_ROWS_PER_SECOND_TARGET)}   ({exported['seconds']} s; "
         f"API process CPU {exported['server_cpu_seconds']} s, this client's "
         f"{exported['client_cpu_seconds']} s; the rest is PostgreSQL and the machine's load)"
+    )
+    print(
+        f"  ceiling         {exported['ceiling']:>8,} rows/s   (the same query through a bare "
+        f"asyncpg cursor, no HTTP: {exported['rows_per_second'] / exported['ceiling']:.0%})"
     )
     growth = exported["rss_growth_mb"]
     print(

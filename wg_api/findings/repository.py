@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
@@ -444,7 +446,7 @@ async def staged_results_page(session: AsyncSession, after_line: int, limit: int
 
 
 # The export: one text column per row, built by PostgreSQL (as NDJSON, or as CSV cells).
-_EXPORT_JSON = """json_build_object(
+EXPORT_JSON = """json_build_object(
     'id', id, 'external_id', external_id, 'supplier_id', supplier_id, 'kind', kind,
     'area', area, 'severity', severity, 'basis', basis, 'title', title,
     'description', description, 'observed_on', observed_on,
@@ -465,7 +467,7 @@ async def export_rows(
     """The matching findings, newest observation first, in batches from a server-side cursor
     (the request's transaction holds it): memory stays at one batch whatever the count."""
     conditions, args = _filtered(tenant_id, filters)
-    columns = _EXPORT_CSV if csv else _EXPORT_JSON
+    columns = _EXPORT_CSV if csv else EXPORT_JSON
     # Only fixed column names and $n placeholders are joined in; every value is a parameter.
     sql = (
         f"SELECT {columns} FROM findings WHERE {' AND '.join(conditions)} "  # noqa: S608
@@ -473,5 +475,14 @@ async def export_rows(
     )
     driver = await driver_connection(session)
     cursor = await driver.cursor(sql, *args)
-    while rows := await cursor.fetch(batch):
-        yield rows
+    # The next batch is read while the caller sends this one: PostgreSQL never waits for us.
+    ahead = asyncio.ensure_future(cursor.fetch(batch))
+    try:
+        while rows := await ahead:
+            ahead = asyncio.ensure_future(cursor.fetch(batch))
+            yield rows
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ahead
