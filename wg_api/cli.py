@@ -1,5 +1,5 @@
 """The `wg-api` command. Every subcommand prints JSON on stdout (logs go to stderr), except
-`db roles-sql`, which prints SQL."""
+`db roles-sql`, which prints SQL, and `remote export`, which prints the exported file."""
 
 from __future__ import annotations
 
@@ -270,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "worker", help="run scheduled jobs (one worker leads the scheduler, all run jobs)"
     ).set_defaults(func=cmd_worker)
+
+    from wg_api import remote
+
+    remote.add_parser(sub)
     return parser
 
 

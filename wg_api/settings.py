@@ -74,6 +74,8 @@ class Settings:
     webhook_concurrency: int = 64
     webhook_endpoint_concurrency: int = 8
     webhook_poll_seconds: float = 0.5
+    import_max_rows: int = 100_000
+    import_max_bytes: int = 100 * 1024 * 1024
 
     @property
     def pg_data_dir(self) -> Path:
@@ -131,6 +133,8 @@ class Settings:
             webhook_concurrency=_env_number("WG_WEBHOOK_CONCURRENCY", 64),
             webhook_endpoint_concurrency=_env_number("WG_WEBHOOK_ENDPOINT_CONCURRENCY", 8),
             webhook_poll_seconds=_env_number("WG_WEBHOOK_POLL_SECONDS", 0.5),
+            import_max_rows=_env_number("WG_IMPORT_MAX_ROWS", 100_000),
+            import_max_bytes=_env_number("WG_IMPORT_MAX_BYTES", 100 * 1024 * 1024),
         )
 
 

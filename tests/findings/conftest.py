@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+# The sharing fixtures, for the import test that watches a share follow its finding.
+from tests.sharing.conftest import make_group, new_brand  # noqa: F401
 from tests.suppliers.conftest import new_supplier
 
 

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from wg_api.platform.errors import FieldError
+
 Kind = Literal["non_compliance", "observation", "good_practice"]
 Area = Literal[
     "management_system",
@@ -138,3 +140,40 @@ class FindingFilters:
     observed_from: date | None = None
     observed_to: date | None = None
     updated_since: datetime | None = None
+
+
+class FindingRow(FindingIn, forbid_unknown_fields=True):
+    """One row of a bulk import (and of an export): a finding as `PUT` takes it, with its
+    `external_id`, or with the `id` of one of the tenant's findings."""
+
+    id: uuid.UUID | None = None
+
+
+ImportStatus = Literal["created", "updated", "unchanged", "failed", "not_written"]
+
+
+class ImportRowResult(msgspec.Struct, omit_defaults=True):
+    line: int
+    external_id: str | None
+    status: ImportStatus
+    id: uuid.UUID | None = None
+    errors: list[FieldError] | None = None
+
+
+class ImportSummary(msgspec.Struct):
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    not_written: int
+
+
+class ImportResult(msgspec.Struct):
+    """`dry_run`: nothing written, each row says what it would have been. `atomic` with a bad
+    row: nothing written, the good rows are `not_written`."""
+
+    summary: ImportSummary
+    results: list[ImportRowResult]
+    dry_run: bool
+    atomic: bool

@@ -30,6 +30,7 @@ from wg_api.platform.pagination import Page, day, identifier, keyset, paginate
 from wg_api.suppliers import service as suppliers
 
 NOT_FOUND = "No such finding."
+SUPPLIER_NOT_YOURS = "is not one of your suppliers; link it with POST /v1/suppliers"
 
 # Other domains that keep something derived from a finding (sharing keeps its anonymised copies)
 # subscribe here, so a finding's routes call one service and findings depends on none of them.
@@ -115,11 +116,7 @@ async def _validate(
     if fields.supplier_id != current_supplier_id and not await suppliers.is_linked(
         session, tenant_id, fields.supplier_id
     ):
-        errors.append(
-            FieldError(
-                "supplier_id", "is not one of your suppliers; link it with POST /v1/suppliers"
-            )
-        )
+        errors.append(FieldError("supplier_id", SUPPLIER_NOT_YOURS))
     if errors:
         raise ValidationFailed("The finding is not valid.", errors=errors)
 
@@ -284,6 +281,16 @@ async def delete(session: AsyncSession, tenant_id: uuid.UUID, current: Finding) 
     )
 
 
+def check_filters(filters: FindingFilters) -> None:
+    """The list's and the export's filters."""
+    if filters.updated_since is not None and filters.updated_since.utcoffset() is None:
+        # Without an offset the moment is ambiguous (UTC? the tenant's zone?): refuse to guess.
+        raise ValidationFailed(
+            "updated_since needs a time zone offset.",
+            errors=[FieldError("updated_since", "must be RFC 3339 with Z or an offset")],
+        )
+
+
 async def list_page(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -292,15 +299,28 @@ async def list_page(
     after: tuple[Any, ...] | None,
     limit: int,
 ) -> Page[Finding]:
-    if filters.updated_since is not None and filters.updated_since.utcoffset() is None:
-        # Without an offset the moment is ambiguous (UTC? the tenant's zone?): refuse to guess.
-        raise ValidationFailed(
-            "updated_since needs a time zone offset.",
-            errors=[FieldError("updated_since", "must be RFC 3339 with Z or an offset")],
-        )
+    check_filters(filters)
     rows = await repository.list_page(
         session, tenant_id, filters, after=keyset(after, day, identifier), limit=limit
     )
     return paginate(
         [finding_out(r) for r in rows], limit, lambda f: [f.observed_on.isoformat(), str(f.id)]
     )
+
+
+# For the bulk import (import_.py): the same rules, columns and subscribers as single writes.
+def rule_errors(fields: FindingFields) -> list[FieldError]:
+    """The checks of a finding that need no database, as a single write reports them."""
+    return _rule_errors(fields)
+
+
+def columns_of(fields: FindingFields, external_id: str | None) -> dict[str, Any]:
+    return _columns(fields, external_id)
+
+
+async def announce_changes(
+    session: AsyncSession, tenant_id: uuid.UUID, changed: list[Finding]
+) -> None:
+    """Tell the subscribers (sharing refreshes active shares) about findings changed in bulk."""
+    for finding in changed:
+        await _announce_change(session, tenant_id, finding)

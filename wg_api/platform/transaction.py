@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias, cast
 
@@ -43,6 +44,8 @@ TX_SCOPE_KEY = "wg.tx"
 IDEMPOTENCY_SCOPE_KEY = "wg.idempotency"
 # Secrets are shown once and stored only as hashes: a stored replay never keeps them.
 SECRET_FIELDS = frozenset({"client_secret", "secret"})
+# The opt key a route handler sets (`streamed_body=True` in its decorator) to read its own body.
+STREAMED_BODY = "streamed_body"
 
 
 class RequestTransaction:
@@ -74,6 +77,12 @@ class RequestTransaction:
             self._session = None
 
 
+class StoredResponse(msgspec.Struct):
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 @dataclass
 class PendingKey:
     """An Idempotency-Key read by the middleware, claimed (or replayed) after the guards."""
@@ -82,6 +91,11 @@ class PendingKey:
     request_hash: bytes
     stored_key: str | None = None
     replayed: bool = False
+    # A streamed body: the digest is computed as the handler reads it; `earlier` is the answer
+    # stored under the key, compared once the digest is known.
+    streamed: bool = False
+    digest: Any = field(default=None, repr=False)
+    earlier: tuple[bytes, StoredResponse] | None = None
 
 
 def caller_tenant(scope: Scope) -> uuid.UUID | None:
@@ -96,12 +110,6 @@ async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncSession:
     """Litestar dependency: the request's session (its transaction is the middleware's)."""
     tx: RequestTransaction = cast(Scope, request.scope)[TX_SCOPE_KEY]
     return await tx.session()
-
-
-class StoredResponse(msgspec.Struct):
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 def caller_key(scope: Scope, key: str) -> str | None:
@@ -159,12 +167,24 @@ class TransactionMiddleware:
     ) -> None:
         try:
             key = _idempotency_key(scope) if scope["method"] == "POST" else None
-            body = await _read_body(receive, settings.max_body_bytes) if key else None
+            streamed = key is not None and _streams_body(scope)
+            body = (
+                await _read_body(receive, settings.max_body_bytes) if key and not streamed else None
+            )
         except ProblemError as error:
             await send_problem(send, error)
             return
         pending: PendingKey | None = None
-        if key is not None and tx.tenant_id is not None and body is not None:
+        if key is not None and tx.tenant_id is not None and streamed:
+            digest = hashlib.sha256(
+                b"\n".join(
+                    [scope["method"].encode(), scope["raw_path"], scope["query_string"], b""]
+                )
+            )
+            pending = scope[IDEMPOTENCY_SCOPE_KEY] = PendingKey(
+                key, b"", streamed=True, digest=digest
+            )
+        elif key is not None and tx.tenant_id is not None and body is not None:
             request_hash = hashlib.sha256(
                 b"\n".join(
                     [scope["method"].encode(), scope["raw_path"], scope["query_string"], body]
@@ -182,6 +202,9 @@ class TransactionMiddleware:
         status = next((m["status"] for m in messages if m["type"] == "http.response.start"), 500)
         if status < 400:
             stored_key = pending.stored_key if pending and not pending.replayed else None
+            # A streamed body the handler did not read to its end has no digest: nothing to keep.
+            if stored_key is not None and pending is not None and not pending.request_hash:
+                stored_key = None
             if stored_key is not None and tx.tenant_id is not None and pending is not None:
                 ttl = timedelta(hours=settings.idempotency_ttl_hours)
                 await store_response(
@@ -207,11 +230,58 @@ async def replay_idempotent(request: Request[Any, Any, Any]) -> Response[bytes] 
     stored_key = caller_key(scope, pending.key)
     if stored_key is None:
         return None
+    if pending.streamed:
+        pending.earlier = await claim_streamed(await tx.session(), tx.tenant_id, stored_key)
+        pending.stored_key = stored_key
+        return None
     stored = await claim(await tx.session(), tx.tenant_id, stored_key, pending.request_hash)
     if stored is None:
         pending.stored_key = stored_key
         return None
     pending.replayed = True
+    return _replayed(stored)
+
+
+def _streams_body(scope: Scope) -> bool:
+    handler = scope.get("route_handler")
+    opt = getattr(handler, "opt", None)
+    return isinstance(opt, dict) and bool(opt.get(STREAMED_BODY))
+
+
+async def stream_body(request: Request[Any, Any, Any], limit: int) -> AsyncIterator[bytes]:
+    """The body of a `streamed_body` route, chunk by chunk: 413 past `limit` bytes (at once when
+    Content-Length says so), and the Idempotency-Key digest computed on the way."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
+    pending: PendingKey | None = cast(Scope, request.scope).get(IDEMPOTENCY_SCOPE_KEY)
+    digest = pending.digest if pending is not None and pending.streamed else None
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
+        if digest is not None:
+            digest.update(chunk)
+        yield chunk
+    if pending is not None and digest is not None:
+        pending.request_hash = digest.digest()
+
+
+def replay_streamed(request: Request[Any, Any, Any]) -> Response[bytes] | None:
+    """After `stream_body` was read to its end, before any write: the stored answer for this
+    key and body (a replay), 422 for this key with another body, or None to go on."""
+    pending: PendingKey | None = cast(Scope, request.scope).get(IDEMPOTENCY_SCOPE_KEY)
+    if pending is None or not pending.streamed or pending.earlier is None:
+        return None
+    request_hash, stored = pending.earlier
+    if not pending.request_hash or request_hash != pending.request_hash:
+        raise IdempotencyKeyReused()
+    pending.replayed = True
+    return _replayed(stored)
+
+
+def _replayed(stored: StoredResponse) -> Response[bytes]:
     headers = {k: v for k, v in stored.headers.items() if k.lower() != "content-type"}
     return Response(
         stored.body,
@@ -221,11 +291,11 @@ async def replay_idempotent(request: Request[Any, Any, Any]) -> Response[bytes] 
     )
 
 
-async def claim(
-    session: AsyncSession, tenant_id: uuid.UUID, key: str, request_hash: bytes
-) -> StoredResponse | None:
-    """Lock the stored key for this transaction; its stored answer when the same request was
-    answered before (409 while another request holds it, 422 when the body differs)."""
+async def claim_streamed(
+    session: AsyncSession, tenant_id: uuid.UUID, key: str
+) -> tuple[bytes, StoredResponse] | None:
+    """`claim` for a streamed body, whose digest is not known yet: lock the key and answer what
+    is stored under it with its request digest, for `replay_streamed` to compare."""
     locked = await session.scalar(
         sa.select(sa.func.pg_try_advisory_xact_lock(_lock_key(tenant_id, key)))
     )
@@ -247,9 +317,21 @@ async def claim(
     ).one_or_none()
     if row is None:
         return None
-    if bytes(row.request_hash) != request_hash:
+    stored = StoredResponse(status=row.status_code, headers=row.headers, body=bytes(row.body))
+    return bytes(row.request_hash), stored
+
+
+async def claim(
+    session: AsyncSession, tenant_id: uuid.UUID, key: str, request_hash: bytes
+) -> StoredResponse | None:
+    """Lock the stored key for this transaction; its stored answer when the same request was
+    answered before (409 while another request holds it, 422 when the body differs)."""
+    earlier = await claim_streamed(session, tenant_id, key)
+    if earlier is None:
+        return None
+    if earlier[0] != request_hash:
         raise IdempotencyKeyReused()
-    return StoredResponse(status=row.status_code, headers=row.headers, body=bytes(row.body))
+    return earlier[1]
 
 
 async def store_response(
