@@ -162,6 +162,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import wg_api.cosourcing.tasks
     import wg_api.meetings.tasks  # noqa: F401  (registers the domain's jobs)
     from wg_api.platform.jobs import run_worker
     from wg_api.platform.observability import configure_logging

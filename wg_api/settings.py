@@ -69,6 +69,8 @@ class Settings:
     job_timeout_seconds: float = 300.0
     job_retry_seconds: float = 30.0
     role_prefix: str = "wg"
+    # Supplier links younger than this get no zero-tolerance alerts and no audit overlaps.
+    cosourcing_min_link_age_days: int = 30
 
     @property
     def pg_data_dir(self) -> Path:
@@ -121,6 +123,7 @@ class Settings:
             job_timeout_seconds=_env_number("WG_JOB_TIMEOUT_SECONDS", 300.0),
             job_retry_seconds=_env_number("WG_JOB_RETRY_SECONDS", 30.0),
             role_prefix=_env_str("WG_DB_ROLE_PREFIX", "wg"),
+            cosourcing_min_link_age_days=max(0, _env_number("WG_COSOURCING_MIN_LINK_AGE_DAYS", 30)),
         )
 
 
