@@ -43,7 +43,7 @@ APP_FUNCTIONS = (
     "cosourcing_forget_planned_audit(uuid)",
 )
 SYSTEM_FUNCTIONS = (
-    "cosourcing_send_alerts(integer,double precision,integer)",
+    "cosourcing_send_alerts(integer,double precision,integer,uuid)",
     "cosourcing_match_planned_audits(integer,double precision)",
     "cosourcing_send_room_reminders(timestamp with time zone,integer)",
 )
@@ -83,10 +83,12 @@ FUNCTIONS = [
     $$
     """,
     # Alerts: every other active member of the group linked to the supplier for at least the
-    # minimum age, invited to the room and told, dated by the day, after a random delay.
+    # minimum age, invited to the room and told, dated by the day, after a random delay. Every
+    # waiting room, or only `p_room`.
     f"""
     CREATE FUNCTION cosourcing_send_alerts(p_min_link_age_days int,
-                                           p_max_delay_seconds double precision, p_limit int)
+                                           p_max_delay_seconds double precision, p_limit int,
+                                           p_room uuid)
     RETURNS TABLE (rooms bigint, alerts bigint)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = {SEARCH_PATH}
     AS $$
@@ -99,7 +101,7 @@ FUNCTIONS = [
         FOR pending IN
             SELECT r.id, r.working_group_id, r.supplier_id, r.shared_finding_id, r.alert
             FROM public.cosourcing_rooms r
-            WHERE r.alert IS NOT NULL
+            WHERE r.alert IS NOT NULL AND (p_room IS NULL OR r.id = p_room)
             ORDER BY r.created_at
             LIMIT p_limit
             FOR UPDATE SKIP LOCKED

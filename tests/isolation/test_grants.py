@@ -80,7 +80,7 @@ ALLOWED = {
     "EXECUTE ON FUNCTION cosourcing_match_planned_audits(integer,double precision) TO system",
     "EXECUTE ON FUNCTION cosourcing_open_remediation_room(uuid,jsonb) TO app",
     "EXECUTE ON FUNCTION cosourcing_publish_room_event(uuid,text,jsonb) TO app",
-    "EXECUTE ON FUNCTION cosourcing_send_alerts(integer,double precision,integer) TO system",
+    "EXECUTE ON FUNCTION cosourcing_send_alerts(integer,double precision,integer,uuid) TO system",
     "EXECUTE ON FUNCTION cosourcing_send_room_reminders(timestamp with time zone,integer) "
     "TO system",
     "EXECUTE ON FUNCTION cosourcing_withdraw_opt_in(uuid) TO app",

@@ -328,12 +328,23 @@ async def delete_planned_audit(
 
 
 async def send_alerts(
-    session: AsyncSession, min_link_age_days: int, max_delay_seconds: float, limit: int
+    session: AsyncSession,
+    min_link_age_days: int,
+    max_delay_seconds: float,
+    limit: int,
+    room_id: uuid.UUID | None,
 ) -> tuple[int, int]:
     row = (
         await session.execute(
-            sa.text("SELECT rooms, alerts FROM cosourcing_send_alerts(:days, :delay, :limit)"),
-            {"days": min_link_age_days, "delay": max_delay_seconds, "limit": limit},
+            sa.text(
+                "SELECT rooms, alerts FROM cosourcing_send_alerts(:days, :delay, :limit, :room)"
+            ),
+            {
+                "days": min_link_age_days,
+                "delay": max_delay_seconds,
+                "limit": limit,
+                "room": room_id,
+            },
         )
     ).one()
     return int(row.rooms), int(row.alerts)

@@ -100,12 +100,16 @@ def _delay(shared_event_delay_seconds: float) -> float:
 
 
 async def send_alerts(
-    session: AsyncSession, *, min_link_age_days: int, shared_event_delay_seconds: float
+    session: AsyncSession,
+    *,
+    min_link_age_days: int,
+    shared_event_delay_seconds: float,
+    room_id: uuid.UUID | None = None,
 ) -> dict[str, int]:
-    """Worker (system role): every room whose alert waits goes out to the group's other member
-    tenants linked to the supplier for at least `min_link_age_days`."""
+    """Worker (system role): every room whose alert waits (or only `room_id`) goes out to the
+    group's other member tenants linked to the supplier for at least `min_link_age_days`."""
     rooms, alerts = await repository.send_alerts(
-        session, min_link_age_days, _delay(shared_event_delay_seconds), BATCH
+        session, min_link_age_days, _delay(shared_event_delay_seconds), BATCH, room_id
     )
     return {"rooms": rooms, "alerts": alerts}
 
