@@ -74,7 +74,9 @@ FUNCTIONS = [
             (id, kind, supplier_id, working_group_id, shared_finding_id, deadline_at, alert)
         VALUES (gen_random_uuid(), 'remediation', shared.supplier_id, shared.group_id, p_shared,
                 now() + interval '72 hours', p_alert)
-        ON CONFLICT (shared_finding_id) DO NOTHING;
+        -- Changed again before the worker ran: the alert carries the record as it is now.
+        ON CONFLICT (shared_finding_id) DO UPDATE SET alert = EXCLUDED.alert
+            WHERE cosourcing_rooms.alert IS NOT NULL;
         SELECT r.id INTO room FROM public.cosourcing_rooms r WHERE r.shared_finding_id = p_shared;
         INSERT INTO public.cosourcing_invitations (tenant_id, room_id, reason)
         VALUES (caller, room, 'contributor') ON CONFLICT DO NOTHING;
@@ -101,10 +103,15 @@ FUNCTIONS = [
         FOR pending IN
             SELECT r.id, r.working_group_id, r.supplier_id, r.shared_finding_id, r.alert
             FROM public.cosourcing_rooms r
+            JOIN public.working_groups g ON g.id = r.working_group_id
             WHERE r.alert IS NOT NULL AND (p_room IS NULL OR r.id = p_room)
+              -- A group below its anonymity threshold shows nothing: its alerts wait.
+              AND (SELECT count(*) FROM public.working_group_members m
+                   WHERE m.group_id = g.id AND m.status = 'active'
+                     AND m.role IN ('member', 'facilitator')) >= g.anonymity_threshold
             ORDER BY r.created_at
             LIMIT p_limit
-            FOR UPDATE SKIP LOCKED
+            FOR UPDATE OF r SKIP LOCKED
         LOOP
             WITH alerted AS (
                 INSERT INTO public.cosourcing_invitations (tenant_id, room_id, reason)

@@ -165,3 +165,23 @@ async def test_raising_a_shared_finding_to_zero_tolerance_alerts(
     alerts = await events(client, linked, ALERT)
     assert len(alerts) == 1
     assert alerts[0]["data"]["shared_finding"]["severity"] == "zero_tolerance"
+
+
+async def test_alerts_wait_while_the_group_is_below_its_threshold(
+    client: httpx.AsyncClient, make_group: Any, database: Database, settings: Any
+) -> None:
+    from tests.sharing.conftest import new_supplier
+    from tests.working_groups.conftest import join
+
+    group = await make_group(members=3, threshold=4, observer=False)
+    contributor, linked, leaver = group.members
+    supplier = await new_supplier(client, contributor, linked=[linked])
+    await age_links(database, supplier["id"], [contributor, linked], 60)
+    await share_zero_tolerance(client, contributor, supplier["id"], group)
+    response = await client.delete(f"{group.path}/members/{leaver.id}", headers=leaver.headers)
+    assert response.status_code == 204, response.text
+    await run_alerts(database, settings)
+    assert await events(client, linked, ALERT) == []
+    await join(client, group.facilitator, group.id, leaver, "member")
+    await run_alerts(database, settings)
+    assert len(await events(client, linked, ALERT)) == 1

@@ -192,6 +192,20 @@ async def test_deleting_a_plan_removes_its_overlap_for_both(
     assert_problem(await client.get(f"/v1/planned-audits/{mine['id']}", headers=a.headers), 404)
 
 
+async def test_delete_honours_if_match(
+    client: httpx.AsyncClient, brands: SharingGroup, database: Database, settings: Any
+) -> None:
+    a, b, *_ = brands.members
+    supplier = await _factory(client, database, [a, b])
+    mine = await _plan(client, a, supplier, days_ahead(3), days_ahead(9))
+    path = f"/v1/planned-audits/{mine['id']}"
+    stale = await client.delete(path, headers={"If-Match": '"stale"', **a.headers})
+    assert_problem(stale, 412)
+    etag = (await client.get(path, headers=a.headers)).headers["etag"]
+    response = await client.delete(path, headers={"If-Match": etag, **a.headers})
+    assert response.status_code == 204, response.text
+
+
 async def test_plans_are_private_and_other_suppliers_are_unknown(
     client: httpx.AsyncClient, brands: SharingGroup, database: Database, settings: Any
 ) -> None:

@@ -234,6 +234,12 @@ async def test_the_thread_and_action_items_are_for_participants(
         201,
     )
     assert item["status"] == "open"
+    stale = await client.patch(
+        f"{path}/action-items/{item['id']}",
+        json={"status": "done"},
+        headers={"If-Match": '"stale"', **first.headers},
+    )
+    assert_problem(stale, 412)
     response = await client.patch(
         f"{path}/action-items/{item['id']}", json={"status": "done"}, headers=first.headers
     )

@@ -29,7 +29,7 @@ from wg_api.cosourcing.schemas import (
 )
 from wg_api.identity.auth import requires
 from wg_api.identity.principal import Principal
-from wg_api.platform.http import Body, etag_of
+from wg_api.platform.http import Body, check_if_match, etag_of
 from wg_api.platform.pagination import Pagination, page_response
 from wg_api.platform.transaction import DbSession
 
@@ -176,7 +176,11 @@ class RemediationRoomsController(Controller):
         room_id: FromPath[uuid.UUID],
         item_id: FromPath[uuid.UUID],
     ) -> ActionItem:
-        """Any participant: `status`, `title`, `due_on`."""
+        """Any participant: `status`, `title`, `due_on`. Honours `If-Match`."""
+        current = await service.get_action_item(
+            db_session, request.user.tenant_id, room_id, item_id
+        )
+        check_if_match(request, etag_of(current))
         return await service.update_action_item(
             db_session, request.user.tenant_id, room_id, item_id, data
         )
@@ -259,7 +263,10 @@ class PlannedAuditsController(Controller):
         db_session: DbSession,
         audit_id: FromPath[uuid.UUID],
     ) -> None:
-        """Its overlaps that have not led to an introduction disappear for both sides."""
+        """Its overlaps that have not led to an introduction disappear for both sides. Honours
+        `If-Match`."""
+        current = await service.get_planned_audit(db_session, request.user.tenant_id, audit_id)
+        check_if_match(request, etag_of(current))
         await service.delete_planned_audit(db_session, request.user.tenant_id, audit_id)
 
 

@@ -324,6 +324,16 @@ async def create_action_item(
     return item
 
 
+async def get_action_item(
+    session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID, item_id: uuid.UUID
+) -> ActionItem:
+    await _participant_room(session, tenant_id, room_id)
+    row = await repository.action_item(session, room_id, item_id)
+    if row is None:
+        raise NotFound(ACTION_NOT_FOUND)
+    return _action_out(row)
+
+
 async def update_action_item(
     session: AsyncSession,
     tenant_id: uuid.UUID,
