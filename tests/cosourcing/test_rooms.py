@@ -302,6 +302,11 @@ async def test_facilitators_only_see_the_group_rooms(
     )
     assert_problem(outsider, 404)
     assert outsider.json() == random.json()
+    headers = case.group.facilitator.headers
+    assert_problem(await client.get(path, params={"limit": 201}, headers=headers), 400)
+    assert_problem(await client.get(path, params={"cursor": "forged"}, headers=headers), 400)
+    writer = await case.group.facilitator.handle.token("sharing:write")
+    assert_problem(await client.get(path, headers={"Authorization": f"Bearer {writer}"}), 403)
 
 
 async def test_the_72_hour_reminder_goes_to_every_invitee_once(
