@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecuritySch
 from litestar.types import ControllerRouterHandler
 
 from wg_api import __version__
+from wg_api.cosourcing.routes import CONTROLLERS as COSOURCING_CONTROLLERS
 from wg_api.findings.routes import FindingsController
 from wg_api.funding.routes import (
     ExpensesController,
@@ -107,6 +108,7 @@ def v1_route_handlers() -> list[ControllerRouterHandler]:
         *MEETING_CONTROLLERS,
         MeetingSlotsController,
         *CALENDAR_CONTROLLERS,
+        *COSOURCING_CONTROLLERS,
     ]
 
 
@@ -162,6 +164,12 @@ def openapi_config() -> OpenAPIConfig:
                 name="Meetings",
                 description="Meetings and series in local time, RSVPs, agenda, minutes, "
                 "action items and attendance; calendars and secret calendar feed URLs.",
+            ),
+            Tag(
+                name="Co-sourcing",
+                description="Zero-tolerance alerts to the brands linked to a supplier, "
+                "remediation rooms and joint audits by double opt-in, planned audits; nobody "
+                "learns who else sources there unless both choose to tell.",
             ),
         ],
         use_handler_docstrings=True,

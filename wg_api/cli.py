@@ -169,6 +169,7 @@ DOMAIN_TASKS = (
     "wg_api.identity.tasks",
     "wg_api.meetings.tasks",
     "wg_api.integrations.webhooks.tasks",
+    "wg_api.cosourcing.tasks",
 )
 
 

@@ -28,6 +28,7 @@ import httpx
 import msgspec
 from asgi_lifespan import LifespanManager
 
+from wg_api.cosourcing import service as cosourcing
 from wg_api.identity import service
 from wg_api.meetings import feeds
 from wg_api.meetings import service as meetings
@@ -890,6 +891,7 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         )
         meeting_summary = await _schedule_meetings(database, clients, facilitator_id, group["id"])
         best_slots = await _best_slots(clients[FACILITATOR], group["id"])
+        co_sourcing = await _co_source(database, clients)
     calendar_feed = await _calendar_feed(database, settings, tenants_out, group["id"])
     return {
         "tenants": tenants_out,
@@ -904,6 +906,7 @@ async def seed_demo(database: Database, settings: Settings) -> dict[str, Any]:
         "meetings": meeting_summary,
         "best_meeting_slots": best_slots,
         "calendar_feed": calendar_feed,
+        "co_sourcing": co_sourcing,
     }
 
 
@@ -926,6 +929,47 @@ async def _calendar_feed(
         "subscribe": "Paste the URL into Google Calendar (Other calendars > From URL), Outlook "
         "(Add calendar > Subscribe from web) or Apple Calendar (File > New Calendar "
         "Subscription); it is shown once. List and revoke feeds at /v1/calendar-feeds.",
+    }
+
+
+# Northwind shares a zero-tolerance finding at Dongguan Brightway, where Kestrel sources too.
+ALERTED_BRAND = "kestrel-outdoor"
+CONTRIBUTING_BRAND = "northwind-apparel"
+
+
+async def _co_source(database: Database, clients: dict[str, _DemoClient]) -> dict[str, Any]:
+    """The worker's alert run for the demo's zero-tolerance room, then both brands opt in and
+    are introduced. The demo's links are seconds old, so this one run treats them as established
+    (minimum link age 0); the worker waits `WG_COSOURCING_MIN_LINK_AGE_DAYS`."""
+    alerted, contributor = clients[ALERTED_BRAND], clients[CONTRIBUTING_BRAND]
+    rooms = await contributor.all_pages("/v1/remediation-rooms")
+    if not rooms:
+        raise DemoApiError("the zero-tolerance share opened no remediation room")
+    room_id = rooms[0]["id"]
+    async with database.system_transaction() as session:
+        await cosourcing.send_alerts(
+            session,
+            min_link_age_days=0,
+            shared_event_delay_seconds=0,
+            room_id=uuid.UUID(room_id),
+        )
+    alerts = await alerted.call(
+        "GET", "/v1/events", params={"types": "supplier.zero_tolerance_alert", "limit": 200}
+    )
+    alert = next(
+        (e["data"] for e in alerts["items"] if e["data"]["remediation_room_id"] == room_id), None
+    )
+    if alert is None:
+        raise DemoApiError("no zero-tolerance alert reached the alerted brand")
+    path = f"/v1/remediation-rooms/{room_id}"
+    await alerted.call("POST", f"{path}/opt-in")
+    room = await contributor.call("POST", f"{path}/opt-in")
+    return {
+        "alerted_brand": ALERTED_BRAND,
+        "alert": alert["shared_finding"]["title"],
+        "remediation_room_id": room["id"],
+        "status": room["status"],
+        "participants": sorted(p["slug"] for p in room["participants"]),
     }
 
 

@@ -76,6 +76,8 @@ class Settings:
     webhook_poll_seconds: float = 0.5
     import_max_rows: int = 100_000
     import_max_bytes: int = 100 * 1024 * 1024
+    # Supplier links younger than this get no zero-tolerance alerts and no audit overlaps.
+    cosourcing_min_link_age_days: int = 30
 
     @property
     def pg_data_dir(self) -> Path:
@@ -135,6 +137,7 @@ class Settings:
             webhook_poll_seconds=_env_number("WG_WEBHOOK_POLL_SECONDS", 0.5),
             import_max_rows=_env_number("WG_IMPORT_MAX_ROWS", 100_000),
             import_max_bytes=_env_number("WG_IMPORT_MAX_BYTES", 100 * 1024 * 1024),
+            cosourcing_min_link_age_days=max(0, _env_number("WG_COSOURCING_MIN_LINK_AGE_DAYS", 30)),
         )
 
 

@@ -89,6 +89,31 @@ ALLOWED = {
     "TO system",
     "SELECT, INSERT ON TABLE webhook_deliveries TO app",
     "SELECT, INSERT, UPDATE, DELETE ON TABLE webhook_endpoints TO app",
+    # Co-sourcing (migration 0016): rooms span tenants, so invitations, introductions, alerts,
+    # matching and reminders are the owner's functions; the app role writes only its own opt-ins,
+    # planned audits, and the messages and action items of rooms it was introduced into.
+    "EXECUTE ON FUNCTION cosourcing_forget_planned_audit(uuid) TO app",
+    "EXECUTE ON FUNCTION cosourcing_group_rooms(uuid) TO app",
+    "EXECUTE ON FUNCTION cosourcing_in_room(uuid) TO app",
+    "EXECUTE ON FUNCTION cosourcing_introduce(uuid) TO app",
+    "EXECUTE ON FUNCTION cosourcing_match_planned_audits(integer,double precision) TO system",
+    "EXECUTE ON FUNCTION cosourcing_open_remediation_room(uuid,jsonb) TO app",
+    "EXECUTE ON FUNCTION cosourcing_publish_room_event(uuid,text,jsonb) TO app",
+    "EXECUTE ON FUNCTION cosourcing_send_alerts(integer,double precision,integer,uuid) TO system",
+    "EXECUTE ON FUNCTION cosourcing_send_room_reminders(timestamp with time zone,integer) "
+    "TO system",
+    "EXECUTE ON FUNCTION cosourcing_withdraw_opt_in(uuid) TO app",
+    # No `alert`, `audit_pair`, `introduced_at` or reminder columns: nothing about others.
+    "SELECT (id, kind, supplier_id, working_group_id, shared_finding_id, window_start, "
+    "window_end, created_at, deadline_at) ON TABLE cosourcing_rooms TO app",
+    "SELECT ON TABLE cosourcing_invitations TO app",
+    "SELECT ON TABLE cosourcing_participants TO app",
+    "SELECT, INSERT ON TABLE cosourcing_action_items TO app",
+    "SELECT, INSERT ON TABLE cosourcing_messages TO app",
+    "SELECT, INSERT ON TABLE cosourcing_opt_ins TO app",
+    "SELECT, INSERT, DELETE ON TABLE planned_audits TO app",
+    "UPDATE (title, owner_tenant_id, due_on, status, updated_at) "
+    "ON TABLE cosourcing_action_items TO app",
     # Joint funding (migration 0009): the ledger and money records are append-only.
     "EXECUTE ON FUNCTION initiative_funder_lines(uuid) TO app",
     "EXECUTE ON FUNCTION initiative_funding(uuid) TO app",

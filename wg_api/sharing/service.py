@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast, get_args
 
 import msgspec
@@ -92,6 +92,27 @@ class LinkableShare(ProblemError):
         "contributor down to the few tenants in both. Withdraw the other share, or share into a "
         "group with more members in common."
     )
+
+
+# Another domain may act on a record just shared or changed (co-sourcing: zero-tolerance
+# alerts); it registers here, in the contributor's transaction, so sharing imports none of them.
+SharedHook = Callable[[AsyncSession, uuid.UUID, uuid.UUID, SharedFinding], Awaitable[None]]
+_on_shared: list[SharedHook] = []
+
+
+def on_shared(hook: SharedHook) -> None:
+    """Call `hook(session, contributor, group_id, shared)` after a record is published to a
+    group or changed there (`shared` as the group's other members read it). Registering twice is
+    registering once."""
+    if hook not in _on_shared:
+        _on_shared.append(hook)
+
+
+async def _announce_shared(
+    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared: SharedFinding
+) -> None:
+    for hook in _on_shared:
+        await hook(session, tenant_id, group_id, shared)
 
 
 def share_out(row: Record) -> Share:
@@ -296,6 +317,7 @@ async def share(
     await record_event(session, tenant_id, "share.created", result)
     published = await _published(session, tenant_id, data.working_group_id, shared_id)
     await _tell_others(session, data.working_group_id, "shared_finding.published", published)
+    await _announce_shared(session, tenant_id, data.working_group_id, published)
     return result
 
 
@@ -364,6 +386,7 @@ async def refresh(session: AsyncSession, tenant_id: uuid.UUID, finding: Finding)
         if await repository.below_threshold(session, row.group_id):
             continue
         await _tell_others(session, row.group_id, "shared_finding.updated", after)
+        await _announce_shared(session, tenant_id, row.group_id, after)
 
 
 def _one_of(values: tuple[str, ...]) -> str:
