@@ -368,6 +368,21 @@ def _close_strict_objects(schemas: dict[str, Schema]) -> None:
                 break
 
 
+def _unique_titles(schemas: dict[str, Schema]) -> None:
+    """Two Structs of one name in two domains (funding's and sharing's `Share`) get distinct
+    titles, from their component names: generators name their models after titles."""
+    by_title: dict[str, list[str]] = {}
+    for key, schema in schemas.items():
+        if schema.title:
+            by_title.setdefault(schema.title, []).append(key)
+    for keys in by_title.values():
+        if len(keys) < 2:
+            continue
+        for key in keys:
+            parts = [part for part in key.split("_") if part and part != "schemas"]
+            schemas[key].title = "".join(part[:1].upper() + part[1:] for part in parts)
+
+
 def refine_openapi(app: Litestar, openapi: OpenAPI) -> OpenAPI:
     """Rewrite the built document in place (once per app): see the module's docstring."""
     if openapi.components.schemas is None:
@@ -413,4 +428,5 @@ def refine_openapi(app: Litestar, openapi: OpenAPI) -> OpenAPI:
                 _forbid_nul(media.schema)
     for schema in openapi.components.schemas.values():
         _forbid_nul(schema)
+    _unique_titles(openapi.components.schemas)
     return openapi
