@@ -10,6 +10,7 @@ import pytest
 
 from tests.contract.test_storable_text import PROBLEM_JSON, assert_refused
 from tests.findings.conftest import finding_body
+from tests.funding.conftest import create_initiative, fund, new_actor  # noqa: F401 (fixtures)
 from tests.suppliers.conftest import new_supplier
 
 
@@ -104,3 +105,15 @@ async def test_options_allows_every_method_of_the_path(client, brand, path, meth
     assert response.status_code == 204
     allowed = {m.strip() for m in response.headers["allow"].split(",")}
     assert allowed == methods | {"OPTIONS"}
+
+
+async def test_the_csv_statement_names_its_charset_once(client, fund):  # noqa: F811
+    """It answered `text/csv; charset=utf-8; charset=utf-8`, a media type no document declares."""
+    initiative = await create_initiative(client, fund)
+    path = f"/v1/initiatives/{initiative['id']}/statement"
+    response = await client.get(f"{path}?format=csv", headers=fund.facilitator.headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    document = (await client.get("/schema/openapi.json")).json()
+    answer = document["paths"]["/v1/initiatives/{initiative_id}/statement"]["get"]["responses"]
+    assert set(answer["200"]["content"]) == {"application/json", "text/csv"}
