@@ -107,6 +107,8 @@ async def test_nul_in_a_header_used_as_a_value(client, owner, header):
 async def test_nul_in_token_request_credentials(client):
     form = {"grant_type": "client_credentials", "client_id": "a\x00b", "client_secret": "x"}
     assert_refused(await client.post("/oauth/token", data=form), "client_id")
+    files = {"client_id": (None, "a\x00b"), "grant_type": (None, "client_credentials")}
+    assert_refused(await client.post("/oauth/token", files=files), "body")
     basic = base64.b64encode(b"a%00b:secret").decode()
     response = await client.post(
         "/oauth/token",

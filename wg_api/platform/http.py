@@ -154,12 +154,14 @@ def unstorable(field: str) -> InvalidRequest:
 
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+FORM_MEDIA_TYPES = frozenset({FORM_MEDIA_TYPE.encode(), b"multipart/form-data"})
 # Values the service reads from headers (credentials, keys, preconditions): checked byte-wise.
 _FORM_SCAN_LIMIT = 4 * 1024 * 1024
 
 
 def _query_problem(query_string: bytes) -> InvalidRequest | None:
-    if not query_string:
+    # Percent-decoding with replacement makes no lone surrogate: only a NUL can get through.
+    if b"%00" not in query_string and b"\x00" not in query_string:
         return None
     # Decoded as Litestar does (percent-decoding, UTF-8 with replacement): what handlers see.
     for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
@@ -241,22 +243,24 @@ class StorableTextMiddleware:
         if problem is not None:
             await send_problem(send, problem)
             return
-        if _is_form(scope):
-            receive = _checked_form(receive)
+        if (form := _form_kind(scope)) is not None:
+            receive = _checked_form(receive, form)
         await self.app(scope, receive, send)
 
 
-def _is_form(scope: Scope) -> bool:
+def _form_kind(scope: Scope) -> bytes | None:
+    """The media type of a form body (urlencoded or multipart), else None."""
     for name, value in scope.get("headers", ()):
         if name.lower() == b"content-type":
             media_type: bytes = value.split(b";", 1)[0].strip().lower()
-            return media_type == FORM_MEDIA_TYPE.encode()
-    return False
+            return media_type if media_type in FORM_MEDIA_TYPES else None
+    return None
 
 
-def _checked_form(receive: Receive) -> Receive:
+def _checked_form(receive: Receive, media_type: bytes) -> Receive:
     """A `receive` that checks a form body once it is complete (the size limit is Litestar's:
-    past a generous bound, the scan stops and the body is left to it)."""
+    past a generous bound, the scan stops and the body is left to it). A multipart field
+    holds its text as it is, so there any NUL byte is refused."""
     seen = bytearray()
 
     async def checked() -> Message:
@@ -265,7 +269,10 @@ def _checked_form(receive: Receive) -> Receive:
             return message
         seen.extend(message.get("body", b""))
         if not message.get("more_body", False):
-            problem = _query_problem(bytes(seen))
+            if media_type == FORM_MEDIA_TYPE.encode():
+                problem = _query_problem(bytes(seen))
+            else:
+                problem = unstorable("body") if b"\x00" in seen else None
             if problem is not None:
                 raise problem
         return message
