@@ -58,10 +58,11 @@ async def test_an_unknown_field_with_an_empty_name_is_a_400(client, brand):
         ("supplier_id=null", "supplier_id"),
     ],
 )
-async def test_a_query_value_the_document_refuses_is_a_400(client, brand, query, field):
-    """Litestar's lax conversion read `0.5` as a timestamp and `null` as no filter."""
+async def test_a_query_value_the_document_refuses_is_a_422(client, brand, query, field):
+    """Litestar's lax conversion read `0.5` as a timestamp and `null` as no filter; like a
+    date that is not one (`yesterday`), they are values outside the parameter's vocabulary."""
     response = await client.get(f"/v1/findings?{query}", headers=brand)
-    assert response.status_code == 400, response.text
+    assert response.status_code == 422, response.text
     assert response.headers["content-type"] == PROBLEM_JSON
     assert [e["field"] for e in response.json()["errors"]] == [field]
 
@@ -117,3 +118,10 @@ async def test_the_csv_statement_names_its_charset_once(client, fund):  # noqa: 
     document = (await client.get("/schema/openapi.json")).json()
     answer = document["paths"]["/v1/initiatives/{initiative_id}/statement"]["get"]["responses"]
     assert set(answer["200"]["content"]) == {"application/json", "text/csv"}
+
+
+async def test_an_empty_cursor_is_the_first_page(client, brand):
+    first = await client.get("/v1/tenants?limit=1", headers=brand)
+    empty = await client.get("/v1/tenants?limit=1&cursor=", headers=brand)
+    assert empty.status_code == 200, empty.text
+    assert [t["id"] for t in empty.json()["items"]] == [t["id"] for t in first.json()["items"]]

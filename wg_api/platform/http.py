@@ -25,7 +25,9 @@ from wg_api.platform.errors import (
     FieldError,
     InvalidRequest,
     PreconditionFailed,
+    ProblemError,
     UnsupportedMediaType,
+    ValidationFailed,
 )
 from wg_api.platform.validation import UNSTORABLE_MESSAGE, is_storable_text, unstorable_path
 
@@ -185,7 +187,7 @@ def _header_problem(headers: Sequence[tuple[bytes, bytes]]) -> InvalidRequest | 
     return None
 
 
-def _strict_query_problem(scope: Scope) -> InvalidRequest | None:
+def _strict_query_problem(scope: Scope) -> ProblemError | None:
     """Query values Litestar's lax conversion would take although the document refuses them:
     the word `null` for a parameter that is not free text, a number for a timestamp or a day."""
     handler = scope.get("route_handler")
@@ -204,8 +206,9 @@ def _strict_query_problem(scope: Scope) -> InvalidRequest | None:
             except msgspec.ValidationError:
                 message = kind[1]
         if message is not None:
-            return InvalidRequest(
-                "The request has invalid parameters.", errors=[FieldError(name, message)]
+            # As Litestar answers a date that is not one: a value outside the vocabulary (422).
+            return ValidationFailed(
+                "Some values are not acceptable.", errors=[FieldError(name, message)]
             )
     return None
 

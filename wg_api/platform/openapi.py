@@ -39,7 +39,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # What `CursorCipher.seal` produces: unpadded base64url of a 12-byte nonce, the sealed JSON
 # (at least `[]`) and a 16-byte tag, so at least 40 characters; the service reads up to the
 # parameter's maximum. A well-formed cursor the service did not issue is still a 400.
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]{40,}$"
+# An empty value is no cursor (the first page), as the service reads it.
+CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{40,})?$"
 CURSOR_PARAMETERS = frozenset({"cursor", "after"})
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 
@@ -328,7 +329,6 @@ def _refine_parameter(parameter: Parameter | Reference, strict_query: dict[str, 
         parameter.schema = Schema(
             type=OpenAPIType.STRING,
             pattern=CURSOR_PATTERN,
-            min_length=40,
             max_length=limit,
             description=parameter.schema.description,
         )
