@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test check lint typecheck architecture openapi bench worker clean-data
+.PHONY: install run test check lint typecheck architecture openapi bench fuzz worker clean-data
 
 $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv):
 	$(PYTHON) -m venv .tools
@@ -43,6 +43,12 @@ architecture: install
 
 openapi: install
 	$(UV) run --frozen wg-api openapi export
+
+# schemathesis against a live server (fresh embedded PostgreSQL, demo data), every check;
+# `make fuzz FUZZ_MAX_EXAMPLES=5` is the bounded run of .ci/run.
+FUZZ_MAX_EXAMPLES ?= 50
+fuzz: install
+	$(UV) run --frozen python -m tests.contract.fuzz --max-examples $(FUZZ_MAX_EXAMPLES) $(FUZZ_ARGS)
 
 # The load tool is wrk (C, epoll): installed from the system's packages when missing.
 bench: install

@@ -55,9 +55,10 @@ from wg_api.meetings.slots_routes import MeetingSlotsController
 from wg_api.platform.asgi import ASGIApp
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.errors import handle_exception
-from wg_api.platform.http import strict_bodies
+from wg_api.platform.http import StorableTextMiddleware, fix_options_allow, strict_bodies
 from wg_api.platform.migrate import head_revision
 from wg_api.platform.observability import ObservabilityMiddleware, configure_logging
+from wg_api.platform.openapi import refine_openapi
 from wg_api.platform.outbound import OUTBOUND_STATE_KEY, OutboundClient
 from wg_api.platform.pagination import CURSOR_CIPHER_STATE_KEY, CursorCipher, provide_page_params
 from wg_api.platform.roles import check_logins
@@ -240,8 +241,10 @@ def create_app(
         },
     )
     exception_handlers: Any = {Exception: handle_exception, HTTPException: handle_exception}
-    return Litestar(
+    app = Litestar(
         route_handlers=[PlatformController, OAuthController, PublicFeedController, v1],
+        # After routing, before anything reads a value: text PostgreSQL cannot store is a 400.
+        middleware=[cast(Any, StorableTextMiddleware)],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(),
@@ -251,6 +254,11 @@ def create_app(
         # Logging is ours (JSON, configured in asgi_app); Litestar must not replace it.
         logging_config=None,
     )
+    # Built once, now that every route is registered, and refined in place: `/schema` and
+    # `wg-api openapi export` serve this same document.
+    refine_openapi(app, app.openapi_schema)
+    fix_options_allow(app)
+    return app
 
 
 def _initial_state(settings: Settings) -> Any:

@@ -283,7 +283,7 @@ def test_every_event_type_the_code_records_is_known():
         r"""(?:record_event\([^)]*?|publish_[a-z_]+\([^)]*?|_event\([^)]*?|'|")"""
         r"""\b((?:finding|share|shared_finding|supplier|tenant|api_client|identity_provider|"""
         r"""working_group|invitation|meeting|agenda_item|action_item|initiative|pledge|"""
-        r"""payment|webhook_endpoint|user)\.[a-z_]+)\b['"]"""
+        r"""payment|webhook_endpoint|user|remediation_room|audit_overlap|audit|calendar_feed)\.[a-z_]+)\b['"]"""
     )
     found: set[str] = set()
     for root in ("wg_api", "migrations"):

@@ -281,7 +281,7 @@ class InitiativesController(Controller):
             # Documented as the JSON Statement; the CSV streams with the same entries.
             return Stream(  # type: ignore[return-value]
                 _csv(db_session, source),
-                media_type="text/csv; charset=utf-8",
+                media_type="text/csv",  # Litestar adds `; charset=utf-8` to text/*
                 headers={
                     "Content-Disposition": f'attachment; filename="statement-{initiative_id}.csv"'
                 },

@@ -251,7 +251,7 @@ _HTTP_KINDS: dict[int, type[ProblemError]] = {
 PAGING_PARAMETERS = frozenset({"limit", "cursor", "after"})
 _TYPE_MISMATCH = re.compile(r"^Expected `[^`]+`, got `[^`]+`$")
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>.*)`$", re.DOTALL)
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 
 
