@@ -47,7 +47,7 @@ from wg_api.identity.scopes import SCOPES
 from wg_api.identity.tokens import TokenServer
 from wg_api.integrations.routes import EventsController
 from wg_api.meetings.routes import CONTROLLERS as MEETING_CONTROLLERS
-from wg_api.platform.asgi import ASGIApp
+from wg_api.platform.asgi import ASGIApp, BodyDeadline
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.errors import handle_exception
 from wg_api.platform.http import strict_bodies
@@ -253,4 +253,4 @@ def asgi_app(
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     app = create_app(settings, database, extra_v1_handlers)
-    return ObservabilityMiddleware(cast(ASGIApp, app))
+    return ObservabilityMiddleware(BodyDeadline(cast(ASGIApp, app), settings.body_timeout_seconds))
