@@ -10,6 +10,7 @@ from typing import Any, cast
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme, Tag
@@ -225,6 +226,10 @@ def create_app(
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
+        # Outside every route's own middleware: a body that never arrives answers 408.
+        middleware=[
+            DefineMiddleware(cast(Any, BodyDeadline), seconds=settings.body_timeout_seconds)
+        ],
         state=_initial_state(settings),
         debug=False,
         # Logging is ours (JSON, configured in asgi_app); Litestar must not replace it.
@@ -253,4 +258,4 @@ def asgi_app(
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     app = create_app(settings, database, extra_v1_handlers)
-    return ObservabilityMiddleware(BodyDeadline(cast(ASGIApp, app), settings.body_timeout_seconds))
+    return ObservabilityMiddleware(cast(ASGIApp, app))
