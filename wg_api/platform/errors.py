@@ -161,9 +161,15 @@ class RequestTimeout(ProblemError):
         "The request body did not arrive in time (`WG_BODY_TIMEOUT_SECONDS`); nothing changed."
     )
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         # The rest of the body may still be on its way: this connection cannot carry another.
-        super().__init__(detail, headers={"Connection": "close"})
+        super().__init__(detail, errors=errors, headers={**(headers or {}), "Connection": "close"})
 
 
 class PayloadTooLarge(ProblemError):
@@ -268,11 +274,12 @@ def _connection_lost(exc: BaseException) -> bool:
             return True
         # The driver's (or SQLAlchemy's adapted) InterfaceError for a socket that is gone;
         # other InterfaceErrors are misuse, and stay 500.
-        if name == "InterfaceError" and "closed" in str(candidate):
+        if name == "InterfaceError" and _CLOSED_CONNECTION.search(str(candidate)):
             return True
     return False
 
 
+_CLOSED_CONNECTION = re.compile(r"connection (is|was|has been) closed")
 _ASYNCPG_CONNECTION_ERRORS = frozenset(
     {
         "ConnectionDoesNotExistError",
