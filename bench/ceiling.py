@@ -5,7 +5,8 @@ endpoint does the database work of its real counterpart, the way the real one do
 transaction as the app role (row-level security applies), the tenant bound with
 `set_config('app.tenant_id', $1, true)`, the same SELECT, the rows encoded as JSON. What the real
 endpoint spends beyond this is the cost of the framework around the query: auth, validation,
-SQLAlchemy, Structs. Served by uvicorn with the settings `wg-api serve` uses.
+SQLAlchemy, Structs. Served exactly as `wg-api serve` serves (`wg_api.cli.run_server`: the same
+server, worker processes and event loop).
 
     python -m bench.ceiling --port 8101     # reads DATABASE_URL etc. like `wg-api serve`
 """
@@ -20,12 +21,12 @@ from typing import Annotated, Any
 
 import asyncpg
 import msgspec
-import uvicorn
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from bench.generate import connect_kwargs
+from wg_api.cli import SERVERS, default_workers, run_server
 from wg_api.platform.database import asyncpg_url, resolve_admin_url, role_url
 from wg_api.settings import Settings
 from wg_api.sharing.service import ROUNDING_BASE
@@ -230,19 +231,24 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
+def served_ceiling() -> Litestar:
+    """The factory each server process calls (like `wg_api.cli:served_app`)."""
+    return create_app(Settings.from_env())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ceiling", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
+    parser.add_argument("--workers", type=int, default=0, help="default: as `wg-api serve`")
+    parser.add_argument("--server", default="uvicorn", choices=SERVERS)
     args = parser.parse_args(argv)
-    uvicorn.run(
-        create_app(Settings.from_env()),
+    run_server(
+        "bench.ceiling:served_ceiling",
         host=args.host,
         port=args.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
+        workers=args.workers or default_workers(),
+        server=args.server,
     )
 
 

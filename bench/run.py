@@ -51,14 +51,18 @@ from bench.generate import (
     generate,
     libpq_url,
 )
+from wg_api.cli import SERVERS, default_workers
 from wg_api.settings import PROJECT_ROOT, Settings
 from wg_api.sharing.service import ROUNDING_BASE
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 HOST = "127.0.0.1"
-# Targets of the design brief ("Performance targets").
-TARGET_RATIO = 0.60
+# Targets of the design brief ("Performance targets") and of issue 15 (serving on every core):
+# list and read endpoints at least 80 % of their ceiling's throughput with a p99 at most 1.5
+# times the ceiling's, /v1/me at least 60 %.
+TARGET_RATIO = 0.80
 TARGET_P99_MS = 50.0
+TARGET_P99_FACTOR = 1.5
 TARGET_RSS_MB = 250.0
 EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception): ")
 
@@ -75,11 +79,12 @@ class Endpoint:
     targeted: bool = True
     # Concurrent connections if not the run's (--connections).
     connections: int | None = None
+    target_ratio: float = TARGET_RATIO
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("healthz", "/healthz", "/healthz", auth=False, targeted=False),
-    Endpoint("me", "/v1/me", "/me?tenant_id={tenant_id}"),
+    Endpoint("me", "/v1/me", "/me?tenant_id={tenant_id}", target_ratio=0.60),
     Endpoint("findings", "/v1/findings", "/findings?tenant_id={tenant_id}"),
     Endpoint(
         "findings?area&status",
@@ -142,8 +147,8 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
-    cpu_us: float  # the server process's CPU time per request (PostgreSQL's not included)
-    rss_mb: float
+    cpu_us: float  # the server processes' CPU time per request (PostgreSQL's not included)
+    rss_mb: float  # the largest resident memory of one server (worker) process after the load
 
     @property
     def rps(self) -> float:
@@ -175,10 +180,12 @@ class Line:
         if self.real is None or not self.endpoint.targeted:
             return ""
         misses = []
-        if self.ratio is not None and self.ratio < TARGET_RATIO:
+        if self.ratio is not None and self.ratio < self.endpoint.target_ratio:
             misses.append("ratio")
         if self.real.p99_ms >= TARGET_P99_MS:
             misses.append("p99")
+        if self.ceiling is not None and self.real.p99_ms > TARGET_P99_FACTOR * self.ceiling.p99_ms:
+            misses.append("p99/ceiling")
         if self.real.errors:
             misses.append("errors")
         return "ok" if not misses else "MISS " + ",".join(misses)
@@ -194,6 +201,9 @@ class Options:
     # The 1-minute load average before the bench started anything: other work on the machine.
     load_before: float = 0.0
     insight_runs: int = 5
+    # Server processes of each server (the real one and the ceiling alike), and which server.
+    workers: int = 0
+    server: str = "uvicorn"
 
 
 # ---- the load tool -------------------------------------------------------------------------------
@@ -272,9 +282,10 @@ class Server:
         return [parent, *parent.children(recursive=True)]
 
     def rss_mb(self) -> float:
-        """Resident memory of the server process and any children it started."""
+        """The largest resident memory of one process of the server (a worker's, with several;
+        the supervisor holds no app)."""
         try:
-            return sum(p.memory_info().rss for p in self._processes()) / 2**20
+            return max(p.memory_info().rss for p in self._processes()) / 2**20
         except psutil.NoSuchProcess:
             return float("nan")
 
@@ -283,6 +294,19 @@ class Server:
             return sum(sum(p.cpu_times()[:2]) for p in self._processes())
         except psutil.NoSuchProcess:
             return float("nan")
+
+    def wait_until_idle(self, limit: float = 120.0) -> None:
+        """Until the server's processes stop using CPU on their own: each worker loads jieba's
+        dictionary in a thread after it answers (seconds of CPU), which must not be billed to
+        the first endpoint measured. At most `limit` seconds."""
+        deadline = time.monotonic() + limit
+        before = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = self.cpu_seconds()
+            if now - before < 0.05:
+                return
+            before = now
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -317,7 +341,7 @@ def start_server(
 
 @contextlib.contextmanager
 def servers(
-    settings: Settings, database_url: str, workdir: Path
+    settings: Settings, database_url: str, workdir: Path, options: Options
 ) -> Iterator[tuple[Server, Server]]:
     real_port, ceiling_port = free_port(), free_port()
     env = {
@@ -344,6 +368,10 @@ def servers(
                     HOST,
                     "--port",
                     str(real_port),
+                    "--workers",
+                    str(options.workers),
+                    "--server",
+                    options.server,
                 ],
                 env,
                 real_port,
@@ -361,12 +389,18 @@ def servers(
                     HOST,
                     "--port",
                     str(ceiling_port),
+                    "--workers",
+                    str(options.workers),
+                    "--server",
+                    options.server,
                 ],
                 env,
                 ceiling_port,
                 workdir,
             )
         )
+        for server in started:
+            server.wait_until_idle()
         yield started[0], started[1]
     finally:
         for server in started:
@@ -583,7 +617,7 @@ def run(settings: Settings, options: Options) -> list[Line]:
         workdir = Path(tmp)
         script = workdir / "report.lua"
         script.write_text(WRK_REPORT)
-        with servers(settings, libpq_url(admin_url), workdir) as (real, ceiling):
+        with servers(settings, libpq_url(admin_url), workdir, options) as (real, ceiling):
             for endpoint in chosen:
                 line = Line(endpoint)
                 lines.append(line)
@@ -649,7 +683,7 @@ def table(lines: list[Line], connections: int) -> str:
         "p99 ms",
         "errors",
         "CPU µs/req",
-        "RSS MB",
+        "worker RSS MB",
         "ceiling req/s",
         "p50 ms",
         "p99 ms",
@@ -743,6 +777,7 @@ def report(
     load1, _, _ = os.getloadavg()
     print()
     print(
+        f"{options.server} with {options.workers} worker process(es) each; "
         f"{options.connections} connections unless the line says, "
         f"{options.duration:g} s per endpoint after "
         f"{options.warmup:g} s warm-up; tenant with {context['tenant_findings']} findings, "
@@ -766,8 +801,9 @@ def report(
         else f" (max seen {rss:.0f} MB: {'ok' if rss < TARGET_RSS_MB else 'MISS'})"
     )
     print(
-        f"targets: list/read endpoints >= {TARGET_RATIO:.0%} of the ceiling with p99 < "
-        f"{TARGET_P99_MS:g} ms at 32 connections; API worker RSS < {TARGET_RSS_MB:g} MB{seen}"
+        f"targets: list/read endpoints >= {TARGET_RATIO:.0%} of the ceiling (/v1/me 60 %) with "
+        f"p99 <= {TARGET_P99_FACTOR:g}x the ceiling's and < {TARGET_P99_MS:g} ms at 32 "
+        f"connections; one API worker's RSS < {TARGET_RSS_MB:g} MB{seen}"
     )
     if timings:
         print()
@@ -814,6 +850,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--insight-runs", type=int, default=5, help="timed runs of each insights query"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="server processes of each server; default: as `wg-api serve` (the usable CPUs)",
+    )
+    parser.add_argument("--server", default="uvicorn", choices=SERVERS)
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 2.0, 1.0
@@ -830,6 +873,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         args.only,
         args.database,
         insight_runs=args.insight_runs,
+        workers=args.workers or default_workers(),
+        server=args.server,
     )
 
 

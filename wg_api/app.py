@@ -10,6 +10,7 @@ from typing import Any, cast
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme, Tag
@@ -52,7 +53,7 @@ from wg_api.meetings.calendar_routes import CONTROLLERS as CALENDAR_CONTROLLERS
 from wg_api.meetings.calendar_routes import PublicFeedController
 from wg_api.meetings.routes import CONTROLLERS as MEETING_CONTROLLERS
 from wg_api.meetings.slots_routes import MeetingSlotsController
-from wg_api.platform.asgi import ASGIApp
+from wg_api.platform.asgi import ASGIApp, BodyDeadline
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.errors import handle_exception
 from wg_api.platform.http import StorableTextMiddleware, fix_options_allow, strict_bodies
@@ -243,12 +244,16 @@ def create_app(
     exception_handlers: Any = {Exception: handle_exception, HTTPException: handle_exception}
     app = Litestar(
         route_handlers=[PlatformController, OAuthController, PublicFeedController, v1],
-        # After routing, before anything reads a value: text PostgreSQL cannot store is a 400.
-        middleware=[cast(Any, StorableTextMiddleware)],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
+        middleware=[
+            # Outside every route's own middleware: a body that never arrives answers 408.
+            DefineMiddleware(cast(Any, BodyDeadline), seconds=settings.body_timeout_seconds),
+            # After routing, before anything reads a value: text PostgreSQL cannot store is a 400.
+            cast(Any, StorableTextMiddleware),
+        ],
         state=_initial_state(settings),
         debug=False,
         # Logging is ours (JSON, configured in asgi_app); Litestar must not replace it.

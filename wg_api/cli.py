@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -46,16 +47,87 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+SERVERS = ("uvicorn", "granian")
+GRACEFUL_SHUTDOWN_SECONDS = 10
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (its affinity, e.g. a container's cpuset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def served_app() -> Any:
+    """The factory each server process calls: the app, from the environment's settings."""
+    from wg_api.app import asgi_app
+
+    return asgi_app(get_settings())
+
+
+def run_server(
+    target: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    server: str = "uvicorn",
+    header_timeout_seconds: float = 30.0,
+) -> None:
+    """Serve the app made by the factory `target` ("module:function") with `workers` processes
+    on uvloop; the bench serves its ceiling through this too, so both are served the same way.
+    SIGTERM stops accepting and drains the requests in flight (up to 10 s) before exiting."""
+    if server == "granian":
+        # Measured in bench/serving.py against uvicorn; not a dependency (see bench/README.md).
+        granian = importlib.import_module("granian")
+        constants = importlib.import_module("granian.constants")
+        http = importlib.import_module("granian.http")
+        granian.Granian(
+            target,
+            address=host,
+            port=port,
+            interface=constants.Interfaces.ASGI,
+            workers=workers,
+            loop=constants.Loops.uvloop,
+            http=constants.HTTPModes.http1,
+            http1_settings=http.HTTP1Settings(
+                header_read_timeout=int(header_timeout_seconds * 1000)
+            ),
+            factory=True,
+            log_enabled=False,
+            respawn_failed_workers=True,
+            workers_kill_timeout=GRACEFUL_SHUTDOWN_SECONDS,
+        ).serve()
+        return
     import uvicorn
 
-    from wg_api.app import asgi_app
+    uvicorn.run(
+        target,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # A worker still importing on a busy machine must not be taken for hung (the default,
+        # 5 s, restarted workers in a loop on a loaded 2-core machine).
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+    )
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from wg_api.platform.database import Database, resolve_admin_url
     from wg_api.platform.embedded import stop_on_termination
     from wg_api.platform.migrate import migrate
     from wg_api.platform.roles import check_logins
 
-    async def prepare() -> None:
+    async def prepare() -> str:
         admin_url = resolve_admin_url(settings)
         await migrate(admin_url, settings)
         database = Database.connect(admin_url, settings)
@@ -63,17 +135,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             await check_logins(database.app_engine, database.system_engine, settings.owner_role)
         finally:
             await database.dispose()
+        return admin_url.render_as_string(hide_password=False)
 
-    asyncio.run(prepare())
+    admin_url = asyncio.run(prepare())
+    if not settings.database_url:
+        # The server processes connect to the embedded server this process started and holds
+        # (and stops when it exits): they never take a handle on it themselves.
+        os.environ["DATABASE_URL"] = admin_url
     stop_on_termination()
-    uvicorn.run(
-        asgi_app(settings),
+    workers = args.workers or settings.serve_workers or default_workers()
+    run_server(
+        "wg_api.cli:served_app",
         host=args.host,
         port=args.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
+        workers=workers,
+        server=args.server,
+        header_timeout_seconds=settings.body_timeout_seconds or 30.0,
     )
     return 0
 
@@ -208,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="migrate, then serve the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="server processes; default WG_WORKERS, else the CPUs this process may use",
+    )
+    serve.add_argument("--server", default="uvicorn", choices=SERVERS, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="create roles and migrate the database")

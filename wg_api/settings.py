@@ -63,6 +63,11 @@ class Settings:
     token_failures_per_minute: int = 10
     outbound_allow_loopback: bool = False
     db_pool_size: int = 10
+    db_pool_timeout_seconds: float = 1.0
+    db_statement_timeout_ms: int = 10_000
+    worker_statement_timeout_ms: int = 300_000
+    body_timeout_seconds: float = 30.0
+    serve_workers: int = 0
     job_poll_seconds: float = 1.0
     leader_retry_seconds: float = 2.0
     job_interval_seconds: int = 0
@@ -124,6 +129,11 @@ class Settings:
             token_failures_per_minute=_env_number("WG_TOKEN_FAILURES_PER_MINUTE", 10),
             outbound_allow_loopback=_env_bool("WG_OUTBOUND_ALLOW_LOOPBACK", False),
             db_pool_size=_env_number("WG_DB_POOL_SIZE", 10),
+            db_pool_timeout_seconds=_env_number("WG_DB_POOL_TIMEOUT_SECONDS", 1.0),
+            db_statement_timeout_ms=_env_number("WG_DB_STATEMENT_TIMEOUT_MS", 10_000),
+            worker_statement_timeout_ms=_env_number("WG_WORKER_STATEMENT_TIMEOUT_MS", 300_000),
+            body_timeout_seconds=_env_number("WG_BODY_TIMEOUT_SECONDS", 30.0),
+            serve_workers=_env_number("WG_WORKERS", 0),
             job_poll_seconds=_env_number("WG_JOB_POLL_SECONDS", 1.0),
             leader_retry_seconds=_env_number("WG_LEADER_RETRY_SECONDS", 2.0),
             job_interval_seconds=_env_number("WG_JOB_INTERVAL_SECONDS", 0),

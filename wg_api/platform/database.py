@@ -84,14 +84,26 @@ def make_engine(
     pool_size: int = 5,
     max_overflow: int | None = None,
     application_name: str = "wg-api",
+    statement_timeout_ms: int = 0,
+    pool_timeout_seconds: float = 30.0,
 ) -> AsyncEngine:
+    """An engine whose pool drops dead connections: a lost connection (a restart, a reset
+    socket) invalidates the pool, so every older connection is replaced at its next checkout
+    rather than failing one request each. `statement_timeout_ms` (0: none) is set per connection,
+    at no cost per request."""
     bare, connect_args = _connect_args(url)
-    connect_args["server_settings"] = {"application_name": application_name}
+    server_settings = {"application_name": application_name}
+    if statement_timeout_ms > 0:
+        server_settings["statement_timeout"] = str(statement_timeout_ms)
+    connect_args["server_settings"] = server_settings
+    # A connection attempt to a server that is restarting fails fast instead of hanging.
+    connect_args.setdefault("timeout", 5)
     return create_async_engine(
         bare,
         pool_size=pool_size,
         max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
         pool_recycle=1800,
+        pool_timeout=pool_timeout_seconds,
         connect_args=connect_args,
     )
 
@@ -166,12 +178,21 @@ class Database:
             # A fixed pool: a request waits for a connection rather than open one that is
             # closed again on return (SQLAlchemy drops overflow connections as they come back,
             # so under steady load above the pool size every request paid a new connection).
+            # Waiting longer than the pool timeout for a connection answers 503 try-again.
             app_engine=make_engine(
                 app_url,
                 pool_size=settings.db_pool_size,
                 max_overflow=0 if max_overflow is None else max_overflow,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+                pool_timeout_seconds=settings.db_pool_timeout_seconds,
             ),
-            system_engine=make_engine(system_url, pool_size=2, application_name="wg-api-system"),
+            # The worker's jobs run longer statements (purges, rebuilds) than a request may.
+            system_engine=make_engine(
+                system_url,
+                pool_size=2,
+                application_name="wg-api-system",
+                statement_timeout_ms=settings.worker_statement_timeout_ms,
+            ),
             shared_event_delay_seconds=settings.shared_event_delay_seconds,
         )
 

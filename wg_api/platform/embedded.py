@@ -39,6 +39,13 @@ def embedded_admin_url(pg_data_dir: Path, database: str) -> str:
     return uri
 
 
+def release(pg_data_dir: Path) -> None:
+    """Drop this process's handle on the server of `pg_data_dir`; the last handle stops it."""
+    server = _servers.pop(pg_data_dir.resolve(), None)
+    if server is not None:
+        server._cleanup()
+
+
 def release_all() -> None:
     """Drop this process's handle on every embedded server; the last handle stops the server."""
     while _servers:

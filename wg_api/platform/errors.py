@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -152,6 +153,25 @@ class PreconditionFailed(ProblemError):
     description = "If-Match did not match the resource's current ETag; fetch it again."
 
 
+class RequestTimeout(ProblemError):
+    status = 408
+    kind = "request-timeout"
+    title = "Request timeout"
+    description = (
+        "The request body did not arrive in time (`WG_BODY_TIMEOUT_SECONDS`); nothing changed."
+    )
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        # The rest of the body may still be on its way: this connection cannot carry another.
+        super().__init__(detail, errors=errors, headers={**(headers or {}), "Connection": "close"})
+
+
 class PayloadTooLarge(ProblemError):
     status = 413
     kind = "payload-too-large"
@@ -200,30 +220,88 @@ class TryAgain(ProblemError):
     title = "Try again"
     description = (
         "The request ran into concurrent ones (a deadlock or serialization failure in the "
-        "database, or no database connection free in time) and was rolled back: nothing changed. "
-        "Retry it after Retry-After, with the same Idempotency-Key if it had one."
+        "database, no database connection free in time, a statement over the time limit) or "
+        "lost its database connection (a restart or failover), and was rolled back: nothing "
+        "changed. Retry it after Retry-After, with the same Idempotency-Key if it had one."
     )
 
 
 # PostgreSQL errors that say the request met concurrent ones, rather than that it is wrong:
 # serialization failure, deadlock, lock not available, out of (lock table) shared memory.
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "53200"})
+# The server went away or is not accepting work yet: admin/crash shutdown, cannot connect now,
+# too many connections, and the whole class 08 (connection exception); a statement cancelled by
+# `statement_timeout` (57014) is load, not a wrong request.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "57014"})
 _UNIQUE_VIOLATION = "23505"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it wraps: SQLAlchemy's `orig` and the chain of causes (the driver's error
+    is two or three levels down)."""
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending and len(found) < 8:
+        candidate = pending.pop(0)
+        if candidate is None or any(candidate is seen for seen in found):
+            continue
+        found.append(candidate)
+        pending += [getattr(candidate, "orig", None), candidate.__cause__]
+    return found
 
 
 def _sqlstate(exc: BaseException) -> str | None:
     """The SQLSTATE of a database error, raised by the driver or wrapped by SQLAlchemy."""
-    for candidate in (exc, getattr(exc, "orig", None)):
+    for candidate in _causes(exc):
         sqlstate = getattr(candidate, "sqlstate", None)
         if isinstance(sqlstate, str):
             return sqlstate
     return None
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    """The database connection broke under the request (or could not be made): a restart, a
+    failover, a reset socket. Raised by asyncpg itself (the driver paths) or wrapped by
+    SQLAlchemy, which then has invalidated the connection so the pool drops it."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    for candidate in _causes(exc):
+        if isinstance(candidate, OSError):  # ConnectionRefused/Reset, socket timeouts
+            return True
+        module = type(candidate).__module__
+        name = type(candidate).__name__
+        if module.startswith("asyncpg") and name in _ASYNCPG_CONNECTION_ERRORS:
+            return True
+        # The driver's (or SQLAlchemy's adapted) InterfaceError for a socket that is gone;
+        # other InterfaceErrors are misuse, and stay 500.
+        if name == "InterfaceError" and _CLOSED_CONNECTION.search(str(candidate)):
+            return True
+    return False
+
+
+_CLOSED_CONNECTION = re.compile(r"connection (is|was|has been) closed")
+_ASYNCPG_CONNECTION_ERRORS = frozenset(
+    {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "TooManyConnectionsError",
+    }
+)
+
+
 def _from_database(exc: Exception) -> ProblemError | None:
     sqlstate = _sqlstate(exc)
     # No connection free in the pool within its timeout: as busy as a deadlock, to the client.
     if sqlstate in _TRANSIENT_SQLSTATES or isinstance(exc, PoolTimeout):
+        return TryAgain(headers={"Retry-After": "1"})
+    if (
+        sqlstate in _UNAVAILABLE_SQLSTATES
+        or (sqlstate is not None and sqlstate.startswith("08"))
+        or _connection_lost(exc)
+    ):
         return TryAgain(headers={"Retry-After": "1"})
     if sqlstate == _UNIQUE_VIOLATION:
         # Checks before writes answer their own 409s; this is the race one of them lost.
@@ -241,6 +319,7 @@ _HTTP_KINDS: dict[int, type[ProblemError]] = {
         MethodNotAllowed,
         Gone,
         PreconditionFailed,
+        RequestTimeout,
         PayloadTooLarge,
         UnsupportedMediaType,
         RateLimited,
@@ -348,12 +427,28 @@ def problem_response(error: ProblemError) -> Response[bytes]:
     )
 
 
+def log_server_error(method: str, path: str, exc: Exception, error: ProblemError) -> None:
+    """One log line for an answer of 500 or more: the traceback when nothing explains it, only
+    the kind of database error for a 503 (its text may carry the statement's parameters)."""
+    if error.status < 500:
+        return
+    if isinstance(exc, ProblemError | HTTPException):
+        log.error("server error on %s %s: %s", method, path, exc)
+    elif error.kind == TryAgain.kind:
+        log.warning(
+            "database unavailable or busy on %s %s: %s (sqlstate %s)",
+            method,
+            path,
+            type(exc).__name__,
+            _sqlstate(exc),
+        )
+    else:
+        log.exception("unhandled error on %s %s", method, path, exc_info=exc)
+
+
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     error = to_problem_error(exc)
-    if error.status >= 500 and not isinstance(exc, ProblemError | HTTPException):
-        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    elif error.status >= 500:
-        log.error("server error on %s %s: %s", request.method, request.url.path, exc)
+    log_server_error(request.method, request.url.path, exc, error)
     return problem_response(error)
 
 
@@ -377,6 +472,7 @@ __all__ = [
     "Problem",
     "ProblemError",
     "RateLimited",
+    "RequestTimeout",
     "ServiceUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",

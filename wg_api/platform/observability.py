@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,7 +75,8 @@ def request_id_of(scope: Scope) -> str:
             if _VALID_REQUEST_ID.match(candidate):
                 request_id = candidate
             break
-    request_id = request_id or uuid.uuid4().hex
+    # 32 hex digits like uuid4().hex, without building a UUID object on every request.
+    request_id = request_id or os.urandom(16).hex()
     scope[REQUEST_ID_SCOPE_KEY] = request_id
     return request_id
 

@@ -34,6 +34,8 @@ from wg_api.platform.errors import (
     InvalidRequest,
     PayloadTooLarge,
     ProblemError,
+    log_server_error,
+    to_problem_error,
 )
 from wg_api.platform.models import idempotency_keys
 from wg_api.settings import Settings
@@ -201,21 +203,31 @@ class TransactionMiddleware:
         await self.app(scope, receive, capture)
         status = next((m["status"] for m in messages if m["type"] == "http.response.start"), 500)
         if status < 400:
-            stored_key = pending.stored_key if pending and not pending.replayed else None
-            # A streamed body the handler did not read to its end has no digest: nothing to keep.
-            if stored_key is not None and pending is not None and not pending.request_hash:
-                stored_key = None
-            if stored_key is not None and tx.tenant_id is not None and pending is not None:
-                ttl = timedelta(hours=settings.idempotency_ttl_hours)
-                await store_response(
-                    await tx.session(),
-                    tx.tenant_id,
-                    stored_key,
-                    pending.request_hash,
-                    messages,
-                    ttl,
-                )
-            await tx.commit()
+            try:
+                stored_key = pending.stored_key if pending and not pending.replayed else None
+                # A streamed body the handler did not read to its end has no digest: nothing to
+                # keep.
+                if stored_key is not None and pending is not None and not pending.request_hash:
+                    stored_key = None
+                if stored_key is not None and tx.tenant_id is not None and pending is not None:
+                    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+                    await store_response(
+                        await tx.session(),
+                        tx.tenant_id,
+                        stored_key,
+                        pending.request_hash,
+                        messages,
+                        ttl,
+                    )
+                await tx.commit()
+            except Exception as exc:
+                # The handler's answer is in hand but not sent: Litestar already counts the
+                # response as started, so the failure (a lost connection at commit: 503, and
+                # with an Idempotency-Key a retry replays whatever did commit) is answered here.
+                failure = to_problem_error(exc)
+                log_server_error(scope["method"], scope["path"], exc, failure)
+                await send_problem(send, failure)
+                return
         for message in messages:
             await send(message)
 
