@@ -164,9 +164,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import wg_api.meetings.tasks  # noqa: F401  (registers the domain's jobs)
     from wg_api.platform.jobs import run_worker
-    from wg_api.platform.observability import configure_logging
+    from wg_api.platform.observability import configure_logging, start_metrics_server
 
     configure_logging(settings.log_level)
+    if settings.worker_metrics_port:
+        start_metrics_server(settings.worker_metrics_port)
     asyncio.run(run_worker(settings))
     return 0
 

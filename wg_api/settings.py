@@ -63,6 +63,8 @@ class Settings:
     token_failures_per_minute: int = 10
     outbound_allow_loopback: bool = False
     db_pool_size: int = 10
+    db_pgbouncer: bool = False
+    worker_metrics_port: int = 0
     job_poll_seconds: float = 1.0
     leader_retry_seconds: float = 2.0
     job_interval_seconds: int = 0
@@ -115,6 +117,8 @@ class Settings:
             token_failures_per_minute=_env_number("WG_TOKEN_FAILURES_PER_MINUTE", 10),
             outbound_allow_loopback=_env_bool("WG_OUTBOUND_ALLOW_LOOPBACK", False),
             db_pool_size=_env_number("WG_DB_POOL_SIZE", 10),
+            db_pgbouncer=_env_bool("WG_DB_PGBOUNCER", False),
+            worker_metrics_port=_env_number("WG_WORKER_METRICS_PORT", 0),
             job_poll_seconds=_env_number("WG_JOB_POLL_SECONDS", 1.0),
             leader_retry_seconds=_env_number("WG_LEADER_RETRY_SECONDS", 2.0),
             job_interval_seconds=_env_number("WG_JOB_INTERVAL_SECONDS", 0),

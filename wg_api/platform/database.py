@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, SessionTransaction
 
 from wg_api.platform.embedded import embedded_admin_url
+from wg_api.platform.observability import MeteredPool, observe_pool
 from wg_api.settings import Settings
 
 log = logging.getLogger("wg_api.database")
@@ -78,22 +79,52 @@ def _connect_args(url: URL) -> tuple[URL, dict[str, Any]]:
     return url, {}
 
 
+def _unique_statement_name() -> str:
+    return f"__wg_{uuid.uuid4().hex}__"
+
+
+def pgbouncer_connect_args() -> dict[str, Any]:
+    """asyncpg behind PgBouncer in transaction mode (any version, no `max_prepared_statements`).
+
+    Consecutive transactions of one client connection may run on different server connections,
+    so a named prepared statement must never be reused across transactions, and two clients must
+    never pick the same name on one server connection: no statement cache (SQLAlchemy's, nor
+    asyncpg's own for `driver_fetch`), and a name of its own for every statement prepared.
+    Every statement runs inside a transaction (the session binds the tenant there), so its
+    prepare and execute reach the same server connection."""
+    return {
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+        "statement_cache_size": 0,
+    }
+
+
 def make_engine(
     url: URL,
     *,
     pool_size: int = 5,
     max_overflow: int | None = None,
     application_name: str = "wg-api",
+    pgbouncer: bool = False,
+    metrics_name: str | None = None,
 ) -> AsyncEngine:
+    """An asyncpg engine; `pgbouncer` for PgBouncer in transaction mode (`WG_DB_PGBOUNCER`);
+    `metrics_name` reports its pool in `wg_db_pool_connections{engine=...}`."""
     bare, connect_args = _connect_args(url)
     connect_args["server_settings"] = {"application_name": application_name}
-    return create_async_engine(
+    if pgbouncer:
+        connect_args.update(pgbouncer_connect_args())
+    engine = create_async_engine(
         bare,
+        poolclass=MeteredPool,
         pool_size=pool_size,
         max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
         pool_recycle=1800,
         connect_args=connect_args,
     )
+    if metrics_name is not None:
+        observe_pool(metrics_name, engine.pool)
+    return engine
 
 
 async def ensure_database(admin_url: URL) -> None:
@@ -170,8 +201,16 @@ class Database:
                 app_url,
                 pool_size=settings.db_pool_size,
                 max_overflow=0 if max_overflow is None else max_overflow,
+                pgbouncer=settings.db_pgbouncer,
+                metrics_name="app",
             ),
-            system_engine=make_engine(system_url, pool_size=2, application_name="wg-api-system"),
+            system_engine=make_engine(
+                system_url,
+                pool_size=2,
+                application_name="wg-api-system",
+                pgbouncer=settings.db_pgbouncer,
+                metrics_name="system",
+            ),
             shared_event_delay_seconds=settings.shared_event_delay_seconds,
         )
 
