@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
 import re
 import socket
@@ -22,7 +23,7 @@ from wg_api.platform import jobs as jobs_module
 from wg_api.platform.database import make_engine
 from wg_api.platform.jobs import JobContext, JobRegistry, JobRunner, enqueue
 from wg_api.platform.observability import WEBHOOK_DELIVERIES, WEBHOOK_OUTCOMES, configure_logging
-from wg_api.settings import Settings
+from wg_api.settings import PROJECT_ROOT, Settings
 
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -157,9 +158,9 @@ async def test_job_outcomes_are_counted(client, database, settings):
     assert await runner.run_one()
     assert await runner.run_one()
     text = await scrape(client)
-    assert value(text, "wg_job_runs_total", job=name, outcome="done") == 1
-    assert value(text, "wg_job_runs_total", job=name, outcome="failed") == 1
-    assert value(text, "wg_job_duration_seconds_count", job=name) == 1
+    assert value(text, "wg_job_runs_total", job_name=name, outcome="done") == 1
+    assert value(text, "wg_job_runs_total", job_name=name, outcome="failed") == 1
+    assert value(text, "wg_job_duration_seconds_count", job_name=name) == 1
 
 
 async def test_webhook_outcomes_are_a_counter_other_code_increments(client):
@@ -208,6 +209,36 @@ def test_the_worker_serves_its_metrics_on_its_port(settings, monkeypatch):
     finally:
         configure_logging(settings.log_level)
     [text] = scraped
-    assert value(text, "wg_job_runs_total", job=name, outcome="done") == 1
-    assert value(text, "wg_job_duration_seconds_sum", job=name) == 0.012
+    assert value(text, "wg_job_runs_total", job_name=name, outcome="done") == 1
+    assert value(text, "wg_job_duration_seconds_sum", job_name=name) == 0.012
     assert "wg_db_pool_connections" in text
+
+
+async def test_the_grafana_dashboard_reads_only_metrics_and_labels_we_export(client):
+    """Every series and every `by (...)` label of deploy/grafana/wg-api.json exists."""
+    WEBHOOK_DELIVERIES.labels("delivered")
+    text = await scrape(client)
+    exported: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            exported.setdefault(sample.name, set()).update(sample.labels)
+    # Series the scrape shows only once something happened; their label names are fixed.
+    exported.setdefault("wg_job_runs_total", set()).update({"job_name", "outcome"})
+    for suffix in ("_bucket", "_count", "_sum"):
+        exported.setdefault(f"wg_job_duration_seconds{suffix}", set()).update({"job_name"})
+    exported["wg_job_duration_seconds_bucket"].add("le")
+    dashboard = json.loads((PROJECT_ROOT / "deploy" / "grafana" / "wg-api.json").read_text())
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert expressions
+    target_labels = {"job", "instance"}
+    for expression in expressions:
+        names = re.findall(r"\b(wg_[a-z_]+)", expression)
+        assert names, expression
+        for name in names:
+            assert name in exported, (name, expression)
+        for group in re.findall(r"by \(([^)]*)\)", expression):
+            for label in (part.strip() for part in group.split(",")):
+                assert any(label in exported[n] for n in names) or label in target_labels, (
+                    label,
+                    expression,
+                )

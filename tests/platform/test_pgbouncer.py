@@ -222,6 +222,11 @@ async def test_the_pgbouncer_setting_is_what_makes_prepared_statements_survive(
     bounced = make_engine(url, pool_size=4, max_overflow=0, pgbouncer=True)
     try:
         await asyncio.wait_for(_run_concurrently(bounced), 20)
+        # Nothing is left behind on the server connections (each answers in turn).
+        for _ in range(2 * SERVER_CONNECTIONS):
+            async with bounced.begin() as conn:
+                left = await conn.scalar(sa.text("SELECT count(*) FROM pg_prepared_statements"))
+                assert left == 0
     finally:
         await bounced.dispose()
 

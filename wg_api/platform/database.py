@@ -79,22 +79,22 @@ def _connect_args(url: URL) -> tuple[URL, dict[str, Any]]:
     return url, {}
 
 
-def _unique_statement_name() -> str:
-    return f"__wg_{uuid.uuid4().hex}__"
+def _unnamed_statement() -> str:
+    return ""
 
 
 def pgbouncer_connect_args() -> dict[str, Any]:
     """asyncpg behind PgBouncer in transaction mode (any version, no `max_prepared_statements`).
 
     Consecutive transactions of one client connection may run on different server connections,
-    so a named prepared statement must never be reused across transactions, and two clients must
-    never pick the same name on one server connection: no statement cache (SQLAlchemy's, nor
-    asyncpg's own for `driver_fetch`), and a name of its own for every statement prepared.
-    Every statement runs inside a transaction (the session binds the tenant there), so its
-    prepare and execute reach the same server connection."""
+    so no statement may be prepared in one and used in another, and two clients sharing a server
+    connection must not clash on names. Every statement is the protocol's unnamed one: no cache
+    (SQLAlchemy's, nor asyncpg's own for `driver_fetch`), and asyncpg sends its parse together
+    with its execution, so the two always reach the same server connection; the next statement
+    replaces it, so nothing is left on the server connection either."""
     return {
         "prepared_statement_cache_size": 0,
-        "prepared_statement_name_func": _unique_statement_name,
+        "prepared_statement_name_func": _unnamed_statement,
         "statement_cache_size": 0,
     }
 

@@ -8,8 +8,8 @@ Metrics (Prometheus text at `/metrics`, and on `WG_WORKER_METRICS_PORT` for the 
   `unmatched`.
 - `wg_db_pool_connections{engine, state}`: connections `in_use` and `idle` and requests `waiting`
   for one, per engine (`app`, `system`), read from the pools at each scrape.
-- `wg_job_runs_total{job, outcome}` and `wg_job_duration_seconds{job}`: the worker's job runs
-  (`done`, `retry`, `failed`, `claim_lost`), from the job runner's log records.
+- `wg_job_runs_total{job_name, outcome}` and `wg_job_duration_seconds{job_name}`: the worker's
+  job runs (`done`, `retry`, `failed`, `claim_lost`), from the job runner's log records.
 - `wg_webhook_deliveries_total{outcome}`: `WEBHOOK_DELIVERIES.labels(outcome).inc()` from the
   webhook sender.
 """
@@ -61,12 +61,13 @@ IN_FLIGHT = Gauge("wg_http_requests_in_flight", "HTTP requests being answered.")
 JOB_RUNS = Counter(
     "wg_job_runs_total",
     "Job runs by outcome: done, retry (failed, will run again), failed (gave up), claim_lost.",
-    ["job", "outcome"],
+    # Not `job`: Prometheus gives every scraped series its scrape job under that name.
+    ["job_name", "outcome"],
 )
 JOB_DURATION = Histogram(
     "wg_job_duration_seconds",
     "Time a successful job run took.",
-    ["job"],
+    ["job_name"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0),
 )
 WEBHOOK_OUTCOMES = ("delivered", "retry", "failed", "refused")
