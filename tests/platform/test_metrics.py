@@ -69,7 +69,7 @@ async def test_requests_are_counted_per_route_template_with_status_and_latency(c
     text = await scrape(client)
 
     routes = {dict(labels)["route"] for labels in samples(text, "wg_http_requests_total")}
-    [finding_route] = [r for r in routes if r.startswith("/v1/findings/{")]
+    [finding_route] = [r for r in routes if re.fullmatch(r"/v1/findings/\{[^/]+\}", r)]
     assert str(missing) not in text
     count = value(text, "wg_http_requests_total", method="GET", route=finding_route, status="404")
     assert (
