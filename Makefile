@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test check lint typecheck architecture openapi bench fuzz worker clean-data
+.PHONY: install run test check lint typecheck architecture manifests openapi bench fuzz worker clean-data
 
 $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv):
 	$(PYTHON) -m venv .tools
@@ -28,7 +28,7 @@ worker: install
 test: install
 	$(UV) run --frozen pytest -n 2
 
-check: lint typecheck architecture
+check: lint typecheck architecture manifests
 
 lint: install
 	$(UV) run --frozen ruff check .
@@ -40,6 +40,12 @@ typecheck: install
 # The layering rules of style.md, as import-linter contracts (pyproject.toml).
 architecture: install
 	$(UV) run --frozen lint-imports --no-cache
+
+# Every manifest under deploy/k8s, offline: kubernetes-validate --strict for the built-in kinds
+# (Kubernetes 1.29 and the newest it knows), deploy/schemas/ for the ServiceMonitor, and the
+# house rules (non-root, read-only root filesystem, probes). See deploy/validate_manifests.py.
+manifests: install
+	$(UV) run --frozen python deploy/validate_manifests.py
 
 openapi: install
 	$(UV) run --frozen wg-api openapi export

@@ -258,7 +258,7 @@ def load_domain_tasks() -> None:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from wg_api.integrations.webhooks.delivery import run_webhook_deliveries
     from wg_api.platform.jobs import run_worker
-    from wg_api.platform.observability import configure_logging
+    from wg_api.platform.observability import configure_logging, start_metrics_server
 
     load_domain_tasks()
 
@@ -274,6 +274,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             await deliveries
 
     configure_logging(settings.log_level)
+    if settings.worker_metrics_port:
+        start_metrics_server(settings.worker_metrics_port)
     asyncio.run(work())
     return 0
 

@@ -68,6 +68,8 @@ class Settings:
     worker_statement_timeout_ms: int = 300_000
     body_timeout_seconds: float = 30.0
     serve_workers: int = 0
+    db_pgbouncer: bool = False
+    worker_metrics_port: int = 0
     job_poll_seconds: float = 1.0
     leader_retry_seconds: float = 2.0
     job_interval_seconds: int = 0
@@ -134,6 +136,8 @@ class Settings:
             worker_statement_timeout_ms=_env_number("WG_WORKER_STATEMENT_TIMEOUT_MS", 300_000),
             body_timeout_seconds=_env_number("WG_BODY_TIMEOUT_SECONDS", 30.0),
             serve_workers=_env_number("WG_WORKERS", 0),
+            db_pgbouncer=_env_bool("WG_DB_PGBOUNCER", False),
+            worker_metrics_port=_env_number("WG_WORKER_METRICS_PORT", 0),
             job_poll_seconds=_env_number("WG_JOB_POLL_SECONDS", 1.0),
             leader_retry_seconds=_env_number("WG_LEADER_RETRY_SECONDS", 2.0),
             job_interval_seconds=_env_number("WG_JOB_INTERVAL_SECONDS", 0),

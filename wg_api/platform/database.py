@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, SessionTransaction
 
 from wg_api.platform.embedded import embedded_admin_url
+from wg_api.platform.observability import MeteredPool, observe_pool
 from wg_api.settings import Settings
 
 log = logging.getLogger("wg_api.database")
@@ -78,6 +79,26 @@ def _connect_args(url: URL) -> tuple[URL, dict[str, Any]]:
     return url, {}
 
 
+def _unnamed_statement() -> str:
+    return ""
+
+
+def pgbouncer_connect_args() -> dict[str, Any]:
+    """asyncpg behind PgBouncer in transaction mode (any version, no `max_prepared_statements`).
+
+    Consecutive transactions of one client connection may run on different server connections,
+    so no statement may be prepared in one and used in another, and two clients sharing a server
+    connection must not clash on names. Every statement is the protocol's unnamed one: no cache
+    (SQLAlchemy's, nor asyncpg's own for `driver_fetch`), and asyncpg sends its parse together
+    with its execution, so the two always reach the same server connection; the next statement
+    replaces it, so nothing is left on the server connection either."""
+    return {
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unnamed_statement,
+        "statement_cache_size": 0,
+    }
+
+
 def make_engine(
     url: URL,
     *,
@@ -86,26 +107,36 @@ def make_engine(
     application_name: str = "wg-api",
     statement_timeout_ms: int = 0,
     pool_timeout_seconds: float = 30.0,
+    pgbouncer: bool = False,
+    metrics_name: str | None = None,
 ) -> AsyncEngine:
     """An engine whose pool drops dead connections: a lost connection (a restart, a reset
     socket) invalidates the pool, so every older connection is replaced at its next checkout
     rather than failing one request each. `statement_timeout_ms` (0: none) is set per connection,
-    at no cost per request."""
+    at no cost per request; behind PgBouncer (`pgbouncer`, `WG_DB_PGBOUNCER`), which passes no
+    such start-up parameter, the role's own setting applies (see README's Deployment).
+    `metrics_name` reports its pool in `wg_db_pool_connections{engine=...}`."""
     bare, connect_args = _connect_args(url)
     server_settings = {"application_name": application_name}
-    if statement_timeout_ms > 0:
+    if statement_timeout_ms > 0 and not pgbouncer:
         server_settings["statement_timeout"] = str(statement_timeout_ms)
     connect_args["server_settings"] = server_settings
     # A connection attempt to a server that is restarting fails fast instead of hanging.
     connect_args.setdefault("timeout", 5)
-    return create_async_engine(
+    if pgbouncer:
+        connect_args.update(pgbouncer_connect_args())
+    engine = create_async_engine(
         bare,
+        poolclass=MeteredPool,
         pool_size=pool_size,
         max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
         pool_recycle=1800,
         pool_timeout=pool_timeout_seconds,
         connect_args=connect_args,
     )
+    if metrics_name is not None:
+        observe_pool(metrics_name, engine.pool)
+    return engine
 
 
 async def ensure_database(admin_url: URL) -> None:
@@ -185,6 +216,8 @@ class Database:
                 max_overflow=0 if max_overflow is None else max_overflow,
                 statement_timeout_ms=settings.db_statement_timeout_ms,
                 pool_timeout_seconds=settings.db_pool_timeout_seconds,
+                pgbouncer=settings.db_pgbouncer,
+                metrics_name="app",
             ),
             # The worker's jobs run longer statements (purges, rebuilds) than a request may.
             system_engine=make_engine(
@@ -192,6 +225,8 @@ class Database:
                 pool_size=2,
                 application_name="wg-api-system",
                 statement_timeout_ms=settings.worker_statement_timeout_ms,
+                pgbouncer=settings.db_pgbouncer,
+                metrics_name="system",
             ),
             shared_event_delay_seconds=settings.shared_event_delay_seconds,
         )

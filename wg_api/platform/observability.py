@@ -1,4 +1,18 @@
-"""JSON logs, request ids and Prometheus metrics."""
+"""JSON logs, request ids and Prometheus metrics.
+
+Metrics (Prometheus text at `/metrics`, and on `WG_WORKER_METRICS_PORT` for the worker):
+
+- `wg_http_requests_total{method, route, status}`, `wg_http_request_duration_seconds{method,
+  route}` and `wg_http_requests_in_flight`: `route` is the route's template (`/v1/findings/{id}`),
+  never the raw path, so no id or tenant ever becomes a label; a path that matches no route is
+  `unmatched`.
+- `wg_db_pool_connections{engine, state}`: connections `in_use` and `idle` and requests `waiting`
+  for one, per engine (`app`, `system`), read from the pools at each scrape.
+- `wg_job_runs_total{job_name, outcome}` and `wg_job_duration_seconds{job_name}`: the worker's
+  job runs (`done`, `retry`, `failed`, `claim_lost`), from the job runner's log records.
+- `wg_webhook_deliveries_total{outcome}`: `WEBHOOK_DELIVERIES.labels(outcome).inc()` from the
+  webhook sender.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +20,26 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
+import weakref
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from wg_api.platform.asgi import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +56,120 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+
+IN_FLIGHT = Gauge("wg_http_requests_in_flight", "HTTP requests being answered.")
+JOB_RUNS = Counter(
+    "wg_job_runs_total",
+    "Job runs by outcome: done, retry (failed, will run again), failed (gave up), claim_lost.",
+    # Not `job`: Prometheus gives every scraped series its scrape job under that name.
+    ["job_name", "outcome"],
+)
+JOB_DURATION = Histogram(
+    "wg_job_duration_seconds",
+    "Time a successful job run took.",
+    ["job_name"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0),
+)
+WEBHOOK_OUTCOMES = ("delivered", "retry", "failed", "refused")
+WEBHOOK_DELIVERIES = Counter(
+    "wg_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: delivered (2xx), retry (will be tried again), "
+    "failed (gave up), refused (the address is not allowed).",
+    ["outcome"],
+)
+for _outcome in WEBHOOK_OUTCOMES:
+    WEBHOOK_DELIVERIES.labels(_outcome)
+
+
+class MeteredPool(AsyncAdaptedQueuePool):
+    """The async queue pool, counting the checkouts that are waiting for a connection."""
+
+    # Log as SQLAlchemy's own pool (quiet unless SQLAlchemy's loggers are turned up).
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting = 0
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        self.waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            self.waiting -= 1
+
+
+_POOLS: dict[str, weakref.ref[MeteredPool]] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def observe_pool(engine_name: str, pool: Any) -> None:
+    """Report `pool` (the latest one of that name) in `wg_db_pool_connections`."""
+    if isinstance(pool, MeteredPool):
+        with _POOLS_LOCK:
+            _POOLS[engine_name] = weakref.ref(pool)
+
+
+class PoolCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "wg_db_pool_connections",
+            "Database connections in use and idle, and checkouts waiting for one, per engine.",
+            labels=["engine", "state"],
+        )
+        with _POOLS_LOCK:
+            pools = [(name, ref()) for name, ref in sorted(_POOLS.items())]
+        for name, pool in pools:
+            if pool is None:
+                continue
+            family.add_metric([name, "in_use"], pool.checkedout())
+            family.add_metric([name, "idle"], pool.checkedin())
+            family.add_metric([name, "waiting"], pool.waiting)
+        yield family
+
+
+REGISTRY.register(PoolCollector())
+
+
+class JobMetricsHandler(logging.Handler):
+    """Counts job outcomes from the job runner's own log records (`wg_api.jobs`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        job = getattr(record, "job", None)
+        if not isinstance(job, str):
+            return
+        message = record.msg
+        if message == "job done":
+            JOB_RUNS.labels(job, "done").inc()
+            duration_ms = getattr(record, "duration_ms", None)
+            if isinstance(duration_ms, int | float):
+                JOB_DURATION.labels(job).observe(duration_ms / 1000)
+        elif message == "job failed":
+            JOB_RUNS.labels(job, "failed" if getattr(record, "final", False) else "retry").inc()
+        elif isinstance(message, str) and message.startswith("job claimed by another worker"):
+            JOB_RUNS.labels(job, "claim_lost").inc()
+
+
+_JOB_HANDLER = JobMetricsHandler()
+
+
+def install_job_metrics() -> None:
+    """Count job outcomes whatever the log level (idempotent)."""
+    jobs_log = logging.getLogger("wg_api.jobs")
+    if _JOB_HANDLER not in jobs_log.handlers:
+        jobs_log.addHandler(_JOB_HANDLER)
+    # The records must reach the handler even when the service logs only warnings; the printing
+    # handler keeps its own level.
+    if jobs_log.getEffectiveLevel() > logging.INFO:
+        jobs_log.setLevel(logging.INFO)
+
+
+def start_metrics_server(port: int, host: str = "0.0.0.0") -> Any:  # noqa: S104
+    """Serve `/metrics` on `port` from a daemon thread (the worker has no HTTP server of its
+    own); answers the server, whose `shutdown()` stops it."""
+    server, _thread = start_http_server(port, addr=host)
+    return server
+
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -51,9 +193,11 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    install_job_metrics()
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = name != "uvicorn.access"
@@ -94,6 +238,7 @@ class ObservabilityMiddleware:
         request_id = request_id_of(scope)
         started = time.perf_counter()
         status = 500
+        IN_FLIGHT.inc()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -107,6 +252,7 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = str(scope.get("path_template") or "unmatched")
             REQUESTS.labels(scope["method"], route, str(status)).inc()
