@@ -99,15 +99,18 @@ class MeteredPool(AsyncAdaptedQueuePool):
             self.waiting -= 1
 
 
-_POOLS: dict[str, weakref.ref[MeteredPool]] = {}
+_POOLS: dict[str, list[weakref.ref[MeteredPool]]] = {}
 _POOLS_LOCK = threading.Lock()
 
 
 def observe_pool(engine_name: str, pool: Any) -> None:
-    """Report `pool` (the latest one of that name) in `wg_db_pool_connections`."""
+    """Report `pool` in `wg_db_pool_connections`, summed with the live pools of that name (a
+    process normally has one of each; tests and tools may make more)."""
     if isinstance(pool, MeteredPool):
         with _POOLS_LOCK:
-            _POOLS[engine_name] = weakref.ref(pool)
+            refs = [ref for ref in _POOLS.get(engine_name, []) if ref() is not None]
+            refs.append(weakref.ref(pool))
+            _POOLS[engine_name] = refs
 
 
 class PoolCollector(Collector):
@@ -118,13 +121,14 @@ class PoolCollector(Collector):
             labels=["engine", "state"],
         )
         with _POOLS_LOCK:
-            pools = [(name, ref()) for name, ref in sorted(_POOLS.items())]
-        for name, pool in pools:
-            if pool is None:
+            named = [(name, [ref() for ref in refs]) for name, refs in sorted(_POOLS.items())]
+        for name, found in named:
+            pools = [pool for pool in found if pool is not None]
+            if not pools:
                 continue
-            family.add_metric([name, "in_use"], pool.checkedout())
-            family.add_metric([name, "idle"], pool.checkedin())
-            family.add_metric([name, "waiting"], pool.waiting)
+            family.add_metric([name, "in_use"], sum(pool.checkedout() for pool in pools))
+            family.add_metric([name, "idle"], sum(pool.checkedin() for pool in pools))
+            family.add_metric([name, "waiting"], sum(pool.waiting for pool in pools))
         yield family
 
 
