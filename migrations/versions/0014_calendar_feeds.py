@@ -6,8 +6,10 @@ Revises: 0013_meeting_slots
 A feed belongs to one tenant (forced tenant RLS, `tenant_id` in the key) and stores only the
 SHA-256 of its token (256 random bits, shown once). A calendar client presents the token before
 any tenant is known, so `calendar_feed_for_token(hash)` (the owner's, SECURITY DEFINER) answers
-only the tenant and the feed id of a live feed with that hash; everything else is read in that
-tenant's transaction, under RLS, so the feed shows what the tenant may read now.
+the tenant and the feed id of a live feed with that hash, with what its ETag is made of (the
+groups it shows now and their version): a polling client's 304 is that one statement. A calendar
+that changed is read in that tenant's transaction, under RLS, so it shows what the tenant may read
+now.
 `meeting_calendar_version(groups)` answers the count and latest `updated_at` of the occurrences
 and series of those of the groups the caller is an active member of: what a calendar's ETag is
 made of, without the per-row policy (a polling client's 304 reads nothing else).
@@ -54,11 +56,41 @@ def upgrade() -> None:
     op.execute(
         f"""
         CREATE FUNCTION calendar_feed_for_token(p_token_hash bytea)
-        RETURNS TABLE (tenant_id uuid, feed_id uuid)
+        RETURNS TABLE (tenant_id uuid, feed_id uuid, all_groups boolean, group_id uuid,
+                       group_name text, group_updated timestamptz, meetings bigint,
+                       meetings_updated timestamptz, series bigint, series_updated timestamptz)
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {SEARCH_PATH}
         AS $$
-            SELECT f.tenant_id, f.id FROM public.calendar_feeds f
-            WHERE f.token_hash = p_token_hash AND f.revoked_at IS NULL
+            -- The live feed with this hash, the groups it shows now (those of the feed's
+            -- tenant's active memberships: all of them, or the feed's one) and their version:
+            -- what the feed's ETag is made of, so a polling client's 304 is one round trip.
+            -- No row: no such live feed. A row with no group_id: nothing shown.
+            WITH feed AS (
+                SELECT f.tenant_id, f.id, f.working_group_id FROM public.calendar_feeds f
+                WHERE f.token_hash = p_token_hash AND f.revoked_at IS NULL
+            ), shown AS (
+                SELECT g.id, g.name, g.updated_at
+                FROM feed
+                JOIN public.working_group_members m
+                  ON m.tenant_id = feed.tenant_id AND m.status = 'active'
+                 AND (feed.working_group_id IS NULL OR m.group_id = feed.working_group_id)
+                JOIN public.working_groups g ON g.id = m.group_id
+            ), version AS (
+                SELECT
+                    (SELECT count(*) FROM public.meetings x
+                     WHERE x.working_group_id IN (SELECT id FROM shown)) AS meetings,
+                    (SELECT max(x.updated_at) FROM public.meetings x
+                     WHERE x.working_group_id IN (SELECT id FROM shown)) AS meetings_updated,
+                    (SELECT count(*) FROM public.meeting_series x
+                     WHERE x.working_group_id IN (SELECT id FROM shown)) AS series,
+                    (SELECT max(x.updated_at) FROM public.meeting_series x
+                     WHERE x.working_group_id IN (SELECT id FROM shown)) AS series_updated
+            )
+            SELECT feed.tenant_id, feed.id, feed.working_group_id IS NULL,
+                   shown.id, shown.name, shown.updated_at,
+                   version.meetings, version.meetings_updated, version.series,
+                   version.series_updated
+            FROM feed CROSS JOIN version LEFT JOIN shown ON true
         $$
         """
     )

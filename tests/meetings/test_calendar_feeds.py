@@ -155,6 +155,16 @@ async def test_an_all_groups_feed_follows_current_memberships(client, room, new_
     just_room = await _make_feed(client, room.member, working_group_id=room.id)
 
     before = await fetch_calendar(client, _path(everything))
+    # Unchanged, both kinds of feed answer 304 (the ETag from the token's lookup alone).
+    again = await fetch_calendar(
+        client, _path(everything), {"If-None-Match": before.headers["etag"]}
+    )
+    assert again.status_code == 304
+    room_before = await fetch_calendar(client, _path(just_room))
+    room_again = await fetch_calendar(
+        client, _path(just_room), {"If-None-Match": room_before.headers["etag"]}
+    )
+    assert room_again.status_code == 304
     assert b"SUMMARY:Room meeting" in before.content
     assert b"SUMMARY:Own group meeting" in before.content
     assert b"Outsider" not in before.content
@@ -170,6 +180,11 @@ async def test_an_all_groups_feed_follows_current_memberships(client, room, new_
     assert b"SUMMARY:Room meeting" not in after.content
     assert b"SUMMARY:Own group meeting" in after.content
     gone = await client.get(_path(just_room))
+    # Its client's cached copy is no longer confirmed either: 404, not 304.
+    gone_cached = await client.get(
+        _path(just_room), headers={"If-None-Match": room_before.headers["etag"]}
+    )
+    assert assert_problem(gone_cached, 404) == assert_problem(gone, 404)
     random = await client.get(f"/feeds/{RANDOM_TOKEN}.ics")
     assert assert_problem(gone, 404) == assert_problem(random, 404)
 

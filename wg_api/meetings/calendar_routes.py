@@ -167,8 +167,9 @@ class PublicFeedController(Controller):
         # the token is a live feed's, so guessing tokens is slowed down and polling is not.
         gate.spend(address)
         async with gate.db_slot():
-            tenant_id, feed_id = await feeds.feed_owner(database, token[: -len(FEED_SUFFIX)])
+            found = await feeds.feed_owner(database, token[: -len(FEED_SUFFIX)])
         gate.addresses.give_back(address)
+        tenant_id, feed_id = found.tenant_id, found.feed_id
         limiter: RateLimiter = state[LIMITER_STATE_KEY]
         settings: Settings = state["settings"]
         decision = limiter.hit(f"tenant:{tenant_id}", settings.rate_limit_per_minute)
@@ -178,9 +179,10 @@ class PublicFeedController(Controller):
             )
             error.headers.update({k.decode(): v.decode() for k, v in rate_limit_headers(decision)})
             raise error
-        answer = await feeds.feed_calendar(
-            database, tenant_id, feed_id, request.headers.get("if-none-match")
-        )
+        if_none_match = request.headers.get("if-none-match")
+        if (etag := feeds.unchanged_etag(found, if_none_match)) is not None:
+            return _calendar_response(feeds.CalendarAnswer(etag, None))
+        answer = await feeds.feed_calendar(database, tenant_id, feed_id, if_none_match)
         return _calendar_response(answer)
 
 

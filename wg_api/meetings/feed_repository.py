@@ -97,21 +97,50 @@ async def revoke_named(session: AsyncSession, tenant_id: uuid.UUID, name: str) -
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def feed_for_token(
-    database: Database, token_hash: bytes
-) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """Before any tenant is known: the tenant and id of the live feed with this token hash,
-    through the owner's function (migration 0013). One statement on a pooled connection of the
-    app role outside any transaction (no tenant to bind, nothing to commit): a polling calendar
-    client pays one round trip for it."""
+@dataclass(frozen=True)
+class FeedState:
+    """A live feed found by its token's hash, with what its ETag is made of: the groups it
+    shows now (id, name, `updated_at`; for a group feed, none when the tenant left the group)
+    and their version."""
+
+    tenant_id: uuid.UUID
+    feed_id: uuid.UUID
+    all_groups: bool
+    groups: tuple[tuple[uuid.UUID, str, datetime], ...]
+    version: tuple[int, datetime | None, int, datetime | None]
+
+
+async def feed_for_token(database: Database, token_hash: bytes) -> FeedState | None:
+    """Before any tenant is known: the live feed with this token hash, through the owner's
+    function (migration 0014). One statement on a pooled connection of the app role outside any
+    transaction (no tenant to bind, nothing to commit): a polling calendar client pays one round
+    trip for it."""
     async with database.app_engine.connect() as connection:
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
-        rows = await driver.fetch(
-            "SELECT tenant_id, feed_id FROM calendar_feed_for_token($1)", token_hash
-        )
-    return (rows[0]["tenant_id"], rows[0]["feed_id"]) if rows else None
+        rows = await driver.fetch("SELECT * FROM calendar_feed_for_token($1)", token_hash)
+    if not rows:
+        return None
+    first = rows[0]
+    return FeedState(
+        tenant_id=first["tenant_id"],
+        feed_id=first["feed_id"],
+        all_groups=first["all_groups"],
+        groups=tuple(
+            sorted(
+                (row["group_id"], row["group_name"], row["group_updated"])
+                for row in rows
+                if row["group_id"] is not None
+            )
+        ),
+        version=(
+            first["meetings"],
+            first["meetings_updated"],
+            first["series"],
+            first["series_updated"],
+        ),
+    )
 
 
 async def calendar_version(

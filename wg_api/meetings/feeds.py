@@ -27,7 +27,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.meetings import calendar, feed_repository, service
-from wg_api.meetings.feed_repository import FeedRecord
+from wg_api.meetings.feed_repository import FeedRecord, FeedState
 from wg_api.meetings.schemas import CalendarFeed, CalendarFeedIn, CalendarFeedWithUrl
 from wg_api.platform.database import Database
 from wg_api.platform.errors import FieldError, NotFound, ValidationFailed
@@ -139,15 +139,30 @@ async def _all_groups_shown(session: AsyncSession, tenant_id: uuid.UUID) -> _Sho
 # The public feed ------------------------------------------------------------------------------
 
 
-async def feed_owner(database: Database, token: str) -> tuple[uuid.UUID, uuid.UUID]:
-    """The tenant and id of the live feed with this token, or 404 (malformed, unknown and
-    revoked tokens alike, with the same body)."""
+async def feed_owner(database: Database, token: str) -> FeedState:
+    """The live feed with this token, with what its ETag is made of, or 404 (malformed, unknown
+    and revoked tokens alike, with the same body)."""
     found = None
     if _TOKEN.match(token):
         found = await feed_repository.feed_for_token(database, hash_token(token))
     if found is None:
         raise NotFound(FEED_NOT_FOUND)
     return found
+
+
+def unchanged_etag(state: FeedState, if_none_match: str | None) -> str | None:
+    """The feed's ETag when `If-None-Match` holds it (a 304, without a tenant's transaction),
+    else None: the feed is read and built as its tenant may read it now (and a group feed of a
+    group the tenant left answers 404 there)."""
+    if not if_none_match or (not state.all_groups and not state.groups):
+        return None
+    if state.all_groups:
+        shown = _Shown(ALL_GROUPS_NAME, state.groups)
+    else:
+        [(group_id, name, updated_at)] = state.groups
+        shown = _Shown(f"{name} (wg-api)", ((group_id, name, updated_at),))
+    etag = _etag(shown, state.version)
+    return etag if etag_matches(if_none_match, etag) else None
 
 
 async def feed_calendar(
