@@ -102,6 +102,8 @@ async def _tenant(database: Database, http: httpx.AsyncClient, slug: str) -> Act
         tenant = await identity.create_tenant(
             session, slug=slug, name=f"Bench {slug}", kind="brand", timezone="Asia/Hong_Kong"
         )
+    # The client as the tenant makes it: the system role has no privilege on tenant tables.
+    async with database.transaction(tenant["id"]) as session:
         client = await identity.create_client(
             session, tenant_id=tenant["id"], name="bench", role="admin", scopes=None
         )
