@@ -924,6 +924,7 @@ async def _calendar_feed(
             CalendarFeedIn(working_group_id=uuid.UUID(str(group_id)), name=DEMO_FEED_NAME),
             settings.public_url,
         )
+    assert feed.url is not None  # made now, not replayed
     return {
         "url": feed.url,
         "subscribe": "Paste the URL into Google Calendar (Other calendars > From URL), Outlook "

@@ -62,13 +62,20 @@ async def test_a_group_feed_is_the_groups_calendar_without_a_bearer_token(client
     assert bearer.content == response.content
 
 
-async def test_only_the_tokens_hash_is_stored_and_no_replay_keeps_it(client, room, database):
+async def test_only_the_tokens_hash_is_stored_and_a_replay_shows_no_url(client, room, database):
     feed = await _make_feed(client, room.member)
     token = _path(feed).removeprefix("/feeds/").removesuffix(".ics")
     key = {"Idempotency-Key": f"feed-{uuid.uuid4()}"}
     again = await client.post(FEEDS, json={}, headers={**room.member.headers, **key})
     assert again.status_code == 201
     other_token = urlsplit(again.json()["url"]).path.removeprefix("/feeds/").removesuffix(".ics")
+    # A retry with the key answers the same feed, its URL not shown again (nothing keeps it).
+    replay = await client.post(FEEDS, json={}, headers={**room.member.headers, **key})
+    assert replay.status_code == 201
+    assert replay.json()["id"] == again.json()["id"]
+    assert replay.json()["url"] is None
+    listed = await client.get(FEEDS, headers=room.member.headers)
+    assert len([f for f in listed.json()["items"] if f["id"] == again.json()["id"]]) == 1
     async with superuser_transaction(database) as session:
         stored = (
             await session.execute(

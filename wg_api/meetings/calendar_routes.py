@@ -54,12 +54,12 @@ def _calendar_response(answer: feeds.CalendarAnswer) -> Response[bytes]:
     return Response(answer.body, media_type=MEDIA_TYPE, headers=headers)
 
 
-def _keep_no_replay(request: AnyRequest) -> None:
-    """The answer holds a secret that is stored only as a hash, so it is never kept for an
-    Idempotency-Key replay: a retry makes a new feed (the first one's URL reached nobody)."""
+def _replay_without_url(request: AnyRequest) -> None:
+    """The answer's `url` holds the token, stored only as a hash: an Idempotency-Key replay
+    answers the same feed with `"url": null` (shown once, as a client's secret is)."""
     pending: PendingKey | None = cast(Scope, request.scope).get(IDEMPOTENCY_SCOPE_KEY)
     if pending is not None:
-        pending.stored_key = None
+        pending.secret_fields = pending.secret_fields | {"url"}
 
 
 class GroupCalendarController(Controller):
@@ -106,7 +106,7 @@ class CalendarFeedsController(Controller):
         feed = await feeds.create_feed(
             db_session, request.user.tenant_id, data, settings.public_url
         )
-        _keep_no_replay(request)
+        _replay_without_url(request)
         return Response(
             feed,
             status_code=201,

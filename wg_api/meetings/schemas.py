@@ -275,10 +275,11 @@ class CalendarFeed(msgspec.Struct):
 
 
 class CalendarFeedWithUrl(msgspec.Struct):
-    """A feed just made, with its secret URL: shown this once, stored only as a hash."""
+    """A feed just made, with its secret URL: shown this once, stored only as a hash (`url` is
+    null when an Idempotency-Key replays the answer)."""
 
     id: uuid.UUID
-    url: str
+    url: str | None
     working_group_id: uuid.UUID | None
     name: str | None
     created_at: datetime

@@ -98,6 +98,9 @@ class PendingKey:
     streamed: bool = False
     digest: Any = field(default=None, repr=False)
     earlier: tuple[bytes, StoredResponse] | None = None
+    # Top-level fields of the answer kept as null for replays: secrets shown once (a route whose
+    # answer holds another secret, such as a feed's URL, adds its field).
+    secret_fields: frozenset[str] = SECRET_FIELDS
 
 
 def caller_tenant(scope: Scope) -> uuid.UUID | None:
@@ -218,6 +221,7 @@ class TransactionMiddleware:
                         pending.request_hash,
                         messages,
                         ttl,
+                        pending.secret_fields,
                     )
                 await tx.commit()
             except Exception as exc:
@@ -353,6 +357,7 @@ async def store_response(
     request_hash: bytes,
     messages: list[Message],
     ttl: timedelta,
+    secret_fields: frozenset[str] = SECRET_FIELDS,
 ) -> None:
     start = next(m for m in messages if m["type"] == "http.response.start")
     headers = {
@@ -361,7 +366,8 @@ async def store_response(
         if name.decode("latin-1").lower() in REPLAYED_HEADERS
     }
     body = _without_secrets(
-        b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body"),
+        secret_fields,
     )
     expires_at = datetime.now(UTC) + ttl
     statement = insert(idempotency_keys).values(
@@ -419,9 +425,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _without_secrets(body: bytes) -> bytes:
+def _without_secrets(body: bytes, secret_fields: frozenset[str] = SECRET_FIELDS) -> bytes:
     """The response body to keep for replays: top-level secret fields become null."""
-    if not any(field.encode() in body for field in SECRET_FIELDS):
+    if not any(field.encode() in body for field in secret_fields):
         return body
     try:
         document = msgspec.json.decode(body)
@@ -430,5 +436,5 @@ def _without_secrets(body: bytes) -> bytes:
     if not isinstance(document, dict):
         return body
     return msgspec.json.encode(
-        {k: (None if k in SECRET_FIELDS else v) for k, v in document.items()}
+        {k: (None if k in secret_fields else v) for k, v in document.items()}
     )
