@@ -8,8 +8,11 @@ them. The tenant of a request is bound per transaction from `session.info["tenan
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -172,6 +175,55 @@ async def ensure_database(admin_url: URL) -> None:
         await engine.dispose()
 
 
+class FairGate:
+    """At most `size` holders, and waiters served first come, first served.
+
+    SQLAlchemy's async pool queues its waiters on an `asyncio.Queue`, which is not fair under
+    contention: a connection given back goes to whoever asks next, and a woken waiter that finds
+    it taken queues again at the end. Under a steady load above the pool's size, some requests
+    then wait for seconds (and time out with 503) while most wait for milliseconds. Requests
+    take a slot here first, in order, and only then a connection."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, patience: float) -> bool:
+        """True with a slot; False when none came within `patience` seconds."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), patience)
+            return True
+        except TimeoutError:
+            return self._give_up(waiter)
+        except BaseException:
+            if not self._give_up(waiter):
+                raise
+            self.release()
+            raise
+
+    def _give_up(self, waiter: asyncio.Future[None]) -> bool:
+        """Leave the queue; True when the slot was handed over just before (it is ours)."""
+        if waiter.done() and not waiter.cancelled():
+            return True
+        waiter.cancel()
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+        return False
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
 @dataclass
 class Database:
     """The engines a process uses. The API uses `app`; the worker uses `system`."""
@@ -181,6 +233,10 @@ class Database:
     system_engine: AsyncEngine
     # The default for sessions that do not say (jobs, scripts); a request passes its app's.
     shared_event_delay_seconds: float = 300.0
+    # Requests take one of these (as many as the app's pool has connections) before a
+    # connection (see FairGate).
+    request_slots: FairGate | None = None
+    request_wait_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         self.sessions = async_sessionmaker(
@@ -229,6 +285,8 @@ class Database:
                 metrics_name="system",
             ),
             shared_event_delay_seconds=settings.shared_event_delay_seconds,
+            request_slots=FairGate(settings.db_pool_size),
+            request_wait_seconds=settings.db_pool_timeout_seconds,
         )
 
     def session(

@@ -34,6 +34,7 @@ from wg_api.platform.errors import (
     InvalidRequest,
     PayloadTooLarge,
     ProblemError,
+    TryAgain,
     log_server_error,
     to_problem_error,
 )
@@ -60,9 +61,16 @@ class RequestTransaction:
         self.tenant_id = tenant_id
         self.shared_event_delay_seconds = shared_event_delay_seconds
         self._session: AsyncSession | None = None
+        self._slot = False
 
     async def session(self) -> AsyncSession:
         if self._session is None:
+            slots = self.database.request_slots
+            if slots is not None and not self._slot:
+                # In arrival order: no request starves while others take turns (FairGate).
+                if not await slots.acquire(self.database.request_wait_seconds):
+                    raise TryAgain(headers={"Retry-After": "1"})
+                self._slot = True
             self._session = self.database.session(
                 self.tenant_id, shared_event_delay_seconds=self.shared_event_delay_seconds
             )
@@ -74,9 +82,14 @@ class RequestTransaction:
             await self._session.commit()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        try:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+        finally:
+            if self._slot and self.database.request_slots is not None:
+                self._slot = False
+                self.database.request_slots.release()
 
 
 class StoredResponse(msgspec.Struct):
