@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -240,6 +241,7 @@ async def test_another_tenant_sees_nothing(make_tenant, receiver, database, sett
     assert all(r.headers["webhook-id"] != event_id for r in receiver.at("/rival"))
     rival_headers = await rival.headers()
     random_id = uuid.uuid4()
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     for suffix, method, body in (
         ("", "GET", None),
         ("", "PATCH", {"description": "mine"}),
@@ -247,7 +249,7 @@ async def test_another_tenant_sees_nothing(make_tenant, receiver, database, sett
         ("/rotate-secret", "POST", None),
         ("/deliveries", "GET", None),
         (f"/deliveries/{delivery['id']}/redeliver", "POST", None),
-        ("/replay", "POST", {"since": "2026-01-01T00:00:00Z"}),
+        ("/replay", "POST", {"since": an_hour_ago}),
     ):
         theirs = await rival.http.request(
             method, f"{BASE}/{made['id']}{suffix}", json=body, headers=rival_headers
