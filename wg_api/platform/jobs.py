@@ -45,6 +45,7 @@ from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.events import purge_events
 from wg_api.platform.migrate import migrate
 from wg_api.platform.models import jobs
+from wg_api.platform.observability import count_job
 from wg_api.platform.roles import check_logins
 from wg_api.settings import Settings
 
@@ -291,6 +292,7 @@ class JobRunner:
         definition = self.registry.get(claimed.name)
         assert definition is not None  # the claim only picks registered names
         if claimed.attempt > definition.max_attempts:
+            count_job(claimed.name, "failed")
             await self._finish_failed(
                 claimed, "gave up: the worker of the last attempt stopped responding", final=True
             )
@@ -321,6 +323,7 @@ class JobRunner:
                 if done is None:
                     raise _ClaimLost
         except _ClaimLost:
+            count_job(claimed.name, "claim_lost")
             log.warning(
                 "job claimed by another worker; its writes were rolled back",
                 extra=self._log(claimed),
@@ -328,6 +331,7 @@ class JobRunner:
             return True
         except Exception as exc:
             final = claimed.attempt >= definition.max_attempts
+            count_job(claimed.name, "failed" if final else "retry")
             log.exception("job failed", extra={**self._log(claimed), "final": final})
             error = (
                 f"timed out after {self.settings.job_timeout_seconds:g} s"
@@ -336,13 +340,11 @@ class JobRunner:
             )
             await self._finish_failed(claimed, error, final=final)
             return True
+        seconds = time.perf_counter() - started
+        count_job(claimed.name, "done", seconds)
         log.info(
             "job done",
-            extra={
-                **self._log(claimed),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "result": result,
-            },
+            extra={**self._log(claimed), "duration_ms": round(seconds * 1000, 2), "result": result},
         )
         return True
 

@@ -135,37 +135,11 @@ class PoolCollector(Collector):
 REGISTRY.register(PoolCollector())
 
 
-class JobMetricsHandler(logging.Handler):
-    """Counts job outcomes from the job runner's own log records (`wg_api.jobs`)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        job = getattr(record, "job", None)
-        if not isinstance(job, str):
-            return
-        message = record.msg
-        if message == "job done":
-            JOB_RUNS.labels(job, "done").inc()
-            duration_ms = getattr(record, "duration_ms", None)
-            if isinstance(duration_ms, int | float):
-                JOB_DURATION.labels(job).observe(duration_ms / 1000)
-        elif message == "job failed":
-            JOB_RUNS.labels(job, "failed" if getattr(record, "final", False) else "retry").inc()
-        elif isinstance(message, str) and message.startswith("job claimed by another worker"):
-            JOB_RUNS.labels(job, "claim_lost").inc()
-
-
-_JOB_HANDLER = JobMetricsHandler()
-
-
-def install_job_metrics() -> None:
-    """Count job outcomes whatever the log level (idempotent)."""
-    jobs_log = logging.getLogger("wg_api.jobs")
-    if _JOB_HANDLER not in jobs_log.handlers:
-        jobs_log.addHandler(_JOB_HANDLER)
-    # The records must reach the handler even when the service logs only warnings; the printing
-    # handler keeps its own level.
-    if jobs_log.getEffectiveLevel() > logging.INFO:
-        jobs_log.setLevel(logging.INFO)
+def count_job(job: str, outcome: str, seconds: float | None = None) -> None:
+    """One run of a job: `done` (with its duration), `retry`, `failed` or `claim_lost`."""
+    JOB_RUNS.labels(job, outcome).inc()
+    if seconds is not None:
+        JOB_DURATION.labels(job).observe(seconds)
 
 
 def start_metrics_server(port: int, host: str = "0.0.0.0") -> Any:  # noqa: S104
@@ -201,7 +175,6 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    install_job_metrics()
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = name != "uvicorn.access"
