@@ -113,9 +113,13 @@ async def build(session: AsyncSession, name: str, group_ids: Sequence[uuid.UUID]
     return await asyncio.to_thread(calendar.render, name, rows, series)
 
 
+def _one_group_shown(group_id: uuid.UUID, name: str, updated_at: datetime) -> _Shown:
+    return _Shown(f"{name} (wg-api)", ((group_id, name, updated_at),))
+
+
 def _group_shown(member: Membership) -> _Shown:
     group = member.group
-    return _Shown(f"{group.name} (wg-api)", ((group.id, group.name, group.updated_at),))
+    return _one_group_shown(group.id, group.name, group.updated_at)
 
 
 async def group_calendar(
@@ -159,8 +163,8 @@ def unchanged_etag(state: FeedState, if_none_match: str | None) -> str | None:
     if state.all_groups:
         shown = _Shown(ALL_GROUPS_NAME, state.groups)
     else:
-        [(group_id, name, updated_at)] = state.groups
-        shown = _Shown(f"{name} (wg-api)", ((group_id, name, updated_at),))
+        [group] = state.groups
+        shown = _one_group_shown(*group)
     etag = _etag(shown, state.version)
     return etag if etag_matches(if_none_match, etag) else None
 
