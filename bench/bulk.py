@@ -146,8 +146,8 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 
 def settle(server: Server, seconds: float = 2.0, deadline: float = 60.0) -> None:
-    """Wait until the server's memory holds still (start-up work, e.g. jieba's dictionary loading
-    in a thread, must not count as the import's)."""
+    """Wait until the server's memory holds still (start-up work, e.g. the Chinese dictionary
+    loading in a thread, must not count as the import's)."""
     end = time.monotonic() + deadline
     last = server.rss_mb()
     while time.monotonic() < end:

@@ -296,9 +296,9 @@ class Server:
             return float("nan")
 
     def wait_until_idle(self, limit: float = 120.0) -> None:
-        """Until the server's processes stop using CPU on their own: each worker loads jieba's
-        dictionary in a thread after it answers (seconds of CPU), which must not be billed to
-        the first endpoint measured. At most `limit` seconds."""
+        """Until the server's processes stop using CPU on their own: each worker loads the Chinese
+        dictionary in a thread after it answers (about a second of CPU), which must not be billed
+        to the first endpoint measured. At most `limit` seconds."""
         deadline = time.monotonic() + limit
         before = self.cpu_seconds()
         while time.monotonic() < deadline:

@@ -213,7 +213,7 @@ def create_app(
             }
         )
         limiter.start()
-        # jieba's dictionary (about 2 s) loads in a thread now, not in the first Chinese share.
+        # The Chinese dictionary (about 1 s) loads in a thread now, not in the first Chinese share.
         asyncio.get_running_loop().run_in_executor(None, scrub.warm_up)
         try:
             yield

@@ -1,12 +1,14 @@
 """People's names in free text, found without being told them.
 
-- Chinese: jieba's dictionary segments the text and its part-of-speech table (the `posseg`
-  tagger's, without its slow hidden Markov model) tells person names (`nr`); a name must begin
+- Chinese: jieba's dictionary segments the text (as jieba does by its dictionary alone, without
+  its slow hidden Markov model) and its part-of-speech table tells person names (`nr`), both held
+  compactly by `zh_dictionary` (jieba's own Python dicts cost a worker 170 MB); a name must begin
   with a surname of `data/surnames_zh.txt`. Names jieba does not know come out as single
   characters: a surname followed by one or two characters that can stand in a given name is one.
   Place names (邵阳, tagged `nr` by jieba), words jieba wrongly tags (童工, 明白) and surnames that
   are also common words (于, 向, 和) need a role word before them (童工, 工人, 主管, 女儿, 名叫).
-  jieba loads its dictionary (about 2 s) lazily, once, and only for text with Chinese in it.
+  The dictionary is built (about 1 s) once, at start-up (`scrub.warm_up`) or else on the first
+  text with Chinese in it.
 - Latin script: capitalised words after a title (Mr, Ms, Dr) or a role word (worker, supervisor,
   child ... named); a known given name followed by a capitalised word; a pinyin surname with a
   pinyin given name (Li Wei, Zhang Xiaoming); a Vietnamese surname with its given names (Nguyễn
@@ -15,16 +17,14 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 import unicodedata
-import warnings
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
 
 from wg_api.sharing.words import COMMON_WORDS, DATA, is_cjk
+from wg_api.sharing.zh_dictionary import Dictionary, jieba_dict_file
 
 Span = tuple[int, int, str]
 
@@ -178,33 +178,23 @@ PLACE_AFTER_ZH = re.compile(
 )
 CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
-_jieba_lock = threading.Lock()
-_jieba: tuple[Any, dict[str, str]] | None = None
+_dictionary_lock = threading.Lock()
+_dictionary: Dictionary | None = None
 
 
-def jieba_loaded() -> bool:
-    return _jieba is not None
+def dictionary_loaded() -> bool:
+    return _dictionary is not None
 
 
-def load_jieba() -> tuple[Any, dict[str, str]]:
-    """jieba's tokenizer and its part-of-speech table, loaded once (about 2 s): quietly, as it
-    logs to stderr and its modules raise SyntaxWarnings on import."""
-    global _jieba
-    if _jieba is not None:
-        return _jieba
-    with _jieba_lock:
-        if _jieba is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                import jieba  # type: ignore[import-untyped]
-                import jieba.posseg  # type: ignore[import-untyped]
-
-                jieba.setLogLevel(logging.ERROR)
-                logging.getLogger("jieba").setLevel(logging.ERROR)
-                jieba.dt.initialize()
-                tags: dict[str, str] = jieba.posseg.dt.word_tag_tab
-            _jieba = (jieba.dt, tags)
-    return _jieba
+def load_dictionary() -> Dictionary:
+    """jieba's dictionary (`zh_dictionary`), built once (about 1 s) from its `dict.txt`."""
+    global _dictionary
+    if _dictionary is not None:
+        return _dictionary
+    with _dictionary_lock:
+        if _dictionary is None:
+            _dictionary = Dictionary(jieba_dict_file())
+    return _dictionary
 
 
 def _surname_at(token: str) -> str | None:
@@ -223,7 +213,7 @@ def _is_role(token: str) -> bool:
     return token in ROLE_WORDS_ZH or token[-1] in "员工长师" or token in TITLE_AFTER_ZH
 
 
-def _known_name(token: str, tags: dict[str, str], frequency: dict[str, int]) -> bool:
+def _known_name(token: str, dictionary: Dictionary) -> bool:
     """A word of jieba's dictionary tagged as a person's name that is one: a surname that is
     not also an everyday word and a two-character given name, and rare (jieba also tags 许可证,
     银行卡 and 安全检查 nr, but they are frequent words or begin with an everyday one)."""
@@ -232,32 +222,16 @@ def _known_name(token: str, tags: dict[str, str], frequency: dict[str, int]) -> 
         surname is not None
         and surname not in AMBIGUOUS_SURNAMES
         and len(token) - len(surname) == 2
-        and tags.get(token, "").startswith("nr")
-        and frequency.get(token, 0) < 100
-        and frequency.get(token[:2], 0) < 300  # not an everyday word and a character: 宿舍楼
+        and dictionary.tag(token).startswith("nr")
+        and dictionary.frequency(token) < 100
+        and dictionary.frequency(token[:2]) < 300  # not an everyday word and a character: 宿舍楼
         and all(ch not in STOP_GIVEN for ch in token[len(surname) :])
     )
 
 
-def _segment(tokenizer: Any, run: str) -> list[str]:
-    """jieba's segmentation of a run of Chinese characters by its dictionary alone (what
-    `lcut(run, HMM=False)` gives for such a run), without the layers of generators around it."""
-    dag = tokenizer.get_DAG(run)
-    route: dict[int, tuple[float, int]] = {}
-    tokenizer.calc(run, dag, route)
-    tokens = []
-    position = 0
-    while position < len(run):
-        end = route[position][1] + 1
-        tokens.append(run[position:end])
-        position = end
-    return tokens
-
-
 def _chinese_names(run: str, offset: int, text: str) -> Iterator[Span]:
-    tokenizer, tags = load_jieba()
-    frequency: dict[str, int] = tokenizer.FREQ
-    tokens = _segment(tokenizer, run)
+    dictionary = load_dictionary()
+    tokens = dictionary.segment(run)
     starts = []
     position = 0
     for token in tokens:
@@ -291,8 +265,8 @@ def _chinese_names(run: str, offset: int, text: str) -> Iterator[Span]:
                     and following not in PLACES_ZH
                     and (following not in COMMON_WORDS or role)
                     and not _is_role(following)
-                    and tags.get(following, "nr") in NAME_LIKE_TAGS | {"t", "ns"}
-                    and (tags.get(following, "").startswith("nr") or role or len(surname) == 2)
+                    and dictionary.tag(following, "nr") in NAME_LIKE_TAGS | {"t", "ns"}
+                    and (dictionary.tag(following).startswith("nr") or role or len(surname) == 2)
                 ):
                     given = 1
                 if given:
@@ -318,10 +292,10 @@ def _chinese_names(run: str, offset: int, text: str) -> Iterator[Span]:
                 # ordinary two-character words nr (明白, 师傅).
                 after = run[start + len(token) :]
                 if (
-                    _known_name(token, tags, frequency)
+                    _known_name(token, dictionary)
                     or (
                         (role or AFTER_NAME_ZH.match(after))
-                        and tags.get(token, "nr") in NAME_LIKE_TAGS
+                        and dictionary.tag(token, "nr") in NAME_LIKE_TAGS
                         and token not in COMMON_WORDS
                     )
                 ) and not PLACE_AFTER_ZH.match(after):
