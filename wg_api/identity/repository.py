@@ -21,6 +21,7 @@ from wg_api.identity.models import (
     users,
 )
 from wg_api.identity.tokens import ClientRecord
+from wg_api.platform.database import driver_fetch
 from wg_api.platform.models import Record
 
 
@@ -132,16 +133,13 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> Record | None:
     return (await session.execute(sa.select(tenants).where(tenants.c.slug == slug))).one_or_none()
 
 
-async def tenants_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> list[Record]:
-    return list(
-        (
-            await session.execute(
-                sa.select(tenants.c.id, tenants.c.slug, tenants.c.name, tenants.c.kind).where(
-                    tenants.c.id == sa.func.any(sa.cast(ids, sa.ARRAY(sa.Uuid)))
-                )
-            )
-        ).all()
-    )
+# Every /v1/me reads this: straight to the driver, with no statement to build or compile.
+_TENANTS_BY_ID = "SELECT id, slug, name, kind FROM tenants WHERE id = ANY($1::uuid[])"
+
+
+async def tenants_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> list[Any]:
+    """The tenants' directory rows (asyncpg records: `row["slug"]`)."""
+    return await driver_fetch(session, _TENANTS_BY_ID, ids)
 
 
 async def tenant_directory(

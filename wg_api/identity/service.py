@@ -350,7 +350,10 @@ async def tenants_by_id(
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    return {row.id: tenant_out(row) for row in await repository.tenants_by_id(session, wanted)}
+    return {
+        row["id"]: TenantOut(id=row["id"], slug=row["slug"], name=row["name"], kind=row["kind"])
+        for row in await repository.tenants_by_id(session, wanted)
+    }
 
 
 async def tenant_by_slug(session: AsyncSession, slug: str) -> TenantOut | None:
