@@ -63,7 +63,13 @@ class TenantConnection(asyncpg.Connection):
     def forget_binding(self) -> None:
         self._next_binding = None
 
-    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+    # asyncpg's own signature, overridden.
+    async def execute(
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> str:
         binding = self._next_binding
         if binding is not None and not args and query.startswith("BEGIN"):
             self._next_binding = None
