@@ -13,7 +13,7 @@ from litestar.routes import HTTPRoute
 
 from tests.identity.conftest import assert_unauthorized
 from wg_api.app import create_app
-from wg_api.identity.auth import access_of, requires
+from wg_api.identity.access import access_of, requires
 
 
 def v1_handlers(app: Any) -> list[tuple[str, HTTPRouteHandler]]:
@@ -33,11 +33,11 @@ def v1_handlers(app: Any) -> list[tuple[str, HTTPRouteHandler]]:
 
 
 def undeclared(app: Any) -> list[str]:
-    """Handlers under /v1 with no access requirement, or whose guard is missing."""
+    """Handlers under /v1 with no access requirement."""
     bad = []
     for path, handler in v1_handlers(app):
         access = access_of(handler)
-        if access is None or not handler.guards:
+        if access is None:
             bad.append(f"{sorted(handler.http_methods)} {path} ({handler.handler_name})")
     return bad
 
@@ -91,3 +91,36 @@ async def test_every_v1_route_refuses_a_caller_without_a_token(client, settings)
         for method in handler.http_methods:
             response = await client.request(method, concrete(path), json={})
             assert_unauthorized(response)
+
+
+async def test_a_missing_scope_or_role_is_refused_before_anything_runs(client, make_tenant):
+    """403 from the access check: a problem, counted against the tenant's rate limit (its
+    headers come with it), and nothing of the route runs (no finding is written)."""
+    reader = await make_tenant(scopes=["findings:read"])
+    headers = await reader.headers()
+    first = await client.get("/v1/findings", headers=headers)
+    assert first.status_code == 200
+    body = {
+        "supplier_id": str(uuid.uuid4()),
+        "kind": "observation",
+        "area": "child_labour",
+        "basis": "audit",
+        "title": "Never written",
+        "observed_on": "2024-01-01",
+    }
+    refused = await client.post("/v1/findings", json=body, headers=headers)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["status"] == 403
+    assert "findings:write" in problem["detail"]
+    assert int(refused.headers["ratelimit-remaining"]) < int(first.headers["ratelimit-remaining"])
+    listed = await client.get("/v1/findings", headers=headers)
+    assert listed.json()["items"] == []
+
+    viewer = await make_tenant(role="viewer")
+    refused = await client.post(
+        "/v1/api-clients", json={"name": "x"}, headers=await viewer.headers()
+    )
+    assert refused.status_code == 403
+    assert "admin" in refused.json()["detail"]

@@ -22,7 +22,7 @@ from msgspec import Meta
 
 from tests.conftest import serve_in_loop
 from wg_api.app import asgi_app
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.database import Database
 from wg_api.platform.errors import NotFound

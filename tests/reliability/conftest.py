@@ -19,7 +19,7 @@ from litestar import Controller, get
 from litestar.params import Parameter
 
 from wg_api.identity import service
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.platform.database import Database
 from wg_api.platform.transaction import DbSession
 

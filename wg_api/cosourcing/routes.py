@@ -27,7 +27,7 @@ from wg_api.cosourcing.schemas import (
     RemediationRoom,
     RemediationRoomPage,
 )
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.http import Body, check_if_match, etag_of
 from wg_api.platform.pagination import Pagination, page_response

@@ -25,7 +25,7 @@ from wg_api.findings.schemas import (
     Severity,
     Status,
 )
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.errors import UnsupportedMediaType
 from wg_api.platform.http import Body, check_if_match, etag_of

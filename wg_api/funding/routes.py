@@ -42,7 +42,7 @@ from wg_api.funding.schemas import (
     Reversal,
     Statement,
 )
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.http import Body, check_if_match, etag_of
 from wg_api.platform.pagination import Page, Pagination, page_response

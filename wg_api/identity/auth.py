@@ -9,9 +9,6 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
-
 from wg_api.identity import repository, service
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.principal import Principal
@@ -25,7 +22,7 @@ from wg_api.identity.rate_limit import (
     client_address,
     too_many_unauthenticated,
 )
-from wg_api.identity.scopes import ROLE_RANK, ROLE_SCOPES, SCOPES, TENANT_ROLES
+from wg_api.identity.scopes import ROLE_RANK, ROLE_SCOPES, TENANT_ROLES
 from wg_api.identity.tokens import (
     LEEWAY_SECONDS,
     PROVIDER_ALGORITHMS,
@@ -36,7 +33,7 @@ from wg_api.identity.tokens import (
 )
 from wg_api.platform.asgi import ASGIApp, Receive, Scope, Send, send_problem
 from wg_api.platform.database import Database
-from wg_api.platform.errors import Forbidden, ProblemError, Unauthorized
+from wg_api.platform.errors import ProblemError, Unauthorized
 from wg_api.platform.outbound import OutboundClient
 from wg_api.settings import Settings
 
@@ -320,44 +317,3 @@ class AuthMiddleware:
             return
         scope["user"] = principal
         await self.app(scope, receive, send)
-
-
-# ---- guards --------------------------------------------------------------------------------
-
-
-def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    user = connection.scope.get("user")
-    if not isinstance(user, Principal):
-        raise Unauthorized()
-    return user
-
-
-def requires(scope: str | None, *, role: str | None = None) -> dict[str, Any]:
-    """Route decorator arguments: the guard, its OpenAPI security entry and metadata for tests.
-
-    `scope=None` means any authenticated caller (e.g. GET /v1/me). A scope or role that does not
-    exist fails at import time, so a typo cannot make a route unreachable or open.
-    """
-    if scope is not None and scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}")
-    if role is not None and role not in ROLE_RANK:
-        raise ValueError(f"unknown role {role!r}")
-
-    # Async on purpose: Litestar runs a sync guard in a worker thread, on every request.
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = _principal(connection)
-        if scope is not None and not principal.has_scope(scope):
-            raise Forbidden(f"This operation needs the `{scope}` scope.")
-        if role is not None and ROLE_RANK.get(principal.role, -1) < ROLE_RANK[role]:
-            raise Forbidden(f"This operation needs the `{role}` role in your tenant.")
-
-    return {
-        "guards": [guard],
-        "security": [{"bearerAuth": [scope] if scope else []}],
-        "opt": {"access": {"scope": scope, "role": role}},
-    }
-
-
-def access_of(handler: BaseRouteHandler) -> dict[str, Any] | None:
-    access: dict[str, Any] | None = handler.opt.get("access")
-    return access

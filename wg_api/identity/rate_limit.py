@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from wg_api.identity.access import check_access
 from wg_api.platform.asgi import ASGIApp, Message, Receive, Scope, Send, send_problem
 from wg_api.platform.database import Database
-from wg_api.platform.errors import RateLimited, TryAgain
+from wg_api.platform.errors import Forbidden, RateLimited, TryAgain
 from wg_api.settings import Settings
 
 log = logging.getLogger("wg_api.rate_limit")
@@ -161,6 +162,12 @@ class TenantRateLimitMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), *headers]}
             await send(message)
 
+        try:
+            # The route's required scope and role, counted against the budget like any request.
+            check_access(scope["user"], scope.get("route_handler"))
+        except Forbidden as error:
+            await send_problem(send_with_headers, error)
+            return
         await self.app(scope, receive, send_with_headers)
 
 

@@ -11,7 +11,8 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from wg_api.identity import service
-from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator, requires
+from wg_api.identity.access import requires
+from wg_api.identity.auth import AUTHENTICATOR_STATE_KEY, Authenticator
 from wg_api.identity.keys import SIGNING_ALGORITHM, SigningKeys
 from wg_api.identity.principal import Principal
 from wg_api.identity.rate_limit import (

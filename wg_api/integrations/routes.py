@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from litestar import Controller, Request, Response, get
 from litestar.params import QueryParameter
 
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.errors import InvalidRequest
 from wg_api.platform.events import EventFeed, read_feed

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Controller, Request, post
 from litestar.params import FromPath, JSONBody
 
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.principal import Principal
 from wg_api.meetings import slots
 from wg_api.meetings.slots import Slots, SlotsIn

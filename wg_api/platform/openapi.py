@@ -4,7 +4,7 @@ problem details, and parameters declared as strictly as the service checks them.
 Litestar documents the success answer and, for a handler with parameters, a 400 with its own
 validation schema as `application/json`; the service answers every error as
 `application/problem+json` (errors.py). `refine_openapi` rewrites the built document once, from
-what each route declares: its guards (authenticated: 401, 429, 503; a scope or role: 403), its
+what each route declares: its access (authenticated: 401, 429, 503; a scope or role: 403), its
 path parameters (404), its body (400, 413, 415, 422), its method (unsafe: 409 and 422 for
 `Idempotency-Key`; If-Match: 412). The few answers no declaration reveals are in `EXTRA_STATUSES`.
 """

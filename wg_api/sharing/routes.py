@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from wg_api.findings.schemas import AREAS
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.http import Body, etag_of
 from wg_api.platform.pagination import Pagination, page_response

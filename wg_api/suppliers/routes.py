@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.http import Body, etag_of
 from wg_api.platform.pagination import Page, Pagination, page_response

@@ -13,7 +13,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.principal import Principal
 from wg_api.platform.http import Body, check_if_match, etag_of
 from wg_api.platform.pagination import Page, Pagination, page_response

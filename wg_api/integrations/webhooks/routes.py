@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from wg_api.identity.auth import requires
+from wg_api.identity.access import requires
 from wg_api.identity.keys import SigningKeys
 from wg_api.identity.principal import Principal
 from wg_api.integrations.webhooks import service
