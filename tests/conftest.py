@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
@@ -36,6 +37,12 @@ TEST_DATA_DIR = PROJECT_ROOT / ".wg-data" / "test"
 
 # The job registry holds every domain's jobs, as in `wg-api worker`.
 load_domain_tasks()
+
+# Property tests draw new examples on every run, and so find new failures; CI
+# (`HYPOTHESIS_PROFILE=ci`, set by .ci/run) draws the same examples every time, so that what
+# lands is decided by the change, not by the draw.
+hypothesis.settings.register_profile("ci", derandomize=True)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _database_name() -> str:

@@ -95,9 +95,14 @@ def _bind_tenant(session: Session, transaction: SessionTransaction, connection: 
         driver.bind_next_begin(tenant_id)
         try:
             await_(start())
+        except Exception:  # noqa: S110
+            # A lost connection, say: the statement below meets it again, through SQLAlchemy's
+            # error handling (a disconnect invalidates the pool, and the error is SQLAlchemy's).
+            pass
+        else:
+            return
         finally:
             driver.forget_binding()
-        return
     # Driver SQL: this runs at the start of every transaction, so skip statement compilation.
     connection.exec_driver_sql(
         "SELECT set_config('app.tenant_id', $1, true)", (str(tenant_id) if tenant_id else "",)
