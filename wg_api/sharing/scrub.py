@@ -620,7 +620,21 @@ def _folded_view(text: str) -> str:
 
 
 def _named(folded: str, terms: ScrubTerms) -> list[str]:
-    return [name for name, pieces in terms.name_pieces if all(p in folded for p in pieces)]
+    """The names whose every piece is in `folded`. Names share pieces (a member's name and its
+    slug, the words of a legal form): each piece is looked for once, and only while a name
+    still needs it (a page of shared findings is about 10 KB of text to search)."""
+    present: dict[str, bool] = {}
+    found = []
+    for name, pieces in terms.name_pieces:
+        for piece in pieces:
+            hit = present.get(piece)
+            if hit is None:
+                hit = present[piece] = piece in folded
+            if not hit:
+                break
+        else:
+            found.append(name)
+    return found
 
 
 def names_in(texts: Iterable[str | None], terms: ScrubTerms) -> ScrubTerms | None:
