@@ -381,7 +381,14 @@ async def driver_fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]
     statement; rows are asyncpg Records.
     """
     connection = await session.connection()
-    raw = await connection.get_raw_connection()
+    sync = connection.sync_connection
+    # The connection the session just handed out is live: its pooled connection is an
+    # attribute away (`get_raw_connection` would spend a greenlet switch on reading it; only a
+    # connection invalidated since would need I/O to replace).
+    if sync is not None and not sync.closed and not sync.invalidated:
+        raw = sync.connection
+    else:
+        raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
     rows: list[Any] = await driver.fetch(sql, *args)
