@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
@@ -90,6 +91,36 @@ def role_from_claim(claimed: object, default_role: str) -> str:
     return max(roles, key=lambda role: ROLE_RANK[role]) if roles else default_role
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedServiceToken:
+    """What a service token whose signature was checked says, read once."""
+
+    expires: int
+    tenant_id: uuid.UUID
+    client_id: uuid.UUID
+    role: str
+    scopes: frozenset[str]
+    token_id: str
+
+
+def _verified_service_token(claims: dict[str, Any]) -> VerifiedServiceToken:
+    try:
+        expires = claims["exp"]
+        if not isinstance(expires, int):
+            raise TypeError("exp")
+        role = str(claims["role"])
+        return VerifiedServiceToken(
+            expires=expires,
+            tenant_id=uuid.UUID(claims["tenant_id"]),
+            client_id=uuid.UUID(claims["wg_client"]),
+            role=role,
+            scopes=scopes_for(role, claims.get("scope")),
+            token_id=str(claims.get("jti", "")),
+        )
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise Unauthorized("The token is not valid.") from exc
+
+
 class Authenticator:
     """Turns a bearer token into a Principal, or raises Unauthorized.
 
@@ -124,9 +155,9 @@ class Authenticator:
         self._users: ExpiringCache[tuple[uuid.UUID, str], tuple[uuid.UUID, str, str]] = (
             ExpiringCache(USER_TOUCH_SECONDS, clock)
         )
-        # Claims of service tokens whose signature was checked, keyed by the exact token text;
+        # Service tokens whose signature was checked, read once, keyed by the exact token text;
         # expiry and revocation are still checked on every request.
-        self._verified: ExpiringCache[str, dict[str, Any]] = ExpiringCache(
+        self._verified: ExpiringCache[str, VerifiedServiceToken] = ExpiringCache(
             VERIFIED_TOKEN_SECONDS, clock
         )
 
@@ -144,35 +175,31 @@ class Authenticator:
         return await self._person_principal(token, issuer, address)
 
     async def _service_principal(self, token: str) -> Principal:
-        found, cached = self._verified.get(token)
-        if found and cached is not None:
-            claims = cached
-            expires = claims.get("exp")
-            if not isinstance(expires, int) or expires + LEEWAY_SECONDS <= time.time():
+        found, verified = self._verified.get(token)
+        if found and verified is not None:
+            if verified.expires + LEEWAY_SECONDS <= time.time():
                 self._verified.pop(token)
                 raise Unauthorized("The token is not valid.")
         else:
-            claims = verify_service_token(token, self.keys, self.settings)
-            self._verified.put(token, claims)
-        try:
-            tenant_id = uuid.UUID(claims["tenant_id"])
-            client_uuid = uuid.UUID(claims["wg_client"])
-            role = str(claims["role"])
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise Unauthorized("The token is not valid.") from exc
+            verified = _verified_service_token(
+                verify_service_token(token, self.keys, self.settings)
+            )
+            self._verified.put(token, verified)
         name = (
-            await self._active_client_name(tenant_id, client_uuid) if role in TENANT_ROLES else None
+            await self._active_client_name(verified.tenant_id, verified.client_id)
+            if verified.role in TENANT_ROLES
+            else None
         )
         if name is None:
             raise Unauthorized("The client of this token is revoked.")
         return Principal(
-            tenant_id=tenant_id,
+            tenant_id=verified.tenant_id,
             type="client",
-            id=client_uuid,
+            id=verified.client_id,
             name=name,
-            role=role,
-            scopes=scopes_for(role, claims.get("scope")),
-            token_id=str(claims.get("jti", "")),
+            role=verified.role,
+            scopes=verified.scopes,
+            token_id=verified.token_id,
         )
 
     async def _active_client_name(self, tenant_id: uuid.UUID, client_uuid: uuid.UUID) -> str | None:

@@ -202,6 +202,22 @@ def request_id_of(scope: Scope) -> str:
     return request_id
 
 
+# The labelled series of each (method, route, status) met so far: `labels()` takes a lock and
+# checks its arguments on every call. Bounded: past it, series are looked up as before.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_SERIES_MAX = 4096
+
+
+def _request_series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    key = (method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route))
+        if len(_SERIES) < _SERIES_MAX:
+            _SERIES[key] = found
+    return found
+
+
 class ObservabilityMiddleware:
     """Outermost ASGI wrapper: request id on every response, one access log line, metrics."""
 
@@ -232,8 +248,9 @@ class ObservabilityMiddleware:
             IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = str(scope.get("path_template") or "unmatched")
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(elapsed)
+            counted, timed = _request_series(scope["method"], route, status)
+            counted.inc()
+            timed.observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 user = scope.get("user")
                 access_log.info(
