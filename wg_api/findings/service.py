@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings import repository
@@ -23,6 +22,7 @@ from wg_api.findings.schemas import (
     FindingPatch,
     Source,
 )
+from wg_api.platform.database import row_mapping
 from wg_api.platform.errors import Conflict, FieldError, NotFound, ValidationFailed
 from wg_api.platform.events import record_event
 from wg_api.platform.models import Record
@@ -60,7 +60,7 @@ EARLIEST_ZONE = timedelta(hours=14)
 
 def finding_out(row: Record | Mapping[str, Any]) -> Finding:
     """A Finding from a SQLAlchemy row or an asyncpg Record (the list's driver path)."""
-    m: Mapping[str, Any] = row._mapping if isinstance(row, sa.Row) else row  # type: ignore[assignment]
+    m = row_mapping(row)
     cap = m["cap"]
     case = m["child_labour_case"]
     return Finding(

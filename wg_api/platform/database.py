@@ -13,10 +13,10 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import sqlalchemy as sa
@@ -371,6 +371,15 @@ class Database:
     async def dispose(self) -> None:
         await self.app_engine.dispose()
         await self.system_engine.dispose()
+
+
+def row_mapping(row: Any) -> Mapping[str, Any]:
+    """A row's columns by name: an asyncpg Record (from `driver_fetch`) or a mapping as it is,
+    a SQLAlchemy row by its `_mapping`. The Record is told by its exact type: `isinstance`
+    against SQLAlchemy's `Row` goes through the ABC machinery, on each of a page's 51 rows."""
+    if type(row) is asyncpg.Record:
+        return cast(Mapping[str, Any], row)
+    return cast(Mapping[str, Any], getattr(row, "_mapping", row))
 
 
 async def driver_fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:

@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast, get_args
 
 import msgspec
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wg_api.findings import service as findings
 from wg_api.findings.schemas import AREAS, Finding, Kind, Severity
 from wg_api.identity import service as identity
+from wg_api.platform.database import row_mapping
 from wg_api.platform.errors import (
     FieldError,
     Forbidden,
@@ -135,7 +135,7 @@ TEXT_COLUMNS = ("title", "description")
 def shared_out(row: Record | Mapping[str, Any], names: ScrubTerms | None = None) -> SharedFinding:
     """The API shape of a shared record (a SQLAlchemy row or, on the list's driver path, an
     asyncpg Record); with `names`, member names are redacted once more."""
-    m: Mapping[str, Any] = row._mapping if isinstance(row, sa.Row) else row  # type: ignore[assignment]
+    m = row_mapping(row)
     case = m["child_labour_case"]
     return SharedFinding(
         id=m["id"],

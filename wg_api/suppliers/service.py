@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wg_api.platform.database import row_mapping
 from wg_api.platform.errors import Conflict, FieldError, NotFound, ValidationFailed
 from wg_api.platform.events import record_event
 from wg_api.platform.models import Record
@@ -52,7 +52,7 @@ def supplier_out(row: Record) -> Supplier:
 
 def my_supplier_out(row: Any) -> MySupplier:
     """From an asyncpg Record (the list's driver path) or a SQLAlchemy row."""
-    m = row._mapping if isinstance(row, sa.Row) else row
+    m = row_mapping(row)
     return MySupplier(
         id=m["id"],
         name=m["name"],
