@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -219,6 +220,10 @@ def create_app(settings: Settings) -> Litestar:
             init=_init_connection,
             server_settings={"application_name": "wg-bench-ceiling"},
         )
+        # Served as `wg-api serve` serves: start-up's objects out of the collector's sight
+        # (`wg_api.app.freeze_heap`), so neither side pays full collections of them.
+        gc.collect()
+        gc.freeze()
 
     async def close_pool(app: Litestar) -> None:
         await app.state.pool.close()

@@ -64,7 +64,7 @@ def served_app() -> Any:
     """The factory each server process calls: the app, from the environment's settings."""
     from wg_api.app import asgi_app
 
-    return asgi_app(get_settings())
+    return asgi_app(get_settings(), freeze_after_startup=True)
 
 
 def run_server(
