@@ -204,7 +204,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, freeze_after_startup: bool = False) -> Litestar:
     app_url = (
         asyncpg_url(settings.app_database_url)
         if settings.app_database_url
@@ -220,10 +220,11 @@ def create_app(settings: Settings) -> Litestar:
             init=_init_connection,
             server_settings={"application_name": "wg-bench-ceiling"},
         )
-        # Served as `wg-api serve` serves: start-up's objects out of the collector's sight
-        # (`wg_api.app.freeze_heap`), so neither side pays full collections of them.
-        gc.collect()
-        gc.freeze()
+        if freeze_after_startup:
+            # Served as `wg-api serve` serves: start-up's objects out of the collector's sight
+            # (`wg_api.app.freeze_heap`), so neither side pays full collections of them.
+            gc.collect()
+            gc.freeze()
 
     async def close_pool(app: Litestar) -> None:
         await app.state.pool.close()
@@ -238,7 +239,7 @@ def create_app(settings: Settings) -> Litestar:
 
 def served_ceiling() -> Litestar:
     """The factory each server process calls (like `wg_api.cli:served_app`)."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), freeze_after_startup=True)
 
 
 def main(argv: list[str] | None = None) -> None:

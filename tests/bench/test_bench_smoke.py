@@ -3,7 +3,12 @@ the ceiling and the runner's own insights timing answer what the API answers."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import re
+import subprocess
+import sys
 import uuid
 
 import asyncpg
@@ -183,6 +188,24 @@ async def test_generator_makes_a_consistent_set_that_the_api_serves(settings):
             assert cells.status_code == 200, cells.text
             assert len(cells.json()["cells"]) == len(answer["cells"])
             assert cells.json()["suppressed_cells"] == answer["suppressed_cells"]
+
+        # The in-process profile runs against the set and prints its figures.
+        profiled = await asyncio.to_thread(
+            subprocess.run,
+            [
+                *(sys.executable, "-m", "bench.inprocess", "/v1/me", "/v1/findings"),
+                *("--requests", "20", "--profile", "--top", "5", "--database", name),
+            ],
+            env={**os.environ, "DATABASE_URL": libpq_url(admin_url)},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert profiled.returncode == 0, profiled.stderr[-3000:]
+        assert re.search(r"^/v1/me: [\d,]+ µs CPU per request", profiled.stdout, re.M)
+        assert re.search(r"^/v1/findings: [\d,]+ µs CPU per request", profiled.stdout, re.M)
+        assert profiled.stdout.count("profiled:") == 2
     finally:
         await drop_database(settings, name)
 
