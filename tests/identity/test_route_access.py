@@ -124,3 +124,34 @@ async def test_a_missing_scope_or_role_is_refused_before_anything_runs(client, m
     )
     assert refused.status_code == 403
     assert "admin" in refused.json()["detail"]
+
+
+def test_the_access_check_on_its_own():
+    """No principal: 401; the scope, then the role; a route that declares nothing is left to
+    `undeclared` above."""
+    from types import SimpleNamespace
+
+    from wg_api.identity.access import check_access
+    from wg_api.identity.principal import Principal
+    from wg_api.platform.errors import Forbidden, Unauthorized
+
+    handler: Any = SimpleNamespace(opt=requires("webhooks:manage", role="admin")["opt"])
+
+    def principal(role: str, *scopes: str) -> Principal:
+        return Principal(
+            tenant_id=uuid.uuid4(),
+            type="client",
+            id=uuid.uuid4(),
+            name="c",
+            role=role,
+            scopes=frozenset(scopes),
+        )
+
+    with pytest.raises(Unauthorized):
+        check_access(None, handler)
+    with pytest.raises(Forbidden, match="`webhooks:manage` scope"):
+        check_access(principal("admin", "findings:read"), handler)
+    with pytest.raises(Forbidden, match="`admin` role"):
+        check_access(principal("editor", "webhooks:manage"), handler)
+    check_access(principal("admin", "webhooks:manage"), handler)
+    check_access(principal("viewer"), SimpleNamespace(opt={}))  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from wg_api.identity.access import check_access
 from wg_api.platform.asgi import ASGIApp, Message, Receive, Scope, Send, send_problem
 from wg_api.platform.database import Database
-from wg_api.platform.errors import Forbidden, RateLimited, TryAgain
+from wg_api.platform.errors import Forbidden, RateLimited, TryAgain, Unauthorized
 from wg_api.settings import Settings
 
 log = logging.getLogger("wg_api.rate_limit")
@@ -141,8 +141,17 @@ class TenantRateLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         tenant_id = getattr(scope.get("user"), "tenant_id", None)
-        if scope["type"] != "http" or tenant_id is None:
+        if tenant_id is None:
+            # Every /v1 principal has a tenant; were one without, it would still be checked.
+            try:
+                check_access(scope.get("user"), scope.get("route_handler"))
+            except (Forbidden, Unauthorized) as refused:
+                await send_problem(send, refused)
+                return
             await self.app(scope, receive, send)
             return
         app_state = scope["litestar_app"].state
@@ -164,9 +173,9 @@ class TenantRateLimitMiddleware:
 
         try:
             # The route's required scope and role, counted against the budget like any request.
-            check_access(scope["user"], scope.get("route_handler"))
-        except Forbidden as error:
-            await send_problem(send_with_headers, error)
+            check_access(scope.get("user"), scope.get("route_handler"))
+        except (Forbidden, Unauthorized) as refused:
+            await send_problem(send_with_headers, refused)
             return
         await self.app(scope, receive, send_with_headers)
 
