@@ -71,10 +71,11 @@ class RequestTransaction:
                 if not await slots.acquire(self.database.request_wait_seconds):
                     raise TryAgain(headers={"Retry-After": "1"})
                 self._slot = True
+            # Not begun here: the session begins (and binds the tenant) at its first statement,
+            # which saves a greenlet switch per request; it commits or rolls back as before.
             self._session = self.database.session(
                 self.tenant_id, shared_event_delay_seconds=self.shared_event_delay_seconds
             )
-            await self._session.begin()
         return self._session
 
     async def commit(self) -> None:
