@@ -1,6 +1,6 @@
 """A calendar feed of 500 meetings with exceptions: building it, and the 304 a polling client gets.
 
-    python -m bench.calendar [--runs 100]
+    python -m bench.calendar [--runs 100] [--database wg_bench_calendar]
 
 Makes its own database (`wg_bench_calendar`, dropped at the end), a facilitator tenant and a group
 with 20 series of 20 occurrences in three zones (Hong Kong, Stockholm, New York) and 100 single
@@ -131,15 +131,15 @@ def verdict(samples: list[float], target: float) -> str:
     return f"target < {target:g} ms: {'met' if p50 < target else 'NOT met'}"
 
 
-async def run(runs: int) -> list[str]:
+async def run(runs: int, name: str = DATABASE) -> list[str]:
     settings = dataclasses.replace(
         Settings.from_env(),
         rate_limit_per_minute=10_000_000,
         unauthenticated_per_minute=10_000_000,
         log_level="WARNING",
     )
-    admin_url = bench_admin_url(settings, DATABASE)
-    await drop_database(settings, DATABASE)
+    admin_url = bench_admin_url(settings, name)
+    await drop_database(settings, name)
     await migrate(admin_url, settings)
     database = Database.connect(admin_url, settings)
     try:
@@ -262,15 +262,16 @@ async def run(runs: int) -> list[str]:
                 await conn.close()
     finally:
         await database.dispose()
-        await drop_database(settings, DATABASE)
+        await drop_database(settings, name)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.calendar", description=__doc__)
     parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--database", default=DATABASE, help="the database it makes and drops")
     args = parser.parse_args(argv)
-    for text in asyncio.run(run(args.runs)):
+    for text in asyncio.run(run(args.runs, args.database)):
         print(text)
     return 0
 

@@ -1,7 +1,8 @@
 """Funding under load: the statement of an initiative with 10,000 ledger bookings (JSON time,
 CSV memory), and pledges committed on 32 connections at once (no funding event lost or doubled).
 
-    python -m bench.funding [--bookings 10000] [--connections 32] [--rounds 10]
+    python -m bench.funding [--bookings 10000] [--connections 32] [--rounds 10] [--repeats 20]
+        [--database wg_bench_funding]
 
 Builds its own database (`wg_bench_funding`, dropped at the end) on the embedded PostgreSQL or
 DATABASE_URL's server, migrates it, and drives the real app in-process over ASGI (no sockets), so
@@ -353,7 +354,9 @@ async def _app(settings: Settings, database: Database) -> AsyncIterator[httpx.As
         await lifespan
 
 
-async def main(bookings: int, connections: int, rounds: int, repeats: int) -> None:
+async def main(
+    bookings: int, connections: int, rounds: int, repeats: int, name: str = DATABASE
+) -> None:
     settings = dataclasses.replace(
         Settings.from_env(),
         rate_limit_per_minute=1_000_000,
@@ -361,7 +364,7 @@ async def main(bookings: int, connections: int, rounds: int, repeats: int) -> No
         db_pool_size=connections + 4,
         log_level="WARNING",
     )
-    admin_url: URL = resolve_admin_url(settings).set(database=DATABASE)
+    admin_url: URL = resolve_admin_url(settings).set(database=name)
     await _drop(admin_url)
     await migrate(admin_url, settings)
     database = Database.connect(admin_url, settings)
@@ -395,7 +398,9 @@ async def _drop(admin_url: URL) -> None:
     try:
         async with engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+            await conn.exec_driver_sql(
+                f'DROP DATABASE IF EXISTS "{admin_url.database}" WITH (FORCE)'
+            )
     finally:
         await engine.dispose()
 
@@ -406,8 +411,9 @@ def run() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--database", default=DATABASE, help="the database it makes and drops")
     args = parser.parse_args()
-    asyncio.run(main(args.bookings, args.connections, args.rounds, args.repeats))
+    asyncio.run(main(args.bookings, args.connections, args.rounds, args.repeats, args.database))
 
 
 if __name__ == "__main__":

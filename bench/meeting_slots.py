@@ -1,6 +1,6 @@
 """Meeting slots for 30 member tenants in 10 zones over 92 days.
 
-    python -m bench.meeting_slots [--runs 30]
+    python -m bench.meeting_slots [--runs 30] [--database wg_bench_meeting_slots]
 
 Makes its own database (`wg_bench_meeting_slots`, dropped at the end), a facilitator and 29 brands
 in 10 zones and 10 countries (3 tenants each, working hours varied), all members of one group with
@@ -91,12 +91,12 @@ async def _tenant(
     return tenant, headers
 
 
-async def run(runs: int) -> list[str]:
+async def run(runs: int, name: str = DATABASE) -> list[str]:
     settings = dataclasses.replace(
         Settings.from_env(), rate_limit_per_minute=10_000_000, log_level="WARNING"
     )
-    admin_url = bench_admin_url(settings, DATABASE)
-    await drop_database(settings, DATABASE)
+    admin_url = bench_admin_url(settings, name)
+    await drop_database(settings, name)
     await migrate(admin_url, settings)
     database = Database.connect(admin_url, settings)
     try:
@@ -202,15 +202,16 @@ async def run(runs: int) -> list[str]:
             ]
     finally:
         await database.dispose()
-        await drop_database(settings, DATABASE)
+        await drop_database(settings, name)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.meeting_slots", description=__doc__)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--database", default=DATABASE, help="the database it makes and drops")
     args = parser.parse_args(argv)
-    for text in asyncio.run(run(args.runs)):
+    for text in asyncio.run(run(args.runs, args.database)):
         print(text)
     return 0
 

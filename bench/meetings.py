@@ -1,6 +1,6 @@
 """Listing a year of a group's meetings: 20 weekly series (about 1,040 occurrences in the year).
 
-    python -m bench.meetings [--runs 200]
+    python -m bench.meetings [--runs 200] [--database wg_bench_meetings]
 
 Makes its own database (`wg_bench_meetings`, dropped at the end), a facilitator tenant and a group
 with 20 open-ended weekly series created through the API, then times, in one process:
@@ -80,12 +80,12 @@ async def _token(http: httpx.AsyncClient, client_id: str, secret: str) -> str:
     return token
 
 
-async def run(runs: int) -> list[str]:
+async def run(runs: int, name: str = DATABASE) -> list[str]:
     settings = dataclasses.replace(
         Settings.from_env(), rate_limit_per_minute=10_000_000, log_level="WARNING"
     )
-    admin_url = bench_admin_url(settings, DATABASE)
-    await drop_database(settings, DATABASE)
+    admin_url = bench_admin_url(settings, name)
+    await drop_database(settings, name)
     await migrate(admin_url, settings)
     database = Database.connect(admin_url, settings)
     try:
@@ -190,15 +190,16 @@ async def run(runs: int) -> list[str]:
                 await conn.close()
     finally:
         await database.dispose()
-        await drop_database(settings, DATABASE)
+        await drop_database(settings, name)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.meetings", description=__doc__)
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--database", default=DATABASE, help="the database it makes and drops")
     args = parser.parse_args(argv)
-    for text in asyncio.run(run(args.runs)):
+    for text in asyncio.run(run(args.runs, args.database)):
         print(text)
     return 0
 

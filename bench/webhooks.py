@@ -1,6 +1,6 @@
 """Webhook deliveries from one worker process to a local receiver, signing included.
 
-    python -m bench.webhooks [--endpoints 10] [--events 1000]
+    python -m bench.webhooks [--endpoints 10] [--events 1000] [--database wg_bench_webhooks]
 
 Makes its own database (`wg_bench_webhooks`, dropped at the end), `--endpoints` tenants with one
 endpoint each on a receiver in another process (127.0.0.1, answers 200 at once), and writes
@@ -120,7 +120,7 @@ async def _timed_run(
     return elapsed, cpu
 
 
-async def run(endpoints: int, events: int) -> list[str]:
+async def run(endpoints: int, events: int, name: str = DATABASE) -> list[str]:
     keys_dir = Path(tempfile.mkdtemp(prefix="wg-bench-webhooks-"))
     settings = dataclasses.replace(
         Settings.from_env(),
@@ -134,8 +134,8 @@ async def run(endpoints: int, events: int) -> list[str]:
         target=_receiver, args=(sock,), daemon=True
     )
     receiver.start()
-    admin_url = bench_admin_url(settings, DATABASE)
-    await drop_database(settings, DATABASE)
+    admin_url = bench_admin_url(settings, name)
+    await drop_database(settings, name)
     await migrate(admin_url, settings)
     database = Database.connect(admin_url, settings)
     admin = await asyncpg.connect(**connect_kwargs(admin_url))
@@ -182,7 +182,7 @@ async def run(endpoints: int, events: int) -> list[str]:
         await admin.close()
         await outbound.aclose()
         await database.dispose()
-        await drop_database(settings, DATABASE)
+        await drop_database(settings, name)
         receiver.kill()
     rate_1, rate_2 = expected / first, expected / second
     load = os.getloadavg()[0]
@@ -206,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--database", default=DATABASE, help="the database it makes and drops")
     args = parser.parse_args(argv)
-    for text in asyncio.run(run(args.endpoints, args.events)):
+    for text in asyncio.run(run(args.endpoints, args.events, args.database)):
         print(text)
     return 0
 
