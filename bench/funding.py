@@ -405,6 +405,9 @@ async def _drop(admin_url: URL) -> None:
         await engine.dispose()
 
 
+MIN_CONNECTIONS = 6
+
+
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bookings", type=int, default=10_000)
@@ -413,6 +416,9 @@ def run() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--database", default=DATABASE, help="the database it makes and drops")
     args = parser.parse_args()
+    if args.connections < MIN_CONNECTIONS:
+        # One brand per connection, and the statement is read as the sixth (a plain member).
+        parser.error(f"--connections must be at least {MIN_CONNECTIONS}")
     asyncio.run(main(args.bookings, args.connections, args.rounds, args.repeats, args.database))
 
 
