@@ -1,12 +1,13 @@
 """Bulk data: an import of 100,000 findings (time, and the server's resident memory growth) and
 an export of 1,000,000 findings as NDJSON (rows per second, and memory staying flat).
 
-    python -m bench.bulk [--import-rows 100000] [--export-rows 1000000]
+    python -m bench.bulk [--import-rows 100000] [--export-rows 1000000] [--database wg_bench_bulk]
 
-Builds its own database (`wg_bench_bulk`, dropped at the end) on the embedded PostgreSQL or
-DATABASE_URL's server, serves the real app with `wg-api serve` (uvicorn, one worker) on a free
-port, and talks to it over HTTP like an integrator. The export's rows are generated with COPY
-(another tenant's, so the import starts from an empty table). Prints figures beside the targets.
+Builds its own database (`wg_bench_bulk`, or `--database`; dropped at the end) on the embedded
+PostgreSQL or DATABASE_URL's server, serves the real app with `wg-api serve` (uvicorn, one
+worker) on a free port, and talks to it over HTTP like an integrator. The export's rows are
+generated with COPY (another tenant's, so the import starts from an empty table). Prints figures
+beside the targets.
 """
 
 from __future__ import annotations
@@ -321,14 +322,16 @@ async def _drop(admin_url: URL) -> None:
     try:
         async with engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+            await conn.exec_driver_sql(
+                f'DROP DATABASE IF EXISTS "{admin_url.database}" WITH (FORCE)'
+            )
     finally:
         await engine.dispose()
 
 
-def main(import_rows: int, export_rows: int) -> None:
+def main(import_rows: int, export_rows: int, database: str = DATABASE) -> None:
     settings = Settings.from_env()
-    admin_url: URL = resolve_admin_url(settings).set(database=DATABASE)
+    admin_url: URL = resolve_admin_url(settings).set(database=database)
     importer, exporter = asyncio.run(_prepare(admin_url, settings))
     workdir = Path(tempfile.mkdtemp(prefix="wg-bench-bulk-"))
     port = free_port()
@@ -405,8 +408,9 @@ def run() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--export-rows", type=int, default=1_000_000)
+    parser.add_argument("--database", default=DATABASE, help="the database it makes and drops")
     args = parser.parse_args()
-    main(args.import_rows, args.export_rows)
+    main(args.import_rows, args.export_rows, args.database)
 
 
 if __name__ == "__main__":

@@ -129,3 +129,16 @@ async def test_the_webhooks_bench_prints_its_figures(settings, admin_url, tmp_pa
     assert re.search(
         r"^with one dead endpoint beside: +\d+ deliveries/s .*40 in [\d.]+ s", out, re.M
     )
+
+
+async def test_the_bulk_bench_prints_its_figures(settings, admin_url, tmp_path):
+    out = await run_bench(
+        settings, admin_url, tmp_path, "bulk", "--import-rows", "300", "--export-rows", "2000"
+    )
+    assert re.search(r"^import of 300 findings \([\d.]+ MB of NDJSON over HTTP\):$", out, re.M)
+    assert re.search(r"^  summary: .*'created': 300", out, re.M), out
+    assert re.search(r"^  time +[\d.]+ s +target < \d+ s +(ok|MISSED)", out, re.M)
+    assert len(re.findall(r"^  server RSS \+ +-?[\d.]+ MB", out, re.M)) == 2
+    assert re.search(r"^export of 2,000 findings as NDJSON", out, re.M)
+    assert re.search(r"^  rate +[\d,]+ rows/s +target >= [\d,]+ +(ok|MISSED)", out, re.M)
+    assert re.search(r"^  ceiling +[\d,]+ rows/s", out, re.M)
