@@ -147,12 +147,7 @@ class TenantRateLimitMiddleware:
         tenant_id = getattr(scope.get("user"), "tenant_id", None)
         if tenant_id is None:
             # Every /v1 principal has a tenant; were one without, it would still be checked.
-            try:
-                check_access(scope.get("user"), scope.get("route_handler"))
-            except (Forbidden, Unauthorized) as refused:
-                await send_problem(send, refused)
-                return
-            await self.app(scope, receive, send)
+            await _checked(self.app, scope, receive, send)
             return
         app_state = scope["litestar_app"].state
         limiter: RateLimiter = app_state[LIMITER_STATE_KEY]
@@ -171,13 +166,18 @@ class TenantRateLimitMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), *headers]}
             await send(message)
 
-        try:
-            # The route's required scope and role, counted against the budget like any request.
-            check_access(scope.get("user"), scope.get("route_handler"))
-        except (Forbidden, Unauthorized) as refused:
-            await send_problem(send_with_headers, refused)
-            return
-        await self.app(scope, receive, send_with_headers)
+        # The route's required scope and role, counted against the budget like any request.
+        await _checked(self.app, scope, receive, send_with_headers)
+
+
+async def _checked(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """The route, if the caller has the access it requires (`check_access`); else 401 or 403."""
+    try:
+        check_access(scope.get("user"), scope.get("route_handler"))
+    except (Forbidden, Unauthorized) as refused:
+        await send_problem(send, refused)
+        return
+    await app(scope, receive, send)
 
 
 # ---- before authentication ----------------------------------------------------------------------

@@ -31,6 +31,7 @@ from wg_api.identity.schemas import (
 )
 from wg_api.identity.scopes import ROLE_SCOPES, SCOPES, TENANT_ROLES, parse_scopes, unknown_scopes
 from wg_api.identity.tokens import ClientRecord, hash_secret, new_client_id, new_client_secret
+from wg_api.platform.database import row_mapping
 from wg_api.platform.errors import (
     Conflict,
     FieldError,
@@ -340,7 +341,9 @@ async def change_tenant_profile(
 
 
 def tenant_out(row: Any) -> TenantOut:
-    return TenantOut(id=row.id, slug=row.slug, name=row.name, kind=row.kind)
+    """From a SQLAlchemy row or an asyncpg Record (`tenants_by_id`'s driver path)."""
+    m = row_mapping(row)
+    return TenantOut(id=m["id"], slug=m["slug"], name=m["name"], kind=m["kind"])
 
 
 async def tenants_by_id(
@@ -350,10 +353,7 @@ async def tenants_by_id(
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    return {
-        row["id"]: TenantOut(id=row["id"], slug=row["slug"], name=row["name"], kind=row["kind"])
-        for row in await repository.tenants_by_id(session, wanted)
-    }
+    return {row["id"]: tenant_out(row) for row in await repository.tenants_by_id(session, wanted)}
 
 
 async def tenant_by_slug(session: AsyncSession, slug: str) -> TenantOut | None:
