@@ -234,6 +234,9 @@ def create_app(settings: Settings, *, freeze_after_startup: bool = False) -> Lit
         on_startup=[open_pool],
         on_shutdown=[close_pool],
         openapi_config=None,
+        # It logs nothing; and in-process (`bench.inprocess --ceiling`) it must not configure
+        # the real app's loggers.
+        logging_config=None,
     )
 
 

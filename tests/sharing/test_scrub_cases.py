@@ -110,6 +110,29 @@ def test_read_time_redaction_finds_variants_and_distinctive_words():
     assert names_in(["nothing to see"], terms) is None
 
 
+def test_what_a_text_was_found_to_name_is_remembered_per_set_of_names():
+    """A page read again is answered from memory, and only for the same members: a text that
+    named nobody while a brand was not yet a member names it once it has joined."""
+    before = organisation_terms(("Kestrel Apparel Ltd",))
+    after = organisation_terms(("Kestrel Apparel Ltd", "Osprey Footwear"))
+    texts = ["Osprey Footwear asked for the visit", "nothing to see"]
+    assert names_in(texts, before) is None
+    assert names_in(texts, before) is None  # remembered
+    page = names_in(texts, after)
+    assert page is not None
+    assert [redact_organisations(t, page) for t in texts] == [
+        "[redacted:organisation] asked for the visit",
+        "nothing to see",
+    ]
+    again = names_in(list(reversed(texts)), after)
+    assert again is not None
+    assert again.organisations == page.organisations
+    # A text seen alone is remembered alone: pieces of a name spread over two texts of a page
+    # name nobody in either.
+    split = names_in(["Osprey visited", "the Footwear line"], after)
+    assert split is None or "Osprey Footwear" not in split.organisations
+
+
 def test_the_word_list():
     assert is_common_word("Apparel")
     assert is_common_word("Workers")

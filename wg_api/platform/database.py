@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import asyncpg
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
@@ -194,6 +195,9 @@ def make_engine(
         pool_recycle=1800,
         pool_timeout=pool_timeout_seconds,
         connect_args=connect_args,
+        # jsonb columns decoded by msgspec (the stdlib's decoder took a third of a shared
+        # findings page's decoding time); the same Python values.
+        json_deserializer=msgspec.json.decode,
     )
     if metrics_name is not None:
         observe_pool(metrics_name, engine.pool)

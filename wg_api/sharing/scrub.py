@@ -619,13 +619,16 @@ def _folded_view(text: str) -> str:
     return view.lower().translate(_IGNORECASE_EQUIVALENTS)
 
 
-def _named(folded: str, terms: ScrubTerms) -> list[str]:
-    """The names whose every piece is in `folded`. Names share pieces (a member's name and its
-    slug, the words of a legal form): each piece is looked for once, and only while a name
-    still needs it (a page of shared findings is about 10 KB of text to search)."""
+def _named(folded: str, terms: ScrubTerms, among: frozenset[str] | None = None) -> list[str]:
+    """The names (of `among`, if given) whose every piece is in `folded`. Names share pieces (a
+    member's name and its slug, the words of a legal form): each piece is looked for once, and
+    only while a name still needs it (a page of shared findings is about 10 KB of text to
+    search)."""
     present: dict[str, bool] = {}
     found = []
     for name, pieces in terms.name_pieces:
+        if among is not None and name not in among:
+            continue
         for piece in pieces:
             hit = present.get(piece)
             if hit is None:
@@ -637,12 +640,40 @@ def _named(folded: str, terms: ScrubTerms) -> list[str]:
     return found
 
 
+# What `names_in` found in each text it searched, for a set of names: a page of shared records
+# is read by every member of its group, and searching it for some 50 name pieces is most of the
+# cost of reading it (bench/README.md). Keyed by the terms' identity and the text; each entry
+# keeps its terms alive, so an identity is never reused while an entry has it (and a hit checks
+# it is the same object). Oldest out first, past the bound (about 5 MB of text).
+_NAMED_TEXTS: dict[tuple[int, str], tuple[ScrubTerms, tuple[str, ...]]] = {}
+NAMED_TEXTS_KEPT = 10_000
+
+
 def names_in(texts: Iterable[str | None], terms: ScrubTerms) -> ScrubTerms | None:
     """`terms` narrowed to the organisation names that may occur in `texts` (a page of shared
-    records), or None if none can: one pass over the page, as stored text was scrubbed when
-    shared and a name in it is rare."""
-    named = _named(_folded_view("\n".join(text for text in texts if text)), terms)
-    return organisation_terms(tuple(named)) if named else None
+    records), or None if none can. Texts not seen before with these terms are searched together
+    in one pass (stored text was scrubbed when shared and a name in it is rare), then each on
+    its own only for the names that pass found, and remembered."""
+    found: set[str] = set()
+    unseen: list[str] = []
+    terms_id = id(terms)
+    for text in texts:
+        if not text:
+            continue
+        seen = _NAMED_TEXTS.get((terms_id, text))
+        if seen is not None and seen[0] is terms:
+            found.update(seen[1])
+        else:
+            unseen.append(text)
+    if unseen:
+        together = frozenset(_named(_folded_view("\n".join(unseen)), terms))
+        for text in dict.fromkeys(unseen):
+            named = tuple(_named(_folded_view(text), terms, together)) if together else ()
+            found.update(named)
+            if len(_NAMED_TEXTS) >= NAMED_TEXTS_KEPT:
+                del _NAMED_TEXTS[next(iter(_NAMED_TEXTS))]
+            _NAMED_TEXTS[terms_id, text] = (terms, named)
+    return organisation_terms(tuple(sorted(found))) if found else None
 
 
 def redact_organisations(text: str | None, terms: ScrubTerms | None) -> str | None:
