@@ -157,6 +157,8 @@ async def measure(
         for _ in range(options.requests):
             await call(app, "GET", path, headers)
         profile.disable()
+        if options.dump:
+            profile.dump_stats(options.dump)
         stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
         total = sum(entry[2] for entry in stats.values())
         print(f"  profiled: {total / options.requests * 1e6:,.0f} µs CPU per request")
@@ -246,6 +248,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="the least round is printed")
     parser.add_argument("--profile", action="store_true", help="then rank functions by CPU time")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--dump", help="with --profile: write the profile there (pstats)")
     parser.add_argument("--database", default=BENCH_DATABASE)
     return parser.parse_args(argv)
 

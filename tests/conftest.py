@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wg_api.app import asgi_app
 from wg_api.cli import load_domain_tasks
@@ -93,7 +93,7 @@ _superuser_engines: dict[str, AsyncEngine] = {}
 
 
 @contextlib.asynccontextmanager
-async def superuser_transaction(database: Database) -> AsyncIterator[AsyncSession]:
+async def superuser_transaction(database: Database) -> AsyncIterator[AsyncConnection]:
     """One transaction as the harness's own login (the superuser of the test server), no tenant
     bound: for tests that seed or inspect rows of several tenants. Neither service role can
     (no BYPASSRLS; the system role reaches tenants' rows only through the owner's functions)."""
@@ -102,7 +102,7 @@ async def superuser_transaction(database: Database) -> AsyncIterator[AsyncSessio
     if engine is None:
         engine = make_engine(database.admin_url, pool_size=2, application_name="wg-api-tests")
         _superuser_engines[key] = engine
-    async with AsyncSession(engine) as session, session.begin():
+    async with AsyncConnection(engine) as session, session.begin():
         yield session
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.funding.conftest import (
     Fund,
@@ -78,7 +78,7 @@ async def test_the_app_role_cannot_change_or_delete_the_ledger(client, fund, dat
 
 
 async def _insert_booking(
-    session: AsyncSession, initiative: dict[str, Any], debit: int, credit: int
+    session: AsyncConnection, initiative: dict[str, Any], debit: int, credit: int
 ) -> None:
     booking_id = uuid.uuid4()
     await session.execute(
@@ -111,7 +111,7 @@ async def test_an_unbalanced_booking_is_refused_at_commit(client, fund, database
     initiative = await _booked(client, fund)
     path = f"/v1/initiatives/{initiative['id']}/statement"
     before = (await client.get(path, headers=fund.facilitator.headers)).json()
-    async with database.session(fund.facilitator.id) as session:
+    async with database.connection(fund.facilitator.id) as session:
         await session.begin()
         await _insert_booking(session, initiative, 500, 400)
         # Inside the transaction the check is deferred: the statements pass, the commit fails.

@@ -206,7 +206,7 @@ async def test_a_run_that_dies_before_commit_sends_nothing_and_the_next_sends_al
     ids = [m["id"] for m in meetings]
     await _make_due(database, ids)
     # A worker marks and writes everything, then dies before its commit: all of it is rolled back.
-    async with database.system_sessions() as session:
+    async with database.connection(system=True) as session:
         await session.begin()
         dying = await service.send_due_reminders(session, datetime.now(UTC))
         assert dying["reminders"] >= 3

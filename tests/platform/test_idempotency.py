@@ -193,7 +193,7 @@ async def test_an_expired_key_runs_again(test_app_client, make_tenant, database)
             ),
             {"t": tenant.id},
         )
-        assert expired.rowcount == 1  # type: ignore[attr-defined]
+        assert expired.rowcount == 1
 
     fresh = await post_widget(test_app_client, tenant, k, {"name": "old"})
     assert fresh.status_code == 201, fresh.text

@@ -21,7 +21,7 @@ from wg_api.platform.database import Database
 async def _as(database: Database, tenant_id: uuid.UUID, sql: str, **params: Any) -> int:
     async with database.transaction(tenant_id) as session:
         result = await session.execute(sa.text(sql), params)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
 
 async def _refused(database: Database, tenant_id: uuid.UUID, sql: str, **params: Any) -> str:

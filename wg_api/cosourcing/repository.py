@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.platform.models import Record
 
@@ -35,7 +35,7 @@ _MY_ROOMS = """
 
 
 async def my_rooms(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     kind: str,
     *,
@@ -62,7 +62,7 @@ async def my_rooms(
     return list(rows.all())
 
 
-async def participants(session: AsyncSession, room_ids: list[uuid.UUID]) -> list[Record]:
+async def participants(session: AsyncConnection, room_ids: list[uuid.UUID]) -> list[Record]:
     """The participants of those rooms the caller is in (RLS shows no other)."""
     if not room_ids:
         return []
@@ -78,7 +78,7 @@ async def participants(session: AsyncSession, room_ids: list[uuid.UUID]) -> list
 
 
 async def open_remediation_room(
-    session: AsyncSession, shared_id: uuid.UUID, alert: dict[str, Any]
+    session: AsyncConnection, shared_id: uuid.UUID, alert: dict[str, Any]
 ) -> uuid.UUID:
     room = await session.scalar(
         sa.text("SELECT cosourcing_open_remediation_room(:id, CAST(:alert AS jsonb))"),
@@ -88,7 +88,7 @@ async def open_remediation_room(
     return room
 
 
-async def opt_in(session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID) -> None:
+async def opt_in(session: AsyncConnection, tenant_id: uuid.UUID, room_id: uuid.UUID) -> None:
     await session.execute(
         sa.text(
             "INSERT INTO cosourcing_opt_ins (tenant_id, room_id) VALUES (:tenant_id, :room_id) "
@@ -98,13 +98,13 @@ async def opt_in(session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID
     )
 
 
-async def introduce(session: AsyncSession, room_id: uuid.UUID) -> bool:
+async def introduce(session: AsyncConnection, room_id: uuid.UUID) -> bool:
     """The one way in: true when the caller is (now) a participant; before two opt-ins,
     false and nothing changed."""
     return bool(await session.scalar(sa.text("SELECT cosourcing_introduce(:id)"), {"id": room_id}))
 
 
-async def withdraw_opt_in(session: AsyncSession, room_id: uuid.UUID) -> bool:
+async def withdraw_opt_in(session: AsyncConnection, room_id: uuid.UUID) -> bool:
     """False when the caller has already been introduced (too late to leave no trace)."""
     return bool(
         await session.scalar(sa.text("SELECT cosourcing_withdraw_opt_in(:id)"), {"id": room_id})
@@ -112,7 +112,7 @@ async def withdraw_opt_in(session: AsyncSession, room_id: uuid.UUID) -> bool:
 
 
 async def group_rooms(
-    session: AsyncSession, group_id: uuid.UUID, after: uuid.UUID | None, limit: int
+    session: AsyncConnection, group_id: uuid.UUID, after: uuid.UUID | None, limit: int
 ) -> list[Record]:
     rows = await session.execute(
         sa.text(
@@ -127,7 +127,7 @@ async def group_rooms(
 
 
 async def publish_room_event(
-    session: AsyncSession, room_id: uuid.UUID, type: str, data: dict[str, Any]
+    session: AsyncConnection, room_id: uuid.UUID, type: str, data: dict[str, Any]
 ) -> None:
     """`type` into the feeds of the room's other participants."""
     await session.execute(
@@ -136,7 +136,7 @@ async def publish_room_event(
     )
 
 
-async def in_room(session: AsyncSession, room_id: uuid.UUID) -> bool:
+async def in_room(session: AsyncConnection, room_id: uuid.UUID) -> bool:
     return bool(await session.scalar(sa.text("SELECT cosourcing_in_room(:id)"), {"id": room_id}))
 
 
@@ -147,7 +147,7 @@ _MESSAGE = """
 
 
 async def insert_message(
-    session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID, body: str
+    session: AsyncConnection, tenant_id: uuid.UUID, room_id: uuid.UUID, body: str
 ) -> Record:
     message_id = uuid.uuid4()
     await session.execute(
@@ -167,7 +167,7 @@ async def insert_message(
 
 
 async def messages(
-    session: AsyncSession, room_id: uuid.UUID, after: tuple[Any, ...] | None, limit: int
+    session: AsyncConnection, room_id: uuid.UUID, after: tuple[Any, ...] | None, limit: int
 ) -> list[Record]:
     after_at, after_id = after if after else (None, None)
     rows = await session.execute(
@@ -188,7 +188,7 @@ _ACTION = (
 
 
 async def insert_action_item(
-    session: AsyncSession,
+    session: AsyncConnection,
     room_id: uuid.UUID,
     title: str,
     owner_tenant_id: uuid.UUID | None,
@@ -214,14 +214,14 @@ async def insert_action_item(
 
 
 async def action_item(
-    session: AsyncSession, room_id: uuid.UUID, item_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncConnection, room_id: uuid.UUID, item_id: uuid.UUID, *, for_update: bool = False
 ) -> Record | None:
     sql = _ACTION + "WHERE room_id = :room_id AND id = :id" + (" FOR UPDATE" if for_update else "")
     return (await session.execute(sa.text(sql), {"room_id": room_id, "id": item_id})).one_or_none()
 
 
 async def update_action_item(
-    session: AsyncSession, room_id: uuid.UUID, item_id: uuid.UUID, changes: dict[str, Any]
+    session: AsyncConnection, room_id: uuid.UUID, item_id: uuid.UUID, changes: dict[str, Any]
 ) -> Record:
     assignments = ", ".join(f"{column} = :{column}" for column in changes)
     # Only the fixed column names of ActionItemPatch are joined in.
@@ -238,7 +238,7 @@ async def update_action_item(
 
 
 async def action_items(
-    session: AsyncSession, room_id: uuid.UUID, after: tuple[Any, ...] | None, limit: int
+    session: AsyncConnection, room_id: uuid.UUID, after: tuple[Any, ...] | None, limit: int
 ) -> list[Record]:
     after_at, after_id = after if after else (None, None)
     rows = await session.execute(
@@ -259,7 +259,7 @@ _AUDIT = (
 
 
 async def insert_planned_audit(
-    session: AsyncSession, tenant_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, tenant_id: uuid.UUID, values: dict[str, Any]
 ) -> Record:
     audit_id = uuid.uuid4()
     await session.execute(
@@ -276,7 +276,7 @@ async def insert_planned_audit(
 
 
 async def planned_audit(
-    session: AsyncSession, tenant_id: uuid.UUID, audit_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, audit_id: uuid.UUID
 ) -> Record | None:
     return (
         await session.execute(
@@ -287,7 +287,7 @@ async def planned_audit(
 
 
 async def planned_audits(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     supplier_id: uuid.UUID | None,
     after: tuple[Any, ...] | None,
@@ -314,21 +314,21 @@ async def planned_audits(
 
 
 async def delete_planned_audit(
-    session: AsyncSession, tenant_id: uuid.UUID, audit_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, audit_id: uuid.UUID
 ) -> bool:
     await session.execute(sa.text("SELECT cosourcing_forget_planned_audit(:id)"), {"id": audit_id})
     result = await session.execute(
         sa.text("DELETE FROM planned_audits WHERE tenant_id = :tenant_id AND id = :id"),
         {"tenant_id": tenant_id, "id": audit_id},
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 # The worker's work (system role), through the owner's functions.
 
 
 async def send_alerts(
-    session: AsyncSession,
+    session: AsyncConnection,
     min_link_age_days: int,
     max_delay_seconds: float,
     limit: int,
@@ -351,7 +351,7 @@ async def send_alerts(
 
 
 async def match_planned_audits(
-    session: AsyncSession, min_link_age_days: int, max_delay_seconds: float
+    session: AsyncConnection, min_link_age_days: int, max_delay_seconds: float
 ) -> int:
     found = await session.scalar(
         sa.text("SELECT cosourcing_match_planned_audits(:days, :delay)"),
@@ -360,7 +360,7 @@ async def match_planned_audits(
     return int(found or 0)
 
 
-async def send_room_reminders(session: AsyncSession, now: datetime, limit: int) -> int:
+async def send_room_reminders(session: AsyncConnection, now: datetime, limit: int) -> int:
     written = await session.scalar(
         sa.text("SELECT cosourcing_send_room_reminders(:now, :limit)"),
         {"now": now, "limit": limit},

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.cosourcing import repository
 from wg_api.cosourcing.schemas import (
@@ -82,7 +82,7 @@ def _not_found(kind: str) -> NotFound:
 
 
 async def open_room_if_zero_tolerance(
-    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared: SharedFinding
+    session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, shared: SharedFinding
 ) -> None:
     """Sharing's hook: a zero-tolerance record gets its remediation room (once); the alert it
     carries waits in the room for the worker, as the group's other members read the record."""
@@ -100,7 +100,7 @@ def _delay(shared_event_delay_seconds: float) -> float:
 
 
 async def send_alerts(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     min_link_age_days: int,
     shared_event_delay_seconds: float,
@@ -115,7 +115,7 @@ async def send_alerts(
 
 
 async def match_planned_audits(
-    session: AsyncSession, *, min_link_age_days: int, shared_event_delay_seconds: float
+    session: AsyncConnection, *, min_link_age_days: int, shared_event_delay_seconds: float
 ) -> dict[str, int]:
     found = await repository.match_planned_audits(
         session, min_link_age_days, _delay(shared_event_delay_seconds)
@@ -123,7 +123,7 @@ async def match_planned_audits(
     return {"overlaps": found}
 
 
-async def send_room_reminders(session: AsyncSession, now: datetime) -> dict[str, int]:
+async def send_room_reminders(session: AsyncConnection, now: datetime) -> dict[str, int]:
     return {"reminders": await repository.send_room_reminders(session, now, BATCH)}
 
 
@@ -136,7 +136,7 @@ def _status(row: Record) -> RoomStatus:
     return "opted_in" if row.opted_in else "invited"
 
 
-async def _people(session: AsyncSession, rows: list[Record]) -> dict[uuid.UUID, list[TenantRef]]:
+async def _people(session: AsyncConnection, rows: list[Record]) -> dict[uuid.UUID, list[TenantRef]]:
     people: dict[uuid.UUID, list[TenantRef]] = {}
     introduced = [row.id for row in rows if row.introduced]
     for p in await repository.participants(session, introduced):
@@ -171,7 +171,7 @@ def _overlap_out(row: Record, people: dict[uuid.UUID, list[TenantRef]]) -> Audit
 
 
 async def _my_room(
-    session: AsyncSession, tenant_id: uuid.UUID, kind: str, room_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, kind: str, room_id: uuid.UUID
 ) -> Record:
     rows = await repository.my_rooms(session, tenant_id, kind, room_id=room_id)
     if not rows:
@@ -180,7 +180,7 @@ async def _my_room(
 
 
 async def list_rooms(
-    session: AsyncSession, tenant_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int
+    session: AsyncConnection, tenant_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int
 ) -> RemediationRoomPage:
     rows = await repository.my_rooms(
         session, tenant_id, REMEDIATION, after=keyset(after, moment, identifier), limit=limit + 1
@@ -193,14 +193,14 @@ async def list_rooms(
 
 
 async def get_room(
-    session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, room_id: uuid.UUID
 ) -> RemediationRoom:
     row = await _my_room(session, tenant_id, REMEDIATION, room_id)
     return _room_out(row, await _people(session, [row]))
 
 
 async def _opt_in(
-    session: AsyncSession, tenant_id: uuid.UUID, kind: str, room_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, kind: str, room_id: uuid.UUID
 ) -> Record:
     await _my_room(session, tenant_id, kind, room_id)
     await repository.opt_in(session, tenant_id, room_id)
@@ -209,7 +209,7 @@ async def _opt_in(
 
 
 async def _opt_out(
-    session: AsyncSession, tenant_id: uuid.UUID, kind: str, room_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, kind: str, room_id: uuid.UUID
 ) -> Record:
     await _my_room(session, tenant_id, kind, room_id)
     if not await repository.withdraw_opt_in(session, room_id):
@@ -218,21 +218,21 @@ async def _opt_out(
 
 
 async def opt_in_room(
-    session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, room_id: uuid.UUID
 ) -> RemediationRoom:
     row = await _opt_in(session, tenant_id, REMEDIATION, room_id)
     return _room_out(row, await _people(session, [row]))
 
 
 async def opt_out_room(
-    session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, room_id: uuid.UUID
 ) -> RemediationRoom:
     row = await _opt_out(session, tenant_id, REMEDIATION, room_id)
     return _room_out(row, await _people(session, [row]))
 
 
 async def _participant_room(
-    session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, room_id: uuid.UUID
 ) -> Record:
     """A remediation room the caller has been introduced into; else as for a random id."""
     row = await _my_room(session, tenant_id, REMEDIATION, room_id)
@@ -252,7 +252,7 @@ def _message_out(row: Record) -> Message:
 
 
 async def post_message(
-    session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID, data: MessageIn
+    session: AsyncConnection, tenant_id: uuid.UUID, room_id: uuid.UUID, data: MessageIn
 ) -> Message:
     await _participant_room(session, tenant_id, room_id)
     message = _message_out(await repository.insert_message(session, tenant_id, room_id, data.body))
@@ -266,7 +266,7 @@ async def post_message(
 
 
 async def list_messages(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     room_id: uuid.UUID,
     *,
@@ -294,7 +294,9 @@ def _action_out(row: Record) -> ActionItem:
     )
 
 
-async def _check_owner(session: AsyncSession, room_id: uuid.UUID, owner: uuid.UUID | None) -> None:
+async def _check_owner(
+    session: AsyncConnection, room_id: uuid.UUID, owner: uuid.UUID | None
+) -> None:
     if owner is None:
         return
     members = {p.id for p in await repository.participants(session, [room_id])}
@@ -306,7 +308,7 @@ async def _check_owner(session: AsyncSession, room_id: uuid.UUID, owner: uuid.UU
 
 
 async def create_action_item(
-    session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID, data: ActionItemIn
+    session: AsyncConnection, tenant_id: uuid.UUID, room_id: uuid.UUID, data: ActionItemIn
 ) -> ActionItem:
     await _participant_room(session, tenant_id, room_id)
     await _check_owner(session, room_id, data.owner_tenant_id)
@@ -325,7 +327,7 @@ async def create_action_item(
 
 
 async def get_action_item(
-    session: AsyncSession, tenant_id: uuid.UUID, room_id: uuid.UUID, item_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, room_id: uuid.UUID, item_id: uuid.UUID
 ) -> ActionItem:
     await _participant_room(session, tenant_id, room_id)
     row = await repository.action_item(session, room_id, item_id)
@@ -335,7 +337,7 @@ async def get_action_item(
 
 
 async def update_action_item(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     room_id: uuid.UUID,
     item_id: uuid.UUID,
@@ -364,7 +366,7 @@ async def update_action_item(
 
 
 async def list_action_items(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     room_id: uuid.UUID,
     *,
@@ -382,7 +384,7 @@ async def list_action_items(
 
 
 async def group_rooms(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     group_id: uuid.UUID,
     *,
@@ -427,14 +429,18 @@ def planned_audit_out(row: Record) -> PlannedAudit:
 
 
 async def _require_linked(
-    session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID
 ) -> None:
     """NotFound, exactly as for a supplier that does not exist, unless the caller links to it."""
     await suppliers.get_visible(session, tenant_id, supplier_id)
 
 
 async def create_planned_audit(
-    session: AsyncSession, tenant_id: uuid.UUID, data: PlannedAuditIn, *, today: date | None = None
+    session: AsyncConnection,
+    tenant_id: uuid.UUID,
+    data: PlannedAuditIn,
+    *,
+    today: date | None = None,
 ) -> PlannedAudit:
     errors: list[FieldError] = []
     # The earliest calendar date anywhere (UTC-12) is still "today" for someone.
@@ -469,7 +475,7 @@ async def create_planned_audit(
 
 
 async def get_planned_audit(
-    session: AsyncSession, tenant_id: uuid.UUID, audit_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, audit_id: uuid.UUID
 ) -> PlannedAudit:
     row = await repository.planned_audit(session, tenant_id, audit_id)
     if row is None:
@@ -478,7 +484,7 @@ async def get_planned_audit(
 
 
 async def list_planned_audits(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     supplier_id: uuid.UUID | None,
@@ -497,7 +503,7 @@ async def list_planned_audits(
 
 
 async def delete_planned_audit(
-    session: AsyncSession, tenant_id: uuid.UUID, audit_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, audit_id: uuid.UUID
 ) -> None:
     """Its overlaps not yet introduced vanish with it, for both sides."""
     if not await repository.delete_planned_audit(session, tenant_id, audit_id):
@@ -506,7 +512,7 @@ async def delete_planned_audit(
 
 
 async def list_overlaps(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     supplier_id: uuid.UUID | None,
@@ -531,21 +537,21 @@ async def list_overlaps(
 
 
 async def get_overlap(
-    session: AsyncSession, tenant_id: uuid.UUID, overlap_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, overlap_id: uuid.UUID
 ) -> AuditOverlap:
     row = await _my_room(session, tenant_id, JOINT_AUDIT, overlap_id)
     return _overlap_out(row, await _people(session, [row]))
 
 
 async def opt_in_overlap(
-    session: AsyncSession, tenant_id: uuid.UUID, overlap_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, overlap_id: uuid.UUID
 ) -> AuditOverlap:
     row = await _opt_in(session, tenant_id, JOINT_AUDIT, overlap_id)
     return _overlap_out(row, await _people(session, [row]))
 
 
 async def opt_out_overlap(
-    session: AsyncSession, tenant_id: uuid.UUID, overlap_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, overlap_id: uuid.UUID
 ) -> AuditOverlap:
     row = await _opt_out(session, tenant_id, JOINT_AUDIT, overlap_id)
     return _overlap_out(row, await _people(session, [row]))

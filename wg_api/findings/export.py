@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.findings import repository
 from wg_api.findings.import_ import CSV_COLUMNS
@@ -20,7 +20,7 @@ BATCH = 5000
 
 
 async def stream(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     filters: FindingFilters,
     format: Literal["ndjson", "csv"],

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.findings import repository, service
 from wg_api.findings.schemas import (
@@ -84,7 +84,7 @@ def media_format(content_type: str | None) -> Format | None:
 
 
 class _Stager:
-    def __init__(self, session: AsyncSession, max_rows: int) -> None:
+    def __init__(self, session: AsyncConnection, max_rows: int) -> None:
         self.session = session
         self.max_rows = max_rows
         self.result = Staged()
@@ -132,7 +132,7 @@ def _json(value: Any) -> str | None:
 
 
 async def stage(
-    session: AsyncSession,
+    session: AsyncConnection,
     body: AsyncIterator[bytes],
     format: Format,
     *,
@@ -288,7 +288,7 @@ async def _csv_row(stager: _Stager, line: int, header: list[str], cells: list[st
 
 
 async def apply(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     staged: Staged,
     *,
@@ -333,7 +333,7 @@ async def apply(
     return ImportResult(summary=summary, results=results, dry_run=dry_run, atomic=atomic)
 
 
-async def _record_writes(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+async def _record_writes(session: AsyncConnection, tenant_id: uuid.UUID) -> None:
     await repository.record_import_events(session, tenant_id)
     after = 0
     while rows := await repository.updated_page(session, tenant_id, after, WRITE_BATCH):
@@ -343,7 +343,7 @@ async def _record_writes(session: AsyncSession, tenant_id: uuid.UUID) -> None:
 
 
 async def _results(
-    session: AsyncSession, staged: Staged, *, not_written: bool, written: bool
+    session: AsyncConnection, staged: Staged, *, not_written: bool, written: bool
 ) -> list[ImportRowResult]:
     """Every row's result in the file's order: the staged rows merged with the early failures."""
     results: list[ImportRowResult] = []

@@ -11,24 +11,24 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as insert_on_conflict
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.findings.models import findings
 from wg_api.findings.schemas import FindingFilters
-from wg_api.platform.database import driver_fetch
+from wg_api.platform.database import begun_driver, driver_fetch
 from wg_api.platform.models import Record
 
 COLUMNS = tuple(c for c in findings.c if c.name != "tenant_id")
 
 
-async def insert(session: AsyncSession, tenant_id: uuid.UUID, values: dict[str, Any]) -> Record:
+async def insert(session: AsyncConnection, tenant_id: uuid.UUID, values: dict[str, Any]) -> Record:
     statement = sa.insert(findings).values(tenant_id=tenant_id, **values).returning(*COLUMNS)
     row: Record = (await session.execute(statement)).one()
     return row
 
 
 async def insert_unless_external_id_taken(
-    session: AsyncSession, tenant_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, tenant_id: uuid.UUID, values: dict[str, Any]
 ) -> Record | None:
     """Insert, or None when the tenant already has a finding with this external id (a concurrent
     request may have just inserted it: the unique index decides, not an earlier SELECT)."""
@@ -45,7 +45,11 @@ async def insert_unless_external_id_taken(
 
 
 async def get(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncConnection,
+    tenant_id: uuid.UUID,
+    finding_id: uuid.UUID,
+    *,
+    for_update: bool = False,
 ) -> Record | None:
     statement = sa.select(*COLUMNS).where(
         findings.c.tenant_id == tenant_id, findings.c.id == finding_id
@@ -56,7 +60,7 @@ async def get(
 
 
 async def get_many(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_ids: list[uuid.UUID]
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_ids: list[uuid.UUID]
 ) -> list[Record]:
     statement = (
         sa.select(*COLUMNS)
@@ -67,7 +71,7 @@ async def get_many(
 
 
 async def get_by_external_id(
-    session: AsyncSession, tenant_id: uuid.UUID, external_id: str, *, for_update: bool = False
+    session: AsyncConnection, tenant_id: uuid.UUID, external_id: str, *, for_update: bool = False
 ) -> Record | None:
     statement = sa.select(*COLUMNS).where(
         findings.c.tenant_id == tenant_id, findings.c.external_id == external_id
@@ -78,7 +82,7 @@ async def get_by_external_id(
 
 
 async def external_id_taken(
-    session: AsyncSession, tenant_id: uuid.UUID, external_id: str, other_than: uuid.UUID | None
+    session: AsyncConnection, tenant_id: uuid.UUID, external_id: str, other_than: uuid.UUID | None
 ) -> bool:
     statement = sa.select(findings.c.id).where(
         findings.c.tenant_id == tenant_id, findings.c.external_id == external_id
@@ -88,7 +92,7 @@ async def external_id_taken(
 
 
 async def update(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID, values: dict[str, Any]
 ) -> Record:
     statement = (
         sa.update(findings)
@@ -100,7 +104,7 @@ async def update(
     return row
 
 
-async def delete(session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID) -> None:
+async def delete(session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID) -> None:
     await session.execute(
         sa.delete(findings).where(findings.c.tenant_id == tenant_id, findings.c.id == finding_id)
     )
@@ -136,7 +140,7 @@ def _filtered(tenant_id: uuid.UUID, filters: FindingFilters) -> tuple[list[str],
 
 
 async def list_page(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     filters: FindingFilters,
     *,
@@ -189,14 +193,12 @@ REPLACED = STAGED_COLUMNS[2:17]
 PLAIN_REPLACED = REPLACED[:-2]
 
 
-async def driver_connection(session: AsyncSession) -> Any:
+async def driver_connection(session: AsyncConnection) -> Any:
     """The asyncpg connection under the session (its transaction and tenant binding begun)."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
+    return await begun_driver(session)
 
 
-async def create_staging(session: AsyncSession) -> None:
+async def create_staging(session: AsyncConnection) -> None:
     await session.execute(
         sa.text(
             f"""
@@ -229,12 +231,12 @@ async def create_staging(session: AsyncSession) -> None:
     )
 
 
-async def copy_to_staging(session: AsyncSession, records: list[tuple[Any, ...]]) -> None:
+async def copy_to_staging(session: AsyncConnection, records: list[tuple[Any, ...]]) -> None:
     driver = await driver_connection(session)
     await driver.copy_records_to_table(STAGING, records=records, columns=STAGED_COLUMNS)
 
 
-async def analyze_staging(session: AsyncSession) -> None:
+async def analyze_staging(session: AsyncConnection) -> None:
     """Statistics for the planner: a temporary table has none until analysed."""
     await session.execute(sa.text(f"ANALYZE {STAGING}"))
 
@@ -243,7 +245,7 @@ def _error(field: str, message: str) -> str:
     return f"jsonb_build_array(jsonb_build_object('field', '{field}', 'message', {message}))"
 
 
-async def resolve_staging(session: AsyncSession, tenant_id: uuid.UUID) -> list[uuid.UUID]:
+async def resolve_staging(session: AsyncConnection, tenant_id: uuid.UUID) -> list[uuid.UUID]:
     """Find each staged row's finding (by id, else by external_id) and lock those findings;
     answers the supplier ids to check (new findings, or a finding moved to another supplier)."""
     driver = await driver_connection(session)
@@ -276,7 +278,7 @@ async def resolve_staging(session: AsyncSession, tenant_id: uuid.UUID) -> list[u
 
 
 async def check_staging(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     unlinked_suppliers: list[uuid.UUID],
@@ -350,13 +352,13 @@ async def check_staging(
     )
 
 
-async def staged_outcomes(session: AsyncSession) -> dict[str, int]:
+async def staged_outcomes(session: AsyncConnection) -> dict[str, int]:
     driver = await driver_connection(session)
     rows = await driver.fetch(f"SELECT outcome, count(*) AS n FROM {STAGING} GROUP BY outcome")  # noqa: S608
     return {row["outcome"]: int(row["n"]) for row in rows}
 
 
-async def write_staged(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, int]:
+async def write_staged(session: AsyncConnection, tenant_id: uuid.UUID) -> tuple[int, int]:
     """Insert the `created` rows and replace the `updated` ones; answers how many of each."""
     driver = await driver_connection(session)
     columns = ", ".join(REPLACED)
@@ -380,7 +382,7 @@ async def write_staged(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int
 
 
 async def updated_page(
-    session: AsyncSession, tenant_id: uuid.UUID, after_line: int, limit: int
+    session: AsyncConnection, tenant_id: uuid.UUID, after_line: int, limit: int
 ) -> list[Any]:
     """The findings the import replaced, in the file's order, with their `line`."""
     return await driver_fetch(
@@ -407,7 +409,7 @@ def _rfc3339(column: str) -> str:
     )
 
 
-async def record_import_events(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+async def record_import_events(session: AsyncConnection, tenant_id: uuid.UUID) -> None:
     """`finding.created` and `finding.updated` for the rows written, in the file's order, with
     the finding as a single write records it (the `Finding` Struct), in one statement."""
     driver = await driver_connection(session)
@@ -433,7 +435,7 @@ async def record_import_events(session: AsyncSession, tenant_id: uuid.UUID) -> N
     )
 
 
-async def staged_results_page(session: AsyncSession, after_line: int, limit: int) -> list[Any]:
+async def staged_results_page(session: AsyncConnection, after_line: int, limit: int) -> list[Any]:
     return await driver_fetch(
         session,
         f"""
@@ -462,7 +464,12 @@ _EXPORT_CSV = """id::text, external_id, supplier_id::text, kind, area, severity,
 
 
 async def export_rows(
-    session: AsyncSession, tenant_id: uuid.UUID, filters: FindingFilters, *, csv: bool, batch: int
+    session: AsyncConnection,
+    tenant_id: uuid.UUID,
+    filters: FindingFilters,
+    *,
+    csv: bool,
+    batch: int,
 ) -> AsyncIterator[list[Any]]:
     """The matching findings, newest observation first, in batches from a server-side cursor
     (the request's transaction holds it): memory stays at one batch whatever the count."""

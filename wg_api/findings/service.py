@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.findings import repository
 from wg_api.findings.schemas import (
@@ -34,8 +34,8 @@ SUPPLIER_NOT_YOURS = "is not one of your suppliers; link it with POST /v1/suppli
 
 # Other domains that keep something derived from a finding (sharing keeps its anonymised copies)
 # subscribe here, so a finding's routes call one service and findings depends on none of them.
-FindingChanged = Callable[[AsyncSession, uuid.UUID, Finding], Awaitable[None]]
-FindingDeleting = Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[None]]
+FindingChanged = Callable[[AsyncConnection, uuid.UUID, Finding], Awaitable[None]]
+FindingDeleting = Callable[[AsyncConnection, uuid.UUID, uuid.UUID], Awaitable[None]]
 _changed: list[FindingChanged] = []
 _deleting: list[FindingDeleting] = []
 
@@ -49,7 +49,9 @@ def subscribe(*, changed: FindingChanged, deleting: FindingDeleting) -> None:
         _deleting.append(deleting)
 
 
-async def _announce_change(session: AsyncSession, tenant_id: uuid.UUID, finding: Finding) -> None:
+async def _announce_change(
+    session: AsyncConnection, tenant_id: uuid.UUID, finding: Finding
+) -> None:
     for subscriber in _changed:
         await subscriber(session, tenant_id, finding)
 
@@ -105,7 +107,7 @@ def _rule_errors(fields: FindingFields) -> list[FieldError]:
 
 
 async def _validate(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     fields: FindingFields,
     current_supplier_id: uuid.UUID | None = None,
@@ -145,7 +147,7 @@ def _columns(fields: FindingFields, external_id: str | None) -> dict[str, Any]:
     }
 
 
-async def create(session: AsyncSession, tenant_id: uuid.UUID, data: FindingIn) -> Finding:
+async def create(session: AsyncConnection, tenant_id: uuid.UUID, data: FindingIn) -> Finding:
     await _validate(session, tenant_id, data)
     if data.external_id is not None and await repository.external_id_taken(
         session, tenant_id, data.external_id, None
@@ -174,7 +176,7 @@ def _external_id_conflict() -> Conflict:
 
 
 async def put_by_external_id(
-    session: AsyncSession, tenant_id: uuid.UUID, external_id: str, data: FindingFields
+    session: AsyncConnection, tenant_id: uuid.UUID, external_id: str, data: FindingFields
 ) -> tuple[Finding, bool]:
     """Create or replace by the integrator's key; the id stays. Answers (finding, created)."""
     if isinstance(data, FindingIn) and data.external_id not in (None, external_id):
@@ -206,7 +208,7 @@ async def put_by_external_id(
     return finding, False
 
 
-async def get(session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID) -> Finding:
+async def get(session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID) -> Finding:
     row = await repository.get(session, tenant_id, finding_id)
     if row is None:
         raise NotFound(NOT_FOUND)
@@ -214,14 +216,14 @@ async def get(session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID
 
 
 async def get_many(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_ids: list[uuid.UUID]
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_ids: list[uuid.UUID]
 ) -> list[Finding]:
     """The tenant's findings among `finding_ids` (others' and unknown ids are left out)."""
     return [finding_out(row) for row in await repository.get_many(session, tenant_id, finding_ids)]
 
 
 async def get_for_update(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID
 ) -> Finding:
     row = await repository.get(session, tenant_id, finding_id, for_update=True)
     if row is None:
@@ -230,7 +232,7 @@ async def get_for_update(
 
 
 async def change(
-    session: AsyncSession, tenant_id: uuid.UUID, current: Finding, patch: FindingPatch
+    session: AsyncConnection, tenant_id: uuid.UUID, current: Finding, patch: FindingPatch
 ) -> Finding:
     changes = {
         name: getattr(patch, name)
@@ -269,7 +271,7 @@ async def change(
     return finding
 
 
-async def delete(session: AsyncSession, tenant_id: uuid.UUID, current: Finding) -> None:
+async def delete(session: AsyncConnection, tenant_id: uuid.UUID, current: Finding) -> None:
     for subscriber in _deleting:
         await subscriber(session, tenant_id, current.id)
     await repository.delete(session, tenant_id, current.id)
@@ -292,7 +294,7 @@ def check_filters(filters: FindingFilters) -> None:
 
 
 async def list_page(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     filters: FindingFilters,
     *,
@@ -319,7 +321,7 @@ def columns_of(fields: FindingFields, external_id: str | None) -> dict[str, Any]
 
 
 async def announce_changes(
-    session: AsyncSession, tenant_id: uuid.UUID, changed: list[Finding]
+    session: AsyncConnection, tenant_id: uuid.UUID, changed: list[Finding]
 ) -> None:
     """Tell the subscribers (sharing refreshes active shares) about findings changed in bulk."""
     for finding in changed:

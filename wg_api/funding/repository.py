@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.funding.models import (
     expenses,
@@ -27,7 +27,7 @@ from wg_api.funding.models import (
     pledges,
 )
 from wg_api.funding.models import tenant_directory as tenants
-from wg_api.platform.database import driver_fetch
+from wg_api.platform.database import begun_driver, driver_fetch
 from wg_api.platform.models import Record
 
 FUNDING = (
@@ -62,14 +62,14 @@ def _with_funding() -> sa.Select[Any]:
     )
 
 
-async def insert_initiative(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID:
+async def insert_initiative(session: AsyncConnection, values: dict[str, Any]) -> uuid.UUID:
     initiative_id = uuid.uuid4()
     await session.execute(sa.insert(initiatives).values(id=initiative_id, **values))
     return initiative_id
 
 
 async def get_initiative(
-    session: AsyncSession, initiative_id: uuid.UUID, *, with_funding: bool = True
+    session: AsyncConnection, initiative_id: uuid.UUID, *, with_funding: bool = True
 ) -> Record | None:
     base = _with_funding() if with_funding else sa.select(*initiatives.c)
     statement = base.where(initiatives.c.id == initiative_id)
@@ -77,7 +77,9 @@ async def get_initiative(
     return row
 
 
-async def lock_initiative_as_facilitator(session: AsyncSession, initiative_id: uuid.UUID) -> bool:
+async def lock_initiative_as_facilitator(
+    session: AsyncConnection, initiative_id: uuid.UUID
+) -> bool:
     """Lock the row for a change; only a facilitator's lock finds it (RLS)."""
     found = await session.scalar(
         sa.select(initiatives.c.id).where(initiatives.c.id == initiative_id).with_for_update()
@@ -85,19 +87,19 @@ async def lock_initiative_as_facilitator(session: AsyncSession, initiative_id: u
     return found is not None
 
 
-async def lock_initiative(session: AsyncSession, initiative_id: uuid.UUID) -> str | None:
+async def lock_initiative(session: AsyncConnection, initiative_id: uuid.UUID) -> str | None:
     """Lock the initiative's row (any tenant that may pledge); its status, or None."""
     status: str | None = await session.scalar(sa.select(sa.func.lock_initiative(initiative_id)))
     return status
 
 
-async def mark_funded(session: AsyncSession, initiative_id: uuid.UUID) -> bool:
+async def mark_funded(session: AsyncConnection, initiative_id: uuid.UUID) -> bool:
     """Move `open -> funded` when committed pledges reach the target; True if it moved now."""
     return bool(await session.scalar(sa.select(sa.func.initiative_mark_funded(initiative_id))))
 
 
 async def list_initiatives(
-    session: AsyncSession,
+    session: AsyncConnection,
     group_id: uuid.UUID,
     *,
     after: tuple[datetime, uuid.UUID] | None,
@@ -117,7 +119,7 @@ async def list_initiatives(
 
 
 async def update_initiative(
-    session: AsyncSession, initiative_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, initiative_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     await session.execute(
         sa.update(initiatives)
@@ -126,7 +128,7 @@ async def update_initiative(
     )
 
 
-async def insert_pledge(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID:
+async def insert_pledge(session: AsyncConnection, values: dict[str, Any]) -> uuid.UUID:
     pledge_id = uuid.uuid4()
     await session.execute(sa.insert(pledges).values(id=pledge_id, **values))
     return pledge_id
@@ -141,7 +143,7 @@ def _pledge_select() -> sa.Select[Any]:
 
 
 async def get_pledge(
-    session: AsyncSession, pledge_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncConnection, pledge_id: uuid.UUID, *, for_update: bool = False
 ) -> Record | None:
     statement = _pledge_select().where(pledges.c.id == pledge_id)
     if for_update:
@@ -151,7 +153,7 @@ async def get_pledge(
 
 
 async def list_pledges(
-    session: AsyncSession,
+    session: AsyncConnection,
     initiative_id: uuid.UUID,
     *,
     only_tenant: uuid.UUID | None,
@@ -174,7 +176,7 @@ async def list_pledges(
 
 
 async def update_pledge(
-    session: AsyncSession, pledge_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, pledge_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     await session.execute(
         sa.update(pledges)
@@ -183,14 +185,14 @@ async def update_pledge(
     )
 
 
-async def insert_payment(session: AsyncSession, values: dict[str, Any]) -> Record:
+async def insert_payment(session: AsyncConnection, values: dict[str, Any]) -> Record:
     row: Record = (
         await session.execute(sa.insert(payments).values(**values).returning(*payments.c))
     ).one()
     return row
 
 
-async def insert_expense(session: AsyncSession, values: dict[str, Any]) -> Record:
+async def insert_expense(session: AsyncConnection, values: dict[str, Any]) -> Record:
     row: Record = (
         await session.execute(sa.insert(expenses).values(**values).returning(*expenses.c))
     ).one()
@@ -213,7 +215,7 @@ def _expense_select() -> sa.Select[Any]:
     )
 
 
-async def get_expense(session: AsyncSession, expense_id: uuid.UUID) -> Record | None:
+async def get_expense(session: AsyncConnection, expense_id: uuid.UUID) -> Record | None:
     row: Record | None = (
         await session.execute(_expense_select().where(expenses.c.id == expense_id))
     ).one_or_none()
@@ -221,7 +223,7 @@ async def get_expense(session: AsyncSession, expense_id: uuid.UUID) -> Record | 
 
 
 async def list_expenses(
-    session: AsyncSession,
+    session: AsyncConnection,
     initiative_id: uuid.UUID,
     *,
     after: tuple[datetime, uuid.UUID] | None,
@@ -241,7 +243,7 @@ async def list_expenses(
 
 
 async def book(
-    session: AsyncSession,
+    session: AsyncConnection,
     booking: dict[str, Any],
     currency: str,
     entries: Sequence[tuple[str, int, int]],
@@ -358,7 +360,7 @@ def _statement_args(
 
 
 async def statement_json(
-    session: AsyncSession,
+    session: AsyncConnection,
     initiative_id: uuid.UUID,
     currency: str,
     *,
@@ -373,7 +375,7 @@ async def statement_json(
 
 
 async def stream_statement_rows(
-    session: AsyncSession,
+    session: AsyncConnection,
     initiative_id: uuid.UUID,
     *,
     restricted: bool,
@@ -381,17 +383,14 @@ async def stream_statement_rows(
     chunk: int = 500,
 ) -> AsyncIterator[Any]:
     """The entries through a server-side cursor, `chunk` at a time: constant memory."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
+    driver = await begun_driver(session)
     async for row in driver.cursor(
         _STATEMENT_ROWS, *_statement_args(initiative_id, restricted, lines), prefetch=chunk
     ):
         yield row
 
 
-async def funder_lines(session: AsyncSession, initiative_id: uuid.UUID) -> list[Record]:
+async def funder_lines(session: AsyncConnection, initiative_id: uuid.UUID) -> list[Record]:
     """Months with payments from at least three tenants, the rest carried forward."""
     return list(
         (
@@ -403,21 +402,21 @@ async def funder_lines(session: AsyncSession, initiative_id: uuid.UUID) -> list[
     )
 
 
-async def insert_indicator(session: AsyncSession, values: dict[str, Any]) -> Record:
+async def insert_indicator(session: AsyncConnection, values: dict[str, Any]) -> Record:
     row: Record = (
         await session.execute(sa.insert(indicators).values(**values).returning(*indicators.c))
     ).one()
     return row
 
 
-async def get_indicator(session: AsyncSession, indicator_id: uuid.UUID) -> Record | None:
+async def get_indicator(session: AsyncConnection, indicator_id: uuid.UUID) -> Record | None:
     return (
         await session.execute(sa.select(*indicators.c).where(indicators.c.id == indicator_id))
     ).one_or_none()
 
 
 async def list_indicators(
-    session: AsyncSession,
+    session: AsyncConnection,
     initiative_id: uuid.UUID,
     *,
     after: tuple[datetime, uuid.UUID] | None,
@@ -436,7 +435,7 @@ async def list_indicators(
     return list((await session.execute(statement)).all())
 
 
-async def insert_result(session: AsyncSession, values: dict[str, Any]) -> Record:
+async def insert_result(session: AsyncConnection, values: dict[str, Any]) -> Record:
     row: Record = (
         await session.execute(
             sa.insert(indicator_results).values(**values).returning(*indicator_results.c)
@@ -445,7 +444,7 @@ async def insert_result(session: AsyncSession, values: dict[str, Any]) -> Record
     return row
 
 
-async def results_of(session: AsyncSession, indicator_ids: Sequence[uuid.UUID]) -> list[Record]:
+async def results_of(session: AsyncConnection, indicator_ids: Sequence[uuid.UUID]) -> list[Record]:
     if not indicator_ids:
         return []
     return list(
@@ -460,7 +459,7 @@ async def results_of(session: AsyncSession, indicator_ids: Sequence[uuid.UUID]) 
 
 
 async def publish_pledge_event(
-    session: AsyncSession, pledge_id: uuid.UUID, type: str, data: msgspec.Struct | dict[str, Any]
+    session: AsyncConnection, pledge_id: uuid.UUID, type: str, data: msgspec.Struct | dict[str, Any]
 ) -> None:
     """`type` into the feeds of the pledging tenant and the group's facilitators only."""
     await session.execute(

@@ -19,7 +19,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.funding import service
 from wg_api.funding.schemas import (
@@ -295,7 +295,7 @@ class InitiativesController(Controller):
         )
 
 
-async def _csv(session: AsyncSession, source: service.StatementSource) -> AsyncIterator[bytes]:
+async def _csv(session: AsyncConnection, source: service.StatementSource) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(STATEMENT_COLUMNS)

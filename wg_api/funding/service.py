@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.funding import money, repository
 from wg_api.funding.schemas import (
@@ -190,7 +190,7 @@ def _initiative_event(row: Record, **extra: Any) -> dict[str, Any]:
 
 
 async def _seat(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     initiative_id: uuid.UUID,
     *,
@@ -280,7 +280,7 @@ def _initiative_errors(
 
 
 async def create_initiative(
-    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, data: InitiativeIn
+    session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, data: InitiativeIn
 ) -> Initiative:
     member = await working_groups.require_member(session, group_id, tenant_id)
     _require_facilitator(member)
@@ -308,14 +308,14 @@ async def create_initiative(
 
 
 async def get_initiative(
-    session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, initiative_id: uuid.UUID
 ) -> Initiative:
     seat = await _seat(session, tenant_id, initiative_id, with_funding=True)
     return initiative_out(seat.initiative)
 
 
 async def list_initiatives(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     group_id: uuid.UUID,
     *,
@@ -332,7 +332,7 @@ async def list_initiatives(
 
 
 async def initiative_for_change(
-    session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, initiative_id: uuid.UUID
 ) -> Initiative:
     """The initiative, locked against concurrent changes, for a facilitator (else 403)."""
     seat = await _seat(session, tenant_id, initiative_id)
@@ -342,7 +342,7 @@ async def initiative_for_change(
 
 
 async def change_initiative(
-    session: AsyncSession, tenant_id: uuid.UUID, current: Initiative, patch: InitiativePatch
+    session: AsyncConnection, tenant_id: uuid.UUID, current: Initiative, patch: InitiativePatch
 ) -> Initiative:
     fields = {
         name: getattr(patch, name)
@@ -404,7 +404,7 @@ async def change_initiative(
 
 
 async def _publish_initiative_event(
-    session: AsyncSession, initiative_id: uuid.UUID, type: str, previous: str
+    session: AsyncConnection, initiative_id: uuid.UUID, type: str, previous: str
 ) -> None:
     row = await repository.get_initiative(session, initiative_id, with_funding=False)
     assert row is not None
@@ -417,7 +417,7 @@ async def _publish_initiative_event(
 
 
 async def create_pledge(
-    session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID, data: PledgeIn
+    session: AsyncConnection, tenant_id: uuid.UUID, initiative_id: uuid.UUID, data: PledgeIn
 ) -> Pledge:
     seat = await _seat(session, tenant_id, initiative_id)
     if seat.member.role not in FUNDER_ROLES:
@@ -445,7 +445,11 @@ async def create_pledge(
 
 
 async def _pledge_seat(
-    session: AsyncSession, tenant_id: uuid.UUID, pledge_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncConnection,
+    tenant_id: uuid.UUID,
+    pledge_id: uuid.UUID,
+    *,
+    for_update: bool = False,
 ) -> tuple[Record, working_groups.Membership]:
     row = await repository.get_pledge(session, pledge_id, for_update=for_update)
     if row is None:
@@ -456,13 +460,15 @@ async def _pledge_seat(
     return row, member
 
 
-async def get_pledge(session: AsyncSession, tenant_id: uuid.UUID, pledge_id: uuid.UUID) -> Pledge:
+async def get_pledge(
+    session: AsyncConnection, tenant_id: uuid.UUID, pledge_id: uuid.UUID
+) -> Pledge:
     row, _ = await _pledge_seat(session, tenant_id, pledge_id)
     return pledge_out(row, row.initiative_currency)
 
 
 async def list_pledges(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     initiative_id: uuid.UUID,
     *,
@@ -485,7 +491,7 @@ async def list_pledges(
 
 
 async def _own_pledge_locked(
-    session: AsyncSession, tenant_id: uuid.UUID, pledge_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, pledge_id: uuid.UUID
 ) -> tuple[Record, str]:
     """The caller's own pledge and its initiative's status, the initiative's row locked first
     (so commitments serialise on it and the funded move is decided once)."""
@@ -500,7 +506,7 @@ async def _own_pledge_locked(
 
 
 async def commit_pledge(
-    session: AsyncSession, tenant_id: uuid.UUID, pledge_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, pledge_id: uuid.UUID
 ) -> Pledge:
     row, initiative_status = await _own_pledge_locked(session, tenant_id, pledge_id)
     if row.status != "offered":
@@ -516,7 +522,7 @@ async def commit_pledge(
 
 
 async def withdraw_pledge(
-    session: AsyncSession, tenant_id: uuid.UUID, pledge_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, pledge_id: uuid.UUID
 ) -> Pledge:
     row, initiative_status = await _own_pledge_locked(session, tenant_id, pledge_id)
     unpaid_while_open = row.status == "committed" and row.paid == 0 and initiative_status == "open"
@@ -533,7 +539,7 @@ async def withdraw_pledge(
 
 
 async def record_payment(
-    session: AsyncSession, tenant_id: uuid.UUID, pledge_id: uuid.UUID, data: PaymentIn
+    session: AsyncConnection, tenant_id: uuid.UUID, pledge_id: uuid.UUID, data: PaymentIn
 ) -> Payment:
     row, member = await _pledge_seat(session, tenant_id, pledge_id)
     _require_facilitator(member)
@@ -627,7 +633,7 @@ def _original(amount: MoneyIn, rate: Decimal | None) -> dict[str, Any]:
 
 
 async def record_expense(
-    session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID, data: ExpenseIn
+    session: AsyncConnection, tenant_id: uuid.UUID, initiative_id: uuid.UUID, data: ExpenseIn
 ) -> Expense:
     seat = await _seat(session, tenant_id, initiative_id)
     _require_facilitator(seat.member)
@@ -679,7 +685,7 @@ async def record_expense(
 
 
 async def reverse_expense(
-    session: AsyncSession, tenant_id: uuid.UUID, expense_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, expense_id: uuid.UUID
 ) -> Reversal:
     """Correct an expense the ledger's way: a reversing booking, the original kept as it was."""
     row = await repository.get_expense(session, expense_id)
@@ -719,7 +725,7 @@ async def reverse_expense(
 
 
 async def list_expenses(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     initiative_id: uuid.UUID,
     *,
@@ -748,7 +754,7 @@ class StatementSource:
 
 
 async def statement_source(
-    session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, initiative_id: uuid.UUID
 ) -> StatementSource:
     seat = await _seat(session, tenant_id, initiative_id)
     lines = repository.FundersLines([], [], [], [])
@@ -764,7 +770,7 @@ async def statement_source(
     return StatementSource(seat, lines)
 
 
-async def statement_json(session: AsyncSession, source: StatementSource) -> bytes:
+async def statement_json(session: AsyncConnection, source: StatementSource) -> bytes:
     """The statement's JSON body; PostgreSQL writes the entries (10,000 in milliseconds)."""
     currency = source.currency
     restricted = source.seat.restricted
@@ -799,7 +805,7 @@ async def statement_json(session: AsyncSession, source: StatementSource) -> byte
     )
 
 
-def statement_rows(session: AsyncSession, source: StatementSource) -> AsyncIterator[Any]:
+def statement_rows(session: AsyncConnection, source: StatementSource) -> AsyncIterator[Any]:
     """The statement's entries one at a time from a server-side cursor (for CSV)."""
     return repository.stream_statement_rows(
         session,
@@ -810,7 +816,7 @@ def statement_rows(session: AsyncSession, source: StatementSource) -> AsyncItera
 
 
 async def cost_split(
-    session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID, data: CostSplitIn
+    session: AsyncConnection, tenant_id: uuid.UUID, initiative_id: uuid.UUID, data: CostSplitIn
 ) -> CostSplit:
     seat = await _seat(session, tenant_id, initiative_id)
     initiative = seat.initiative
@@ -867,7 +873,7 @@ def _indicator_out(row: Record, results: list[Result]) -> Indicator:
     )
 
 
-async def _indicators_out(session: AsyncSession, rows: list[Record]) -> list[Indicator]:
+async def _indicators_out(session: AsyncConnection, rows: list[Record]) -> list[Indicator]:
     results = await repository.results_of(session, [r.id for r in rows])
     by_indicator: dict[uuid.UUID, list[Result]] = {r.id: [] for r in rows}
     for result in results:
@@ -876,7 +882,7 @@ async def _indicators_out(session: AsyncSession, rows: list[Record]) -> list[Ind
 
 
 async def create_indicator(
-    session: AsyncSession, tenant_id: uuid.UUID, initiative_id: uuid.UUID, data: IndicatorIn
+    session: AsyncConnection, tenant_id: uuid.UUID, initiative_id: uuid.UUID, data: IndicatorIn
 ) -> Indicator:
     seat = await _seat(session, tenant_id, initiative_id)
     _require_facilitator(seat.member)
@@ -903,7 +909,7 @@ async def create_indicator(
 
 
 async def list_indicators(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     initiative_id: uuid.UUID,
     *,
@@ -919,7 +925,7 @@ async def list_indicators(
 
 
 async def _indicator_row(
-    session: AsyncSession, tenant_id: uuid.UUID, indicator_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, indicator_id: uuid.UUID
 ) -> tuple[Record, working_groups.Membership]:
     row = await repository.get_indicator(session, indicator_id)
     if row is None:
@@ -931,14 +937,14 @@ async def _indicator_row(
 
 
 async def get_indicator(
-    session: AsyncSession, tenant_id: uuid.UUID, indicator_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, indicator_id: uuid.UUID
 ) -> Indicator:
     row, _ = await _indicator_row(session, tenant_id, indicator_id)
     return (await _indicators_out(session, [row]))[0]
 
 
 async def report_result(
-    session: AsyncSession, tenant_id: uuid.UUID, indicator_id: uuid.UUID, data: ResultIn
+    session: AsyncConnection, tenant_id: uuid.UUID, indicator_id: uuid.UUID, data: ResultIn
 ) -> Result:
     indicator, member = await _indicator_row(session, tenant_id, indicator_id)
     _require_facilitator(member)

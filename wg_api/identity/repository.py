@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.identity.models import (
     api_clients,
@@ -25,7 +25,7 @@ from wg_api.platform.database import driver_fetch
 from wg_api.platform.models import Record
 
 
-async def client_for_token(session: AsyncSession, client_id: str) -> ClientRecord | None:
+async def client_for_token(session: AsyncConnection, client_id: str) -> ClientRecord | None:
     row = (
         await session.execute(
             sa.text("SELECT * FROM api_client_for_token(:client_id)"), {"client_id": client_id}
@@ -45,7 +45,7 @@ async def client_for_token(session: AsyncSession, client_id: str) -> ClientRecor
     )
 
 
-async def active_client_name(session: AsyncSession, client_uuid: uuid.UUID) -> str | None:
+async def active_client_name(session: AsyncConnection, client_uuid: uuid.UUID) -> str | None:
     """The client's name while it is not revoked; None when revoked or not found."""
     name: str | None = await session.scalar(
         sa.select(api_clients.c.name).where(
@@ -66,7 +66,7 @@ class ProviderRecord:
     default_role: str
 
 
-async def provider_for_issuer(session: AsyncSession, issuer: str) -> ProviderRecord | None:
+async def provider_for_issuer(session: AsyncConnection, issuer: str) -> ProviderRecord | None:
     row = (
         await session.execute(
             sa.text("SELECT * FROM identity_provider_for_issuer(:issuer)"), {"issuer": issuer}
@@ -86,7 +86,7 @@ async def provider_for_issuer(session: AsyncSession, issuer: str) -> ProviderRec
 
 
 async def record_user_seen(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     tenant_id: uuid.UUID,
     provider_id: uuid.UUID,
@@ -129,7 +129,7 @@ async def record_user_seen(
     return row.id, row.previous_role
 
 
-async def tenant_by_slug(session: AsyncSession, slug: str) -> Record | None:
+async def tenant_by_slug(session: AsyncConnection, slug: str) -> Record | None:
     return (await session.execute(sa.select(tenants).where(tenants.c.slug == slug))).one_or_none()
 
 
@@ -137,13 +137,13 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> Record | None:
 _TENANTS_BY_ID = "SELECT id, slug, name, kind FROM tenants WHERE id = ANY($1::uuid[])"
 
 
-async def tenants_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> list[Any]:
+async def tenants_by_id(session: AsyncConnection, ids: list[uuid.UUID]) -> list[Any]:
     """The tenants' directory rows (asyncpg records: `row["slug"]`)."""
     return await driver_fetch(session, _TENANTS_BY_ID, ids)
 
 
 async def tenant_directory(
-    session: AsyncSession, q: str | None, after_slug: str | None, limit: int
+    session: AsyncConnection, q: str | None, after_slug: str | None, limit: int
 ) -> list[Record]:
     """Up to `limit` directory entries ordered by slug, after `after_slug`, matching `q` (part of a
     name, any case, or of a slug; LIKE's wildcards in `q` are literal)."""
@@ -160,7 +160,7 @@ async def tenant_directory(
     return list((await session.execute(statement.order_by(tenants.c.slug).limit(limit))).all())
 
 
-async def working_times(session: AsyncSession, ids: list[uuid.UUID]) -> list[Record]:
+async def working_times(session: AsyncConnection, ids: list[uuid.UUID]) -> list[Record]:
     """Directory entries with zone, country and working hours (the `tenants` row is public)."""
     statement = sa.select(
         tenants.c.id,
@@ -174,7 +174,7 @@ async def working_times(session: AsyncSession, ids: list[uuid.UUID]) -> list[Rec
 
 
 async def create_tenant(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     slug: str,
     name: str,
@@ -205,7 +205,7 @@ async def create_tenant(
 
 
 async def tenant_by_id(
-    session: AsyncSession, tenant_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncConnection, tenant_id: uuid.UUID, *, for_update: bool = False
 ) -> Record | None:
     statement = sa.select(tenants).where(tenants.c.id == tenant_id)
     if for_update:
@@ -214,13 +214,13 @@ async def tenant_by_id(
 
 
 async def update_tenant(
-    session: AsyncSession, tenant_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, tenant_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     """Only `timezone`, `country` and `working_hours`: the app role may change nothing else."""
     await session.execute(sa.update(tenants).where(tenants.c.id == tenant_id).values(**values))
 
 
-async def aliases_of(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
+async def aliases_of(session: AsyncConnection, tenant_id: uuid.UUID) -> list[str]:
     rows = await session.scalars(
         sa.select(tenant_aliases.c.alias)
         .where(tenant_aliases.c.tenant_id == tenant_id)
@@ -229,7 +229,9 @@ async def aliases_of(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
     return list(rows)
 
 
-async def replace_aliases(session: AsyncSession, tenant_id: uuid.UUID, aliases: list[str]) -> None:
+async def replace_aliases(
+    session: AsyncConnection, tenant_id: uuid.UUID, aliases: list[str]
+) -> None:
     await session.execute(sa.delete(tenant_aliases).where(tenant_aliases.c.tenant_id == tenant_id))
     if aliases:
         await session.execute(
@@ -241,7 +243,7 @@ async def replace_aliases(session: AsyncSession, tenant_id: uuid.UUID, aliases: 
         )
 
 
-async def names_taken(session: AsyncSession, terms: list[str]) -> set[str]:
+async def names_taken(session: AsyncConnection, terms: list[str]) -> set[str]:
     """The terms that are another tenant's name, slug or alias (the caller's own are not)."""
     if not terms:
         return set()
@@ -255,7 +257,7 @@ async def names_taken(session: AsyncSession, terms: list[str]) -> set[str]:
 
 
 async def create_client(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     tenant_id: uuid.UUID,
     client_id: str,
@@ -282,7 +284,7 @@ async def create_client(
 
 
 async def client_by_id(
-    session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, client_uuid: uuid.UUID
 ) -> Record | None:
     return (
         await session.execute(
@@ -294,7 +296,7 @@ async def client_by_id(
 
 
 async def list_clients(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     limit: int,
@@ -311,7 +313,7 @@ async def list_clients(
 
 
 async def revoke_client(
-    session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, client_uuid: uuid.UUID
 ) -> Record | None:
     """Mark the client revoked; None when it was revoked already (or does not exist)."""
     row: Record | None = (
@@ -330,7 +332,7 @@ async def revoke_client(
 
 
 async def replace_client_secret(
-    session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID, secret_hash: bytes
+    session: AsyncConnection, tenant_id: uuid.UUID, client_uuid: uuid.UUID, secret_hash: bytes
 ) -> Record | None:
     """Swap the secret of a live client; None when the client is revoked (or does not exist)."""
     row: Record | None = (
@@ -349,7 +351,7 @@ async def replace_client_secret(
 
 
 async def create_provider(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     tenant_id: uuid.UUID,
     issuer: str,
@@ -377,7 +379,7 @@ async def create_provider(
 
 
 async def provider_by_id(
-    session: AsyncSession, tenant_id: uuid.UUID, provider_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, provider_id: uuid.UUID
 ) -> Record | None:
     return (
         await session.execute(
@@ -390,7 +392,7 @@ async def provider_by_id(
 
 
 async def list_providers(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     limit: int,
@@ -408,7 +410,7 @@ async def list_providers(
 
 
 async def delete_provider(
-    session: AsyncSession, tenant_id: uuid.UUID, provider_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, provider_id: uuid.UUID
 ) -> Record | None:
     row: Record | None = (
         await session.execute(
@@ -424,7 +426,7 @@ async def delete_provider(
 
 
 async def record_audit(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     tenant_id: uuid.UUID,
     actor_type: str,
@@ -450,7 +452,7 @@ async def record_audit(
 
 
 async def list_audit(
-    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, before_seq: int | None
+    session: AsyncConnection, tenant_id: uuid.UUID, *, limit: int, before_seq: int | None
 ) -> Sequence[Record]:
     """Newest first, keyset on the sequence number; up to `limit` rows."""
     statement = sa.select(audit_log).where(audit_log.c.tenant_id == tenant_id)
@@ -461,7 +463,7 @@ async def list_audit(
 
 
 async def names_to_scrub(
-    session: AsyncSession, tenant_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID
 ) -> tuple[list[str], list[str]]:
     tenant = (
         await session.execute(

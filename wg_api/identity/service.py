@@ -11,7 +11,7 @@ from typing import Any, Protocol, get_args
 from urllib.parse import urlsplit
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.identity import repository
 from wg_api.identity.principal import Principal
@@ -56,7 +56,7 @@ TENANT_KINDS = ("brand", "facilitator")
 
 
 async def create_tenant(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     slug: str,
     name: str,
@@ -129,7 +129,7 @@ class AliasPolicy(Protocol):
         """Why nobody may have `alias` (it is a common word), or None."""
 
     async def after_change(
-        self, session: AsyncSession, tenant_id: uuid.UUID, changed: Collection[str]
+        self, session: AsyncConnection, tenant_id: uuid.UUID, changed: Collection[str]
     ) -> None:
         """In the transaction that changed the tenant's aliases (`changed`: those added or
         removed): apply the change where it counts."""
@@ -182,7 +182,7 @@ def alias_shape(
     return cleaned, errors
 
 
-async def _check_taken(session: AsyncSession, cleaned: list[tuple[int, str]]) -> None:
+async def _check_taken(session: AsyncConnection, cleaned: list[tuple[int, str]]) -> None:
     taken = await repository.names_taken(session, [alias for _, alias in cleaned])
     errors = [
         FieldError(f"aliases[{index}]", "is another tenant's name, slug or alias")
@@ -226,7 +226,7 @@ def _profile_out(row: Any, aliases: list[str]) -> TenantProfile:
 
 
 async def tenant_profile(
-    session: AsyncSession, tenant_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncConnection, tenant_id: uuid.UUID, *, for_update: bool = False
 ) -> TenantProfile:
     """`for_update`: locked until the transaction ends, so a check of If-Match holds."""
     row = await repository.tenant_by_id(session, tenant_id, for_update=for_update)
@@ -248,7 +248,7 @@ class WorkingTime:
 
 
 async def working_times(
-    session: AsyncSession, ids: Iterable[uuid.UUID]
+    session: AsyncConnection, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, WorkingTime]:
     """Zone, country and working hours of these tenants, by id, in one query."""
     wanted = sorted(set(ids))
@@ -269,7 +269,7 @@ async def working_times(
 
 
 async def change_tenant_profile(
-    session: AsyncSession,
+    session: AsyncConnection,
     actor: Principal,
     current: TenantProfile,
     patch: TenantProfilePatch,
@@ -347,7 +347,7 @@ def tenant_out(row: Any) -> TenantOut:
 
 
 async def tenants_by_id(
-    session: AsyncSession, ids: Iterable[uuid.UUID]
+    session: AsyncConnection, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, TenantOut]:
     """The directory entries of these tenants (every tenant's entry is public), by id."""
     wanted = sorted(set(ids))
@@ -356,17 +356,17 @@ async def tenants_by_id(
     return {row["id"]: tenant_out(row) for row in await repository.tenants_by_id(session, wanted)}
 
 
-async def tenant_by_slug(session: AsyncSession, slug: str) -> TenantOut | None:
+async def tenant_by_slug(session: AsyncConnection, slug: str) -> TenantOut | None:
     row = await repository.tenant_by_slug(session, slug)
     return tenant_out(row) if row is not None else None
 
 
-async def tenant_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> TenantOut | None:
+async def tenant_by_id(session: AsyncConnection, tenant_id: uuid.UUID) -> TenantOut | None:
     return (await tenants_by_id(session, [tenant_id])).get(tenant_id)
 
 
 async def tenant_directory(
-    session: AsyncSession, q: str | None, page: PageParams
+    session: AsyncConnection, q: str | None, page: PageParams
 ) -> Page[TenantOut]:
     """The public directory: every tenant's id, slug, name and kind, ordered by slug."""
     after = str(page.after[0]) if page.after else None
@@ -374,7 +374,7 @@ async def tenant_directory(
     return paginate([tenant_out(r) for r in rows], page.limit, lambda t: [t.slug])
 
 
-async def client_for_token(session: AsyncSession, client_id: str) -> ClientRecord | None:
+async def client_for_token(session: AsyncConnection, client_id: str) -> ClientRecord | None:
     """The client a token request names, with its secret's hash (owner function)."""
     return await repository.client_for_token(session, client_id)
 
@@ -418,7 +418,7 @@ SYSTEM_ACTOR_NAME = "wg-api command line"
 
 
 async def audit(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     actor: Principal | None,
     action: str,
@@ -441,7 +441,7 @@ async def audit(
 
 
 async def read_audit_log(
-    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
+    session: AsyncConnection, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
 ) -> Page[AuditEntryOut]:
     position = keyset(after, whole_number)
     before_seq: int | None = position[0] if position else None
@@ -485,7 +485,7 @@ def client_out(row: Any) -> ApiClientOut:
 
 
 async def create_client(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     tenant_id: uuid.UUID,
     name: str,
@@ -538,7 +538,7 @@ def _keyset_of(item: ApiClientOut | IdentityProviderOut) -> list[str]:
 
 
 async def list_clients(
-    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
+    session: AsyncConnection, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
 ) -> Page[ApiClientOut]:
     rows = await repository.list_clients(
         session, tenant_id, limit=limit + 1, after=keyset(after, moment, identifier)
@@ -547,7 +547,7 @@ async def list_clients(
 
 
 async def get_client(
-    session: AsyncSession, tenant_id: uuid.UUID, client_uuid: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, client_uuid: uuid.UUID
 ) -> ApiClientOut:
     row = await repository.client_by_id(session, tenant_id, client_uuid)
     if row is None:
@@ -556,7 +556,7 @@ async def get_client(
 
 
 async def revoke_client(
-    session: AsyncSession, actor: Principal, client_uuid: uuid.UUID
+    session: AsyncConnection, actor: Principal, client_uuid: uuid.UUID
 ) -> ApiClientOut:
     """Revoke a client: no new tokens at once, its live tokens within the revocation window.
 
@@ -577,7 +577,7 @@ async def revoke_client(
     return client_out(row)
 
 
-async def revoke_clients_named(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> int:
+async def revoke_clients_named(session: AsyncConnection, tenant_id: uuid.UUID, name: str) -> int:
     """The command line's revocation (the demo replaces its clients): every live client of
     `tenant_id` called `name`, audited as the system. Answers how many were revoked."""
     revoked = 0
@@ -605,7 +605,7 @@ async def revoke_clients_named(session: AsyncSession, tenant_id: uuid.UUID, name
 
 
 async def rotate_client_secret(
-    session: AsyncSession, actor: Principal, client_uuid: uuid.UUID
+    session: AsyncConnection, actor: Principal, client_uuid: uuid.UUID
 ) -> NewClient:
     """A new secret for a live client; the old one stops working when this commits."""
     secret = new_client_secret()
@@ -707,7 +707,7 @@ def _provider_field_errors(data: IdentityProviderCreate, own_issuer: str) -> lis
 
 
 async def add_identity_provider(
-    session: AsyncSession,
+    session: AsyncConnection,
     actor: Principal,
     data: IdentityProviderCreate,
     *,
@@ -769,7 +769,7 @@ async def add_identity_provider(
 
 
 async def list_identity_providers(
-    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
+    session: AsyncConnection, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
 ) -> Page[IdentityProviderOut]:
     rows = await repository.list_providers(
         session, tenant_id, limit=limit + 1, after=keyset(after, moment, identifier)
@@ -778,7 +778,7 @@ async def list_identity_providers(
 
 
 async def get_identity_provider(
-    session: AsyncSession, tenant_id: uuid.UUID, provider_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, provider_id: uuid.UUID
 ) -> IdentityProviderOut:
     row = await repository.provider_by_id(session, tenant_id, provider_id)
     if row is None:
@@ -787,7 +787,7 @@ async def get_identity_provider(
 
 
 async def remove_identity_provider(
-    session: AsyncSession, actor: Principal, provider_id: uuid.UUID
+    session: AsyncConnection, actor: Principal, provider_id: uuid.UUID
 ) -> IdentityProviderOut:
     """Remove the registration; its people keep their records but can no longer sign in."""
     row = await repository.delete_provider(session, actor.tenant_id, provider_id)
@@ -806,7 +806,7 @@ async def remove_identity_provider(
 
 
 async def record_person_seen(
-    session: AsyncSession,
+    session: AsyncConnection,
     provider: repository.ProviderRecord,
     *,
     subject: str,
@@ -840,7 +840,7 @@ async def record_person_seen(
     return user_id
 
 
-async def tenant_for_cli(session: AsyncSession, slug: str) -> uuid.UUID:
+async def tenant_for_cli(session: AsyncConnection, slug: str) -> uuid.UUID:
     row = await repository.tenant_by_slug(session, slug)
     if row is None:
         raise NotFound(f"No tenant with slug {slug!r}.")
@@ -852,7 +852,7 @@ __all__ = ["SCOPES", "NewClient", "create_client", "create_tenant", "parse_scope
 
 
 async def names_to_scrub(
-    session: AsyncSession, tenant_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID
 ) -> tuple[list[str], list[str]]:
     """The tenant's own name, slug and aliases, and the names of its people, for scrubbing
     shared text."""

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.meetings.models import calendar_feeds
 from wg_api.platform.database import Database, driver_fetch
@@ -32,7 +32,7 @@ def _feed(row: Any) -> FeedRecord:
     return FeedRecord(*row)
 
 
-async def insert_feed(session: AsyncSession, values: dict[str, Any]) -> FeedRecord:
+async def insert_feed(session: AsyncConnection, values: dict[str, Any]) -> FeedRecord:
     row = (
         await session.execute(sa.insert(calendar_feeds).values(**values).returning(*_FEED_COLUMNS))
     ).one()
@@ -40,7 +40,7 @@ async def insert_feed(session: AsyncSession, values: dict[str, Any]) -> FeedReco
 
 
 async def feeds(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     after: tuple[datetime, uuid.UUID] | None,
@@ -60,7 +60,7 @@ async def feeds(
 
 
 async def feed(
-    session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, feed_id: uuid.UUID
 ) -> FeedRecord | None:
     row = (
         await session.execute(
@@ -72,7 +72,7 @@ async def feed(
     return _feed(row) if row is not None else None
 
 
-async def revoke(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID) -> None:
+async def revoke(session: AsyncConnection, tenant_id: uuid.UUID, feed_id: uuid.UUID) -> None:
     await session.execute(
         sa.update(calendar_feeds)
         .where(
@@ -84,7 +84,7 @@ async def revoke(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID
     )
 
 
-async def revoke_named(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> int:
+async def revoke_named(session: AsyncConnection, tenant_id: uuid.UUID, name: str) -> int:
     result = await session.execute(
         sa.update(calendar_feeds)
         .where(
@@ -144,7 +144,7 @@ async def feed_for_token(database: Database, token_hash: bytes) -> FeedState | N
 
 
 async def calendar_version(
-    session: AsyncSession, group_ids: Sequence[uuid.UUID]
+    session: AsyncConnection, group_ids: Sequence[uuid.UUID]
 ) -> tuple[int, datetime | None, int, datetime | None]:
     """What changes whenever anything a calendar of these groups shows changes (an occurrence or
     series written, deleted or added: every write sets `updated_at`), through the owner's

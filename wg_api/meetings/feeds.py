@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.meetings import calendar, feed_repository, service
 from wg_api.meetings.feed_repository import FeedRecord, FeedState
@@ -90,7 +90,7 @@ def _etag(shown: _Shown, version: Sequence[Any]) -> str:
 
 
 async def _answer(
-    session: AsyncSession, shown: _Shown, if_none_match: str | None
+    session: AsyncConnection, shown: _Shown, if_none_match: str | None
 ) -> CalendarAnswer:
     # The version is read before the rows: a change in between makes the next poll fetch again,
     # never hides one.
@@ -105,7 +105,7 @@ async def _answer(
     return CalendarAnswer(etag, await build(session, shown.name, shown.group_ids))
 
 
-async def build(session: AsyncSession, name: str, group_ids: Sequence[uuid.UUID]) -> bytes:
+async def build(session: AsyncConnection, name: str, group_ids: Sequence[uuid.UUID]) -> bytes:
     """The calendar of these groups' occurrences (all of them, cancelled ones too)."""
     rows = await service.list_occurrences(session, group_ids, *ALL_TIME) if group_ids else []
     series = await service.series_records(session, (r.series_id for r in rows if r.series_id))
@@ -123,12 +123,12 @@ def _group_shown(member: Membership) -> _Shown:
 
 
 async def group_calendar(
-    session: AsyncSession, member: Membership, if_none_match: str | None
+    session: AsyncConnection, member: Membership, if_none_match: str | None
 ) -> CalendarAnswer:
     return await _answer(session, _group_shown(member), if_none_match)
 
 
-async def _all_groups_shown(session: AsyncSession, tenant_id: uuid.UUID) -> _Shown:
+async def _all_groups_shown(session: AsyncConnection, tenant_id: uuid.UUID) -> _Shown:
     found: list[tuple[uuid.UUID, str, datetime]] = []
     after: tuple[Any, ...] | None = None
     while True:
@@ -201,7 +201,7 @@ def _feed_out(record: FeedRecord) -> CalendarFeed:
 
 
 async def create_feed(
-    session: AsyncSession, tenant_id: uuid.UUID, data: CalendarFeedIn, public_url: str
+    session: AsyncConnection, tenant_id: uuid.UUID, data: CalendarFeedIn, public_url: str
 ) -> CalendarFeedWithUrl:
     name = data.name.strip() if data.name is not None else None
     if name == "":
@@ -227,7 +227,7 @@ async def create_feed(
 
 
 async def list_feeds(
-    session: AsyncSession, tenant_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int
+    session: AsyncConnection, tenant_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int
 ) -> Page[CalendarFeed]:
     rows = await feed_repository.feeds(
         session, tenant_id, after=keyset(after, moment, identifier), limit=limit + 1
@@ -235,19 +235,21 @@ async def list_feeds(
     return paginate([_feed_out(r) for r in rows], limit, lambda f: [f.created_at, f.id])
 
 
-async def get_feed(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID) -> CalendarFeed:
+async def get_feed(
+    session: AsyncConnection, tenant_id: uuid.UUID, feed_id: uuid.UUID
+) -> CalendarFeed:
     record = await feed_repository.feed(session, tenant_id, feed_id)
     if record is None:
         raise NotFound(FEED_NOT_FOUND)
     return _feed_out(record)
 
 
-async def revoke_feed(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID) -> None:
+async def revoke_feed(session: AsyncConnection, tenant_id: uuid.UUID, feed_id: uuid.UUID) -> None:
     """The feed's URL answers 404 from now on; revoking it again changes nothing."""
     await get_feed(session, tenant_id, feed_id)
     await feed_repository.revoke(session, tenant_id, feed_id)
 
 
-async def revoke_feeds_named(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> int:
+async def revoke_feeds_named(session: AsyncConnection, tenant_id: uuid.UUID, name: str) -> int:
     """Revoke the tenant's live feeds called `name` (the demo's, made again on every run)."""
     return await feed_repository.revoke_named(session, tenant_id, name)

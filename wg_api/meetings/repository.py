@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.meetings.models import (
     action_items,
@@ -107,12 +107,12 @@ def _with_rsvp(tenant_id: uuid.UUID | None) -> sa.Select[Any]:
     return sa.select(*_MEETING_COLUMNS, answer)
 
 
-async def insert_series(session: AsyncSession, values: dict[str, Any]) -> None:
+async def insert_series(session: AsyncConnection, values: dict[str, Any]) -> None:
     await session.execute(sa.insert(meeting_series).values(**values))
 
 
 async def update_series(
-    session: AsyncSession, series_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, series_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     await session.execute(
         sa.update(meeting_series)
@@ -122,7 +122,7 @@ async def update_series(
 
 
 async def series(
-    session: AsyncSession, series_id: uuid.UUID, *, lock: bool = False
+    session: AsyncConnection, series_id: uuid.UUID, *, lock: bool = False
 ) -> SeriesRecord | None:
     statement = sa.select(*_SERIES_COLUMNS).where(meeting_series.c.id == series_id)
     if lock:
@@ -131,7 +131,9 @@ async def series(
     return _series(row) if row is not None else None
 
 
-async def series_many(session: AsyncSession, series_ids: Iterable[uuid.UUID]) -> list[SeriesRecord]:
+async def series_many(
+    session: AsyncConnection, series_ids: Iterable[uuid.UUID]
+) -> list[SeriesRecord]:
     ids = list(set(series_ids))
     if not ids:
         return []
@@ -139,7 +141,7 @@ async def series_many(session: AsyncSession, series_ids: Iterable[uuid.UUID]) ->
     return [_series(row) for row in rows]
 
 
-async def series_counts(session: AsyncSession, series_id: uuid.UUID) -> int:
+async def series_counts(session: AsyncConnection, series_id: uuid.UUID) -> int:
     return int(
         await session.scalar(
             sa.select(sa.func.count())
@@ -150,13 +152,13 @@ async def series_counts(session: AsyncSession, series_id: uuid.UUID) -> int:
     )
 
 
-async def insert_meetings(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_meetings(session: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await session.execute(sa.insert(meetings), list(rows))
 
 
 async def meeting(
-    session: AsyncSession,
+    session: AsyncConnection,
     meeting_id: uuid.UUID,
     *,
     tenant_id: uuid.UUID | None = None,
@@ -169,7 +171,7 @@ async def meeting(
     return _meeting(row) if row is not None else None
 
 
-async def series_meetings(session: AsyncSession, series_id: uuid.UUID) -> list[MeetingRecord]:
+async def series_meetings(session: AsyncConnection, series_id: uuid.UUID) -> list[MeetingRecord]:
     rows = await session.execute(
         sa.select(*_MEETING_COLUMNS)
         .where(meetings.c.series_id == series_id)
@@ -180,7 +182,7 @@ async def series_meetings(session: AsyncSession, series_id: uuid.UUID) -> list[M
 
 
 async def update_meeting(
-    session: AsyncSession, meeting_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, meeting_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     await session.execute(
         sa.update(meetings)
@@ -189,7 +191,7 @@ async def update_meeting(
     )
 
 
-async def raise_sequences(session: AsyncSession, meeting_ids: Iterable[uuid.UUID]) -> None:
+async def raise_sequences(session: AsyncConnection, meeting_ids: Iterable[uuid.UUID]) -> None:
     ids = list(meeting_ids)
     if ids:
         await session.execute(
@@ -199,14 +201,14 @@ async def raise_sequences(session: AsyncSession, meeting_ids: Iterable[uuid.UUID
         )
 
 
-async def delete_meetings(session: AsyncSession, meeting_ids: Iterable[uuid.UUID]) -> None:
+async def delete_meetings(session: AsyncConnection, meeting_ids: Iterable[uuid.UUID]) -> None:
     ids = list(meeting_ids)
     if ids:
         await session.execute(sa.delete(meetings).where(meetings.c.id.in_(ids)))
 
 
 async def occurrences(
-    session: AsyncSession,
+    session: AsyncConnection,
     group_ids: Sequence[uuid.UUID],
     *,
     starts_from: datetime,
@@ -235,7 +237,7 @@ async def occurrences(
 
 
 async def busy_times(
-    session: AsyncSession, group_id: uuid.UUID, starts_from: datetime, ends_after: datetime
+    session: AsyncConnection, group_id: uuid.UUID, starts_from: datetime, ends_after: datetime
 ) -> list[tuple[uuid.UUID, datetime, datetime]]:
     """When each member tenant of the group is in a meeting of another of its groups (times
     only, through the owner's function: the caller cannot read those groups)."""
@@ -250,7 +252,7 @@ async def busy_times(
 
 
 async def replace_reminders(
-    session: AsyncSession, meeting_ids: Sequence[uuid.UUID], rows: Sequence[dict[str, Any]]
+    session: AsyncConnection, meeting_ids: Sequence[uuid.UUID], rows: Sequence[dict[str, Any]]
 ) -> None:
     """Forget the unsent reminders of these meetings and plan `rows` instead; a reminder already
     sent for the same start and offset is not planned again."""
@@ -265,7 +267,9 @@ async def replace_reminders(
         await session.execute(insert(meeting_reminders).on_conflict_do_nothing(), list(rows))
 
 
-async def send_due_reminders(session: AsyncSession, now: datetime, limit: int) -> tuple[int, int]:
+async def send_due_reminders(
+    session: AsyncConnection, now: datetime, limit: int
+) -> tuple[int, int]:
     """As the system role, through the owner's function (migration 0012): mark due reminders
     sent and write their events, in the caller's transaction. A reminder whose meeting was
     cancelled, moved or has started meanwhile is marked and dropped. Answers (marked, written)."""
@@ -278,7 +282,7 @@ async def send_due_reminders(session: AsyncSession, now: datetime, limit: int) -
     return int(row.marked), int(row.written)
 
 
-async def open_ended_series_owners(session: AsyncSession) -> list[tuple[uuid.UUID, uuid.UUID]]:
+async def open_ended_series_owners(session: AsyncConnection) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """As the system role: each series with neither COUNT nor UNTIL, with an active facilitator
     of its group to extend it for (a group without one keeps what it has)."""
     rows = await session.execute(
@@ -287,14 +291,14 @@ async def open_ended_series_owners(session: AsyncSession) -> list[tuple[uuid.UUI
     return [(row.series_id, row.facilitator_tenant_id) for row in rows]
 
 
-async def series_by_id(session: AsyncSession, series_id: uuid.UUID) -> SeriesRecord | None:
+async def series_by_id(session: AsyncConnection, series_id: uuid.UUID) -> SeriesRecord | None:
     row = (
         await session.execute(sa.select(*_SERIES_COLUMNS).where(meeting_series.c.id == series_id))
     ).one_or_none()
     return _series(row) if row is not None else None
 
 
-async def last_of_series(session: AsyncSession, series_id: uuid.UUID) -> MeetingRecord | None:
+async def last_of_series(session: AsyncConnection, series_id: uuid.UUID) -> MeetingRecord | None:
     row = (
         await session.execute(
             sa.select(*_MEETING_COLUMNS)
@@ -310,7 +314,7 @@ async def last_of_series(session: AsyncSession, series_id: uuid.UUID) -> Meeting
 
 
 async def publish(
-    session: AsyncSession,
+    session: AsyncConnection,
     group_id: uuid.UUID,
     type: str,
     data: dict[str, Any],
@@ -337,7 +341,7 @@ async def publish(
 # RSVPs ----------------------------------------------------------------------------------------
 
 
-async def upsert_rsvp(session: AsyncSession, values: dict[str, Any]) -> Record:
+async def upsert_rsvp(session: AsyncConnection, values: dict[str, Any]) -> Record:
     base = insert(meeting_rsvps).values(**values)
     statement = base.on_conflict_do_update(
         index_elements=[meeting_rsvps.c.meeting_id, meeting_rsvps.c.tenant_id],
@@ -351,7 +355,7 @@ async def upsert_rsvp(session: AsyncSession, values: dict[str, Any]) -> Record:
     return (await session.execute(statement)).one()
 
 
-async def rsvps(session: AsyncSession, meeting_id: uuid.UUID) -> list[Record]:
+async def rsvps(session: AsyncConnection, meeting_id: uuid.UUID) -> list[Record]:
     rows = await session.execute(
         sa.select(*meeting_rsvps.c)
         .where(meeting_rsvps.c.meeting_id == meeting_id)
@@ -363,14 +367,14 @@ async def rsvps(session: AsyncSession, meeting_id: uuid.UUID) -> list[Record]:
 # Agenda ---------------------------------------------------------------------------------------
 
 
-async def insert_agenda_item(session: AsyncSession, values: dict[str, Any]) -> Record:
+async def insert_agenda_item(session: AsyncConnection, values: dict[str, Any]) -> Record:
     return (
         await session.execute(sa.insert(agenda_items).values(**values).returning(*agenda_items.c))
     ).one()
 
 
 async def agenda(
-    session: AsyncSession, meeting_id: uuid.UUID, *, lock: bool = False
+    session: AsyncConnection, meeting_id: uuid.UUID, *, lock: bool = False
 ) -> list[Record]:
     statement = (
         sa.select(*agenda_items.c)
@@ -382,7 +386,7 @@ async def agenda(
     return list((await session.execute(statement)).all())
 
 
-async def agenda_count(session: AsyncSession, meeting_id: uuid.UUID) -> int:
+async def agenda_count(session: AsyncConnection, meeting_id: uuid.UUID) -> int:
     return int(
         await session.scalar(
             sa.select(sa.func.count())
@@ -393,14 +397,14 @@ async def agenda_count(session: AsyncSession, meeting_id: uuid.UUID) -> int:
     )
 
 
-async def agenda_item(session: AsyncSession, item_id: uuid.UUID) -> Record | None:
+async def agenda_item(session: AsyncConnection, item_id: uuid.UUID) -> Record | None:
     return (
         await session.execute(sa.select(*agenda_items.c).where(agenda_items.c.id == item_id))
     ).one_or_none()
 
 
 async def update_agenda_item(
-    session: AsyncSession, item_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, item_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     await session.execute(
         sa.update(agenda_items)
@@ -409,7 +413,7 @@ async def update_agenda_item(
     )
 
 
-async def delete_agenda_item(session: AsyncSession, item_id: uuid.UUID) -> None:
+async def delete_agenda_item(session: AsyncConnection, item_id: uuid.UUID) -> None:
     await session.execute(sa.delete(agenda_items).where(agenda_items.c.id == item_id))
 
 
@@ -417,7 +421,7 @@ async def delete_agenda_item(session: AsyncSession, item_id: uuid.UUID) -> None:
 
 
 async def minutes(
-    session: AsyncSession, meeting_id: uuid.UUID, *, lock: bool = False
+    session: AsyncConnection, meeting_id: uuid.UUID, *, lock: bool = False
 ) -> Record | None:
     statement = sa.select(*meeting_minutes.c).where(meeting_minutes.c.meeting_id == meeting_id)
     if lock:
@@ -426,7 +430,7 @@ async def minutes(
 
 
 async def save_draft(
-    session: AsyncSession, meeting_id: uuid.UUID, group_id: uuid.UUID, draft: dict[str, Any]
+    session: AsyncConnection, meeting_id: uuid.UUID, group_id: uuid.UUID, draft: dict[str, Any]
 ) -> Record:
     base = insert(meeting_minutes).values(
         meeting_id=meeting_id,
@@ -441,7 +445,7 @@ async def save_draft(
     return (await session.execute(statement)).one()
 
 
-async def publish_minutes(session: AsyncSession, meeting_id: uuid.UUID) -> Record:
+async def publish_minutes(session: AsyncConnection, meeting_id: uuid.UUID) -> Record:
     return (
         await session.execute(
             sa.update(meeting_minutes)
@@ -456,7 +460,7 @@ async def publish_minutes(session: AsyncSession, meeting_id: uuid.UUID) -> Recor
     ).one()
 
 
-async def meeting_action_items(session: AsyncSession, meeting_id: uuid.UUID) -> list[Record]:
+async def meeting_action_items(session: AsyncConnection, meeting_id: uuid.UUID) -> list[Record]:
     rows = await session.execute(
         sa.select(*action_items.c)
         .where(action_items.c.meeting_id == meeting_id)
@@ -466,13 +470,13 @@ async def meeting_action_items(session: AsyncSession, meeting_id: uuid.UUID) -> 
     return list(rows.all())
 
 
-async def delete_action_items(session: AsyncSession, item_ids: Iterable[uuid.UUID]) -> None:
+async def delete_action_items(session: AsyncConnection, item_ids: Iterable[uuid.UUID]) -> None:
     ids = list(item_ids)
     if ids:
         await session.execute(sa.delete(action_items).where(action_items.c.id.in_(ids)))
 
 
-async def insert_action_item(session: AsyncSession, values: dict[str, Any]) -> None:
+async def insert_action_item(session: AsyncConnection, values: dict[str, Any]) -> None:
     # The clock, not the transaction's start: items of one publish list in the minutes' order.
     await session.execute(
         sa.insert(action_items).values(created_at=sa.func.clock_timestamp(), **values)
@@ -480,7 +484,7 @@ async def insert_action_item(session: AsyncSession, values: dict[str, Any]) -> N
 
 
 async def update_action_item(
-    session: AsyncSession, item_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, item_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     await session.execute(
         sa.update(action_items)
@@ -489,14 +493,14 @@ async def update_action_item(
     )
 
 
-async def action_item(session: AsyncSession, item_id: uuid.UUID) -> Record | None:
+async def action_item(session: AsyncConnection, item_id: uuid.UUID) -> Record | None:
     return (
         await session.execute(sa.select(*action_items.c).where(action_items.c.id == item_id))
     ).one_or_none()
 
 
 async def group_action_items(
-    session: AsyncSession,
+    session: AsyncConnection,
     group_id: uuid.UUID,
     *,
     status: str | None,
@@ -523,7 +527,7 @@ async def group_action_items(
 
 
 async def replace_attendance(
-    session: AsyncSession, meeting_id: uuid.UUID, rows: Sequence[dict[str, Any]]
+    session: AsyncConnection, meeting_id: uuid.UUID, rows: Sequence[dict[str, Any]]
 ) -> None:
     await session.execute(
         sa.delete(meeting_attendance).where(meeting_attendance.c.meeting_id == meeting_id)
@@ -532,7 +536,7 @@ async def replace_attendance(
         await session.execute(sa.insert(meeting_attendance), list(rows))
 
 
-async def attendance(session: AsyncSession, meeting_id: uuid.UUID) -> list[Record]:
+async def attendance(session: AsyncConnection, meeting_id: uuid.UUID) -> list[Record]:
     rows = await session.execute(
         sa.select(*meeting_attendance.c)
         .where(meeting_attendance.c.meeting_id == meeting_id)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.identity import service as identity
 from wg_api.meetings import repository
@@ -160,7 +160,7 @@ def _event(record: MeetingRecord, **extra: Any) -> dict[str, Any]:
 
 
 async def require_access(
-    session: AsyncSession, tenant_id: uuid.UUID, meeting_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, meeting_id: uuid.UUID
 ) -> MeetingAccess:
     """The meeting and the caller's membership, or 404 exactly as for a random id."""
     record = await repository.meeting(session, meeting_id, tenant_id=tenant_id)
@@ -172,7 +172,7 @@ async def require_access(
     return MeetingAccess(member, record)
 
 
-async def _organise(session: AsyncSession, access: MeetingAccess) -> MeetingAccess:
+async def _organise(session: AsyncConnection, access: MeetingAccess) -> MeetingAccess:
     """A facilitator's hold on the meeting: its series (first, so changes of one series queue
     up rather than deadlock) and the occurrence, locked and read again."""
     groups.require_facilitator(access.member)
@@ -186,12 +186,12 @@ async def _organise(session: AsyncSession, access: MeetingAccess) -> MeetingAcce
     return MeetingAccess(access.member, record)
 
 
-async def get_meeting(session: AsyncSession, access: MeetingAccess) -> Meeting:
+async def get_meeting(session: AsyncConnection, access: MeetingAccess) -> Meeting:
     return meeting_out(access.meeting)
 
 
 async def list_occurrences(
-    session: AsyncSession,
+    session: AsyncConnection,
     group_ids: Sequence[uuid.UUID],
     starts_from: datetime,
     starts_before: datetime,
@@ -206,7 +206,7 @@ async def list_occurrences(
 
 
 async def member_busy_times(
-    session: AsyncSession, group_id: uuid.UUID, starts_from: datetime, starts_before: datetime
+    session: AsyncConnection, group_id: uuid.UUID, starts_from: datetime, starts_before: datetime
 ) -> list[tuple[uuid.UUID, datetime, datetime]]:
     """For meeting slots: `(tenant_id, starts_at, ends_at)` of the scheduled meetings of the
     group's member tenants (members and facilitators) in their other groups, overlapping
@@ -215,13 +215,13 @@ async def member_busy_times(
 
 
 async def series_records(
-    session: AsyncSession, series_ids: Iterable[uuid.UUID]
+    session: AsyncConnection, series_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, SeriesRecord]:
     return {record.id: record for record in await repository.series_many(session, series_ids)}
 
 
 async def list_meetings(
-    session: AsyncSession,
+    session: AsyncConnection,
     member: Membership,
     *,
     starts_from: datetime | None,
@@ -269,7 +269,7 @@ def _series_out(record: SeriesRecord, occurrences: int) -> MeetingSeries:
 
 
 async def get_series(
-    session: AsyncSession, tenant_id: uuid.UUID, series_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, series_id: uuid.UUID
 ) -> MeetingSeries:
     record = await repository.series(session, series_id)
     if (
@@ -434,7 +434,7 @@ def _reminder_rows(records: Iterable[MeetingRecord], now: datetime) -> list[dict
 
 
 async def _plan_reminders(
-    session: AsyncSession, meeting_ids: Sequence[uuid.UUID], tenant_id: uuid.UUID, now: datetime
+    session: AsyncConnection, meeting_ids: Sequence[uuid.UUID], tenant_id: uuid.UUID, now: datetime
 ) -> None:
     records = [
         r
@@ -448,7 +448,7 @@ async def _plan_reminders(
 
 
 async def create_meeting(
-    session: AsyncSession, member: Membership, data: MeetingIn, now: datetime
+    session: AsyncConnection, member: Membership, data: MeetingIn, now: datetime
 ) -> Meeting:
     groups.require_facilitator(member)
     zone = data.timezone or member.group.timezone
@@ -549,7 +549,7 @@ def _planned(
 
 
 async def change_meeting(
-    session: AsyncSession, access: MeetingAccess, patch: MeetingPatch, now: datetime
+    session: AsyncConnection, access: MeetingAccess, patch: MeetingPatch, now: datetime
 ) -> Meeting:
     access = await _organise(session, access)
     record = access.meeting
@@ -575,7 +575,7 @@ async def change_meeting(
 
 
 async def _change_one(
-    session: AsyncSession, access: MeetingAccess, patch: MeetingPatch, now: datetime
+    session: AsyncConnection, access: MeetingAccess, patch: MeetingPatch, now: datetime
 ) -> MeetingRecord | None:
     record = access.meeting
     if record.ends_at <= now:
@@ -604,7 +604,7 @@ async def _change_one(
 
 
 async def _change_series(
-    session: AsyncSession, access: MeetingAccess, patch: MeetingPatch, now: datetime
+    session: AsyncConnection, access: MeetingAccess, patch: MeetingPatch, now: datetime
 ) -> MeetingRecord | None:
     record = access.meeting
     assert record.series_id is not None
@@ -635,7 +635,7 @@ async def _change_series(
 
 
 async def _change_following(
-    session: AsyncSession, access: MeetingAccess, patch: MeetingPatch, now: datetime
+    session: AsyncConnection, access: MeetingAccess, patch: MeetingPatch, now: datetime
 ) -> MeetingRecord | None:
     record = access.meeting
     assert record.series_id is not None
@@ -685,7 +685,7 @@ async def _change_following(
 
 
 async def _realign(
-    session: AsyncSession,
+    session: AsyncConnection,
     series_id: uuid.UUID,
     group_id: uuid.UUID,
     existing: Sequence[MeetingRecord],
@@ -731,7 +731,7 @@ async def _realign(
 
 
 async def _same_or_first(
-    session: AsyncSession, access: MeetingAccess, series_id: uuid.UUID
+    session: AsyncConnection, access: MeetingAccess, series_id: uuid.UUID
 ) -> MeetingRecord:
     """The occurrence the change was called on, or the series' first if the new rule dropped it."""
     same = await repository.meeting(session, access.meeting.id, tenant_id=access.tenant_id)
@@ -744,7 +744,7 @@ async def _same_or_first(
 
 
 async def cancel_meeting(
-    session: AsyncSession, access: MeetingAccess, data: CancelIn, now: datetime
+    session: AsyncConnection, access: MeetingAccess, data: CancelIn, now: datetime
 ) -> Meeting:
     access = await _organise(session, access)
     record = access.meeting
@@ -790,7 +790,7 @@ async def cancel_meeting(
 
 
 async def _tenant_refs(
-    session: AsyncSession, ids: Iterable[uuid.UUID]
+    session: AsyncConnection, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, TenantRef]:
     found = await identity.tenants_by_id(session, ids)
     return {t.id: TenantRef(id=t.id, slug=t.slug, name=t.name) for t in found.values()}
@@ -810,7 +810,7 @@ def _rsvp_out(row: Any, tenants: dict[uuid.UUID, TenantRef], *, show_emails: boo
     )
 
 
-async def put_rsvp(session: AsyncSession, access: MeetingAccess, data: RsvpIn) -> Rsvp:
+async def put_rsvp(session: AsyncConnection, access: MeetingAccess, data: RsvpIn) -> Rsvp:
     if access.meeting.status == "cancelled":
         raise Conflict("This meeting is cancelled; it takes no RSVPs.")
     blank = [
@@ -834,7 +834,7 @@ async def put_rsvp(session: AsyncSession, access: MeetingAccess, data: RsvpIn) -
     return _rsvp_out(row, await _tenant_refs(session, [access.tenant_id]), show_emails=True)
 
 
-async def list_rsvps(session: AsyncSession, access: MeetingAccess) -> RsvpList:
+async def list_rsvps(session: AsyncConnection, access: MeetingAccess) -> RsvpList:
     roles = await groups.member_roles(session, access.meeting.working_group_id)
     rows = [r for r in await repository.rsvps(session, access.meeting.id) if r.tenant_id in roles]
     tenants = await _tenant_refs(session, (r.tenant_id for r in rows))
@@ -884,7 +884,7 @@ def _sees(member: Membership, row: Any) -> bool:
 
 
 async def propose_agenda_item(
-    session: AsyncSession, access: MeetingAccess, data: AgendaItemIn
+    session: AsyncConnection, access: MeetingAccess, data: AgendaItemIn
 ) -> AgendaItem:
     if access.member.role == "observer":
         raise Forbidden("Observers read and RSVP; members and facilitators propose agenda items.")
@@ -919,7 +919,7 @@ async def propose_agenda_item(
 
 
 async def list_agenda(
-    session: AsyncSession, access: MeetingAccess, *, after: tuple[Any, ...] | None, limit: int
+    session: AsyncConnection, access: MeetingAccess, *, after: tuple[Any, ...] | None, limit: int
 ) -> Page[AgendaItem]:
     rows = sorted(
         (r for r in await repository.agenda(session, access.meeting.id) if _sees(access.member, r)),
@@ -938,7 +938,7 @@ async def list_agenda(
 
 
 async def agenda_item_access(
-    session: AsyncSession, tenant_id: uuid.UUID, item_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, item_id: uuid.UUID
 ) -> tuple[MeetingAccess, Any]:
     row = await repository.agenda_item(session, item_id)
     if row is None:
@@ -953,7 +953,7 @@ async def agenda_item_access(
 
 
 async def get_agenda_item(
-    session: AsyncSession, tenant_id: uuid.UUID, item_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, item_id: uuid.UUID
 ) -> AgendaItem:
     _, row = await agenda_item_access(session, tenant_id, item_id)
     return _agenda_out(row, await _tenant_refs(session, [row.tenant_id]))
@@ -969,7 +969,7 @@ def _proposer_may_edit(access: MeetingAccess, row: Any) -> None:
 
 
 async def change_agenda_item(
-    session: AsyncSession, tenant_id: uuid.UUID, item_id: uuid.UUID, patch: AgendaItemPatch
+    session: AsyncConnection, tenant_id: uuid.UUID, item_id: uuid.UUID, patch: AgendaItemPatch
 ) -> AgendaItem:
     access, row = await agenda_item_access(session, tenant_id, item_id)
     facilitator = access.member.is_facilitator
@@ -1009,7 +1009,7 @@ async def change_agenda_item(
 
 
 async def _order_agenda(
-    session: AsyncSession, meeting_id: uuid.UUID, item_id: uuid.UUID, position: int | None
+    session: AsyncConnection, meeting_id: uuid.UUID, item_id: uuid.UUID, position: int | None
 ) -> None:
     """Place the item at `position` among the accepted items (None: not accepted; a position past
     the end, or an item newly accepted without one, goes last) and number them 1..n again."""
@@ -1029,7 +1029,7 @@ async def _order_agenda(
 
 
 async def delete_agenda_item(
-    session: AsyncSession, tenant_id: uuid.UUID, item_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, item_id: uuid.UUID
 ) -> None:
     access, row = await agenda_item_access(session, tenant_id, item_id)
     if not access.member.is_facilitator:
@@ -1056,7 +1056,7 @@ def _minutes_out(meeting_id: uuid.UUID, row: Any, *, draft: bool) -> Minutes:
     )
 
 
-async def put_minutes(session: AsyncSession, access: MeetingAccess, data: MinutesIn) -> Minutes:
+async def put_minutes(session: AsyncConnection, access: MeetingAccess, data: MinutesIn) -> Minutes:
     groups.require_facilitator(access.member)
     roles = await groups.member_roles(session, access.meeting.working_group_id)
     errors: list[FieldError] = []
@@ -1089,7 +1089,7 @@ async def put_minutes(session: AsyncSession, access: MeetingAccess, data: Minute
     return _minutes_out(access.meeting.id, row, draft=True)
 
 
-async def publish_minutes(session: AsyncSession, access: MeetingAccess) -> Minutes:
+async def publish_minutes(session: AsyncConnection, access: MeetingAccess) -> Minutes:
     groups.require_facilitator(access.member)
     current = await repository.minutes(session, access.meeting.id, lock=True)
     if current is None or current.draft is None:
@@ -1149,7 +1149,7 @@ async def publish_minutes(session: AsyncSession, access: MeetingAccess) -> Minut
     return published
 
 
-async def get_minutes(session: AsyncSession, access: MeetingAccess, *, draft: bool) -> Minutes:
+async def get_minutes(session: AsyncConnection, access: MeetingAccess, *, draft: bool) -> Minutes:
     if draft:
         groups.require_facilitator(access.member)
     row = await repository.minutes(session, access.meeting.id)
@@ -1187,7 +1187,7 @@ def parse_owner(owner: str | None, member: Membership) -> uuid.UUID | None:
 
 
 async def list_action_items(
-    session: AsyncSession,
+    session: AsyncConnection,
     member: Membership,
     *,
     status: str | None,
@@ -1207,7 +1207,7 @@ async def list_action_items(
 
 
 async def _action_item_access(
-    session: AsyncSession, tenant_id: uuid.UUID, item_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, item_id: uuid.UUID
 ) -> tuple[Membership, Any]:
     row = await repository.action_item(session, item_id)
     member = await groups.membership(session, row.working_group_id, tenant_id) if row else None
@@ -1217,14 +1217,14 @@ async def _action_item_access(
 
 
 async def get_action_item(
-    session: AsyncSession, tenant_id: uuid.UUID, item_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, item_id: uuid.UUID
 ) -> ActionItem:
     _, row = await _action_item_access(session, tenant_id, item_id)
     return _action_out(row)
 
 
 async def change_action_item(
-    session: AsyncSession, tenant_id: uuid.UUID, item_id: uuid.UUID, patch: ActionItemPatch
+    session: AsyncConnection, tenant_id: uuid.UUID, item_id: uuid.UUID, patch: ActionItemPatch
 ) -> ActionItem:
     member, row = await _action_item_access(session, tenant_id, item_id)
     if not member.is_facilitator and row.owner_tenant_id != tenant_id:
@@ -1238,7 +1238,7 @@ async def change_action_item(
 
 
 async def put_attendance(
-    session: AsyncSession, access: MeetingAccess, data: AttendanceIn
+    session: AsyncConnection, access: MeetingAccess, data: AttendanceIn
 ) -> Attendance:
     groups.require_facilitator(access.member)
     roles = await groups.member_roles(session, access.meeting.working_group_id)
@@ -1269,7 +1269,7 @@ async def put_attendance(
     return await get_attendance(session, access)
 
 
-async def get_attendance(session: AsyncSession, access: MeetingAccess) -> Attendance:
+async def get_attendance(session: AsyncConnection, access: MeetingAccess) -> Attendance:
     rows = await repository.attendance(session, access.meeting.id)
     tenants = await _tenant_refs(session, (r.tenant_id for r in rows))
     return Attendance(
@@ -1285,7 +1285,7 @@ async def get_attendance(session: AsyncSession, access: MeetingAccess) -> Attend
 # The worker's side (system role) -----------------------------------------------------------------
 
 
-async def send_due_reminders(session: AsyncSession, now: datetime) -> dict[str, int]:
+async def send_due_reminders(session: AsyncConnection, now: datetime) -> dict[str, int]:
     """Every reminder due at `now` goes out once: marked sent with its events in one commit."""
     reminders = events = 0
     while True:
@@ -1296,7 +1296,7 @@ async def send_due_reminders(session: AsyncSession, now: datetime) -> dict[str, 
 
 
 async def extend_open_ended_series(
-    database: Database, session: AsyncSession, now: datetime
+    database: Database, session: AsyncConnection, now: datetime
 ) -> dict[str, int]:
     """Keep every rule with neither COUNT nor UNTIL two years ahead of `now`. The job's session
     (system role) only names the series; each is extended for a facilitator of its group, in a
@@ -1310,7 +1310,7 @@ async def extend_open_ended_series(
     return {"occurrences_added": added}
 
 
-async def _extend_series(session: AsyncSession, series: SeriesRecord, now: datetime) -> int:
+async def _extend_series(session: AsyncConnection, series: SeriesRecord, now: datetime) -> int:
     template = _series_template(series)
     found = expand(
         parse_rule(series.rrule), series.start_local, series.timezone, now=now, limit=None

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import msgspec
 from msgspec import Meta
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.identity import service as identity
 from wg_api.meetings import service as meetings
@@ -361,7 +361,7 @@ def _span(starts_at: datetime, ends_at: datetime) -> tuple[int, int]:
 
 
 async def find_slots(
-    session: AsyncSession, member: Membership, data: SlotsIn, now: datetime
+    session: AsyncConnection, member: Membership, data: SlotsIn, now: datetime
 ) -> Slots:
     """Any member of the group, observers too; observers are not counted as attendees."""
     zone = zone_info(member.group.timezone)

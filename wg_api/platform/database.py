@@ -3,7 +3,10 @@
 Three identities reach the database: the owner (runs migrations, owns every object), the app role
 (serves requests; no superuser, no BYPASSRLS, DML only) and the system role (the worker and the
 command line: jobs, and the owner's functions for work across tenants). `roles.py` makes and checks
-them. The tenant of a request is bound per transaction from `session.info["tenant_id"]`.
+them. Code holds an `AsyncConnection` (SQLAlchemy Core: no ORM session, whose bookkeeping cost
+a request more than its queries did; bench/README.md), from `Database.connect_as` or
+`Database.transaction`; every transaction on it binds the connection's tenant
+(`app.tenant_id`, '' for none) in its BEGIN.
 """
 
 from __future__ import annotations
@@ -23,14 +26,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
-from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.util import await_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from wg_api.platform.embedded import embedded_admin_url
 from wg_api.platform.observability import MeteredPool, observe_pool
@@ -42,27 +39,27 @@ EMBEDDED_DATABASE = "wg"
 SHARED_EVENT_DELAY_KEY = "shared_event_delay_seconds"
 
 
-class TenantSession(Session):
-    """A session whose every transaction starts by binding `app.tenant_id` (or '' when none)."""
-
-
 class TenantConnection(asyncpg.Connection):
-    """An asyncpg connection whose next BEGIN can carry the tenant binding: `BEGIN;SELECT
+    """An asyncpg connection whose every BEGIN binds the tenant of its checkout: `BEGIN;SELECT
     set_config('app.tenant_id', '<uuid>', true)` goes as one simple query, one round trip where
     a BEGIN and then a bound statement took two (at the start of every transaction: measured in
-    bench/README.md). Only a `uuid.UUID`'s own text, or nothing, is ever put into the SQL."""
+    bench/README.md). A `LazyConnection` binds its tenant when it takes the connection, and the
+    pool unbinds it when the connection comes back: between checkouts, and for anyone else, a
+    BEGIN binds '' (no tenant). Only a `uuid.UUID`'s own text, or nothing, is put into the
+    SQL."""
 
-    __slots__ = ("_next_binding",)
+    __slots__ = ("_binding",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._next_binding: str | None = None
+        self._binding = ""
 
-    def bind_next_begin(self, tenant_id: uuid.UUID | None) -> None:
-        self._next_binding = str(uuid.UUID(str(tenant_id))) if tenant_id is not None else ""
+    def bind(self, tenant_id: uuid.UUID | None) -> None:
+        """Bind `tenant_id` (None: no tenant) in every BEGIN until `unbind`."""
+        self._binding = str(uuid.UUID(str(tenant_id))) if tenant_id is not None else ""
 
-    def forget_binding(self) -> None:
-        self._next_binding = None
+    def unbind(self) -> None:
+        self._binding = ""
 
     # asyncpg's own signature, overridden.
     async def execute(
@@ -71,43 +68,24 @@ class TenantConnection(asyncpg.Connection):
         *args: Any,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> str:
-        binding = self._next_binding
-        if binding is not None and not args and query.startswith("BEGIN"):
-            self._next_binding = None
-            query = f"{query.rstrip(';')};SELECT set_config('app.tenant_id', '{binding}', true)"
+        if not args and query.startswith("BEGIN"):
+            query = (
+                f"{query.rstrip(';')};SELECT set_config('app.tenant_id', '{self._binding}', true)"
+            )
         return await super().execute(query, *args, timeout=timeout)
 
 
-@event.listens_for(TenantSession, "after_begin")
-def _bind_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
-    """Begin the database transaction now, with the session's tenant bound (or '' for none)."""
-    tenant_id = session.info.get("tenant_id")
-    pooled = connection.connection
-    driver, adapter = pooled.driver_connection, pooled.dbapi_connection
-    start = getattr(adapter, "_start_transaction", None)
-    if (
-        isinstance(driver, TenantConnection)
-        and start is not None
-        and getattr(adapter, "_transaction", True) is None
-    ):
-        # SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its first statement; started
-        # here, the BEGIN carries the binding (SQLAlchemy 2.1's adapter: pinned in uv.lock, and
-        # the fallback below keeps a changed adapter correct, one round trip slower).
-        driver.bind_next_begin(tenant_id)
-        try:
-            await_(start())
-        except Exception:  # noqa: S110
-            # A lost connection, say: the statement below meets it again, through SQLAlchemy's
-            # error handling (a disconnect invalidates the pool, and the error is SQLAlchemy's).
-            pass
-        else:
-            return
-        finally:
-            driver.forget_binding()
-    # Driver SQL: this runs at the start of every transaction, so skip statement compilation.
-    connection.exec_driver_sql(
-        "SELECT set_config('app.tenant_id', $1, true)", (str(tenant_id) if tenant_id else "",)
-    )
+# What a LazyConnection is made with: its tenant, and the longest delay of events about shared
+# findings written through it.
+TENANT_OPTION = "wg_tenant_id"
+DEFAULT_SHARED_EVENT_DELAY_SECONDS = 300.0
+
+
+def _unbind_at_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """Pool event `checkin`: no tenant outlives the checkout that bound it."""
+    driver = record.driver_connection
+    if isinstance(driver, TenantConnection):
+        driver.unbind()
 
 
 def asyncpg_url(url: str | URL) -> URL:
@@ -199,6 +177,7 @@ def make_engine(
         # findings page's decoding time); the same Python values.
         json_deserializer=msgspec.json.decode,
     )
+    event.listen(engine.sync_engine.pool, "checkin", _unbind_at_checkin)
     if metrics_name is not None:
         observe_pool(metrics_name, engine.pool)
     return engine
@@ -286,6 +265,86 @@ class FairGate:
         self._free += 1
 
 
+class LazyConnection(AsyncConnection):
+    """An `AsyncConnection` that takes its pooled connection at its first statement, not when
+    made: a request holds none while its body arrives or while it waits on another service (an
+    identity provider's keys), and one that answers without the database takes none. It binds
+    its tenant on the connection it takes (`TenantConnection`), so that every transaction on it
+    binds the tenant in its BEGIN."""
+
+    __slots__ = ("_start_options",)
+
+    def __init__(self, engine: AsyncEngine, options: Mapping[str, Any]) -> None:
+        super().__init__(engine)
+        self._start_options = options
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self._start_options
+
+    async def start(self, is_ctxmanager: bool = False) -> AsyncConnection:
+        await super().start(is_ctxmanager)
+        assert self.sync_connection is not None
+        driver = self.sync_connection.connection.driver_connection
+        if not isinstance(driver, TenantConnection):  # every engine of make_engine has it
+            raise TypeError("a LazyConnection binds its tenant through a TenantConnection")
+        driver.bind(self._start_options.get(TENANT_OPTION))
+        return self
+
+    async def started(self) -> Connection:
+        if self.sync_connection is None:
+            await self.start()
+            assert self.sync_connection is not None
+        return self.sync_connection
+
+    def in_transaction(self) -> bool:
+        return self.sync_connection is not None and self.sync_connection.in_transaction()
+
+    # Each way in that needs the pooled connection starts it first (SQLAlchemy's signatures).
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        await self.started()
+        return await super().execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        await self.started()
+        return await super().scalar(*args, **kwargs)
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        await self.started()
+        return await super().scalars(*args, **kwargs)
+
+    async def exec_driver_sql(self, *args: Any, **kwargs: Any) -> Any:
+        await self.started()
+        return await super().exec_driver_sql(*args, **kwargs)
+
+    async def get_raw_connection(self) -> Any:
+        await self.started()
+        return await super().get_raw_connection()
+
+    async def run_sync(self, *args: Any, **kwargs: Any) -> Any:
+        await self.started()
+        return await super().run_sync(*args, **kwargs)
+
+    async def commit(self) -> None:
+        if self.sync_connection is not None:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        if self.sync_connection is not None:
+            await super().rollback()
+
+    async def close(self) -> None:
+        if self.sync_connection is not None:
+            await super().close()
+
+
+async def started(connection: AsyncConnection) -> AsyncConnection:
+    """`connection` with its pooled connection taken (for `begin_nested`, which cannot take it)."""
+    if isinstance(connection, LazyConnection):
+        await connection.started()
+    return connection
+
+
 @dataclass
 class Database:
     """The engines a process uses. The API uses `app`; the worker uses `system`."""
@@ -293,20 +352,12 @@ class Database:
     admin_url: URL
     app_engine: AsyncEngine
     system_engine: AsyncEngine
-    # The default for sessions that do not say (jobs, scripts); a request passes its app's.
-    shared_event_delay_seconds: float = 300.0
+    # The default for connections that do not say (jobs, scripts); a request passes its app's.
+    shared_event_delay_seconds: float = DEFAULT_SHARED_EVENT_DELAY_SECONDS
     # Requests take one of these (as many as the app's pool has connections) before a
     # connection (see FairGate).
     request_slots: FairGate | None = None
     request_wait_seconds: float = 1.0
-
-    def __post_init__(self) -> None:
-        self.sessions = async_sessionmaker(
-            self.app_engine, sync_session_class=TenantSession, expire_on_commit=False
-        )
-        self.system_sessions = async_sessionmaker(
-            self.system_engine, sync_session_class=TenantSession, expire_on_commit=False
-        )
 
     @classmethod
     def connect(
@@ -351,26 +402,40 @@ class Database:
             request_wait_seconds=settings.db_pool_timeout_seconds,
         )
 
-    def session(
-        self, tenant_id: uuid.UUID | None = None, *, shared_event_delay_seconds: float | None = None
-    ) -> AsyncSession:
-        """A session bound to `tenant_id`; `info` also carries the longest delay of events about
-        shared findings written through it (`WG_SHARED_EVENT_DELAY_SECONDS`)."""
+    def connection(
+        self,
+        tenant_id: uuid.UUID | None = None,
+        *,
+        shared_event_delay_seconds: float | None = None,
+        system: bool = False,
+    ) -> LazyConnection:
+        """A connection of the app engine (the system engine's with `system`) whose every
+        transaction binds `tenant_id` (or no tenant); it also carries the longest delay of
+        events about shared findings written through it (`WG_SHARED_EVENT_DELAY_SECONDS`). It
+        takes a pooled connection at its first statement; the caller closes it."""
         delay = self.shared_event_delay_seconds
         if shared_event_delay_seconds is not None:
             delay = shared_event_delay_seconds
-        return self.sessions(info={"tenant_id": tenant_id, SHARED_EVENT_DELAY_KEY: delay})
+        return LazyConnection(
+            self.system_engine if system else self.app_engine,
+            {TENANT_OPTION: tenant_id, SHARED_EVENT_DELAY_KEY: delay},
+        )
 
     @asynccontextmanager
-    async def transaction(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction, committed on success and rolled back on error."""
-        async with self.session(tenant_id) as session, session.begin():
-            yield session
+    async def transaction(
+        self, tenant_id: uuid.UUID | None = None, *, system: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """A connection in one transaction, committed on success and rolled back on error."""
+        connection = self.connection(tenant_id, system=system)
+        try:
+            await connection.start()
+            async with connection.begin():
+                yield connection
+        finally:
+            await connection.close()
 
-    @asynccontextmanager
-    async def system_transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.system_sessions() as session, session.begin():
-            yield session
+    def system_transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return self.transaction(system=True)
 
     async def dispose(self) -> None:
         await self.app_engine.dispose()
@@ -386,23 +451,61 @@ def row_mapping(row: Any) -> Mapping[str, Any]:
     return cast(Mapping[str, Any], getattr(row, "_mapping", row))
 
 
-async def driver_fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
-    """Run `sql` ($1, $2... placeholders) with asyncpg on the session's own connection.
+def _options(connection: AsyncConnection) -> Mapping[str, Any]:
+    return connection.options if isinstance(connection, LazyConnection) else {}
 
-    For hot read paths where SQLAlchemy's statement and result machinery costs more than the
-    query. The session's transaction (and so its tenant binding) is begun first, as for any
-    statement; rows are asyncpg Records.
-    """
-    connection = await session.connection()
+
+def shared_event_delay(connection: AsyncConnection) -> float:
+    """The longest delay of events about shared findings written through `connection`."""
+    delay = _options(connection).get(SHARED_EVENT_DELAY_KEY, DEFAULT_SHARED_EVENT_DELAY_SECONDS)
+    return float(delay)
+
+
+_UNKNOWN = object()
+
+
+async def begun_driver(connection: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under `connection`, in the connection's transaction: begun now
+    (with its tenant bound) if it was not yet, as for any statement.
+
+    SQLAlchemy's asyncpg adapter sends its BEGIN before the first statement it runs; a driver
+    query must not run before it. The usual case needs no greenlet switch: beginning the
+    Connection does no I/O (SQLAlchemy leaves the BEGIN to the adapter) and the adapter's BEGIN
+    (which binds the tenant: `TenantConnection`) is awaited directly (SQLAlchemy 2.1's adapter,
+    pinned in uv.lock). Anything else (a connection invalidated since, a failed BEGIN, a
+    changed adapter) goes through SQLAlchemy, whose error handling replaces a lost
+    connection's pool."""
+    await started(connection)
     sync = connection.sync_connection
-    # The connection the session just handed out is live: its pooled connection is an
-    # attribute away (`get_raw_connection` would spend a greenlet switch on reading it; only a
-    # connection invalidated since would need I/O to replace).
     if sync is not None and not sync.closed and not sync.invalidated:
-        raw = sync.connection
-    else:
-        raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
+        if not sync.in_transaction():
+            sync.begin()
+        pooled = sync.connection
+        driver = cast(asyncpg.Connection, pooled.driver_connection)
+        begun = getattr(pooled.dbapi_connection, "_transaction", _UNKNOWN)
+        start = getattr(pooled.dbapi_connection, "_start_transaction", None)
+        if begun is not None and begun is not _UNKNOWN:
+            return driver
+        if begun is None and start is not None:
+            try:
+                await start()
+            except Exception:  # noqa: S110
+                pass  # again below, through SQLAlchemy's error handling
+            else:
+                return driver
+    tenant_id = _options(connection).get(TENANT_OPTION)
+    await connection.exec_driver_sql(
+        "SELECT set_config('app.tenant_id', $1, true)", (str(tenant_id) if tenant_id else "",)
+    )
+    raw = await connection.get_raw_connection()
+    return cast(asyncpg.Connection, raw.driver_connection)
+
+
+async def driver_fetch(connection: AsyncConnection, sql: str, *args: Any) -> list[Any]:
+    """Run `sql` ($1, $2... placeholders) with asyncpg on the connection's own driver
+    connection, in its transaction (begun first, as for any statement): for hot read paths
+    where SQLAlchemy's statement and result machinery costs more than the query. Rows are
+    asyncpg Records."""
+    driver = await begun_driver(connection)
     rows: list[Any] = await driver.fetch(sql, *args)
     return rows

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.platform.database import Database
 from wg_api.platform.errors import Gone, InvalidRequest
@@ -42,7 +42,7 @@ class EventFeed(msgspec.Struct):
 
 
 async def record_event(
-    session: AsyncSession, tenant_id: uuid.UUID, type: str, data: msgspec.Struct | dict[str, Any]
+    session: AsyncConnection, tenant_id: uuid.UUID, type: str, data: msgspec.Struct | dict[str, Any]
 ) -> None:
     """Record `type` for `tenant_id` in the same transaction as the change it describes."""
     payload = msgspec.to_builtins(data) if isinstance(data, msgspec.Struct) else data
@@ -129,7 +129,7 @@ async def read_feed(
     )
 
 
-async def purge_events(session: AsyncSession, retention_days: int) -> int:
+async def purge_events(session: AsyncConnection, retention_days: int) -> int:
     """Delete every tenant's events positioned (or, never read, visible) longer ago than the
     retention (the owner's function, migration 0008: the system role has no BYPASSRLS)."""
     deleted = await session.scalar(

@@ -39,7 +39,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.platform.database import Database, resolve_admin_url
 from wg_api.platform.events import purge_events
@@ -66,7 +66,7 @@ class JobContext:
     has no BYPASSRLS and no privilege on tenants' tables: it reaches them through SECURITY DEFINER
     functions granted to it (or work for one tenant uses `database.transaction(tenant_id)`)."""
 
-    session: AsyncSession
+    session: AsyncConnection
     database: Database
     settings: Settings
     name: str
@@ -198,10 +198,10 @@ async def purge_finished_jobs(job: JobContext) -> dict[str, int]:
             jobs.c.status == "done", jobs.c.finished_at < sa.func.now() - timedelta(days=7)
         )
     )
-    return {"deleted": int(result.rowcount or 0)}  # type: ignore[attr-defined]
+    return {"deleted": int(result.rowcount or 0)}
 
 
-async def enqueue(session: AsyncSession, name: str, fire_time: datetime) -> bool:
+async def enqueue(session: AsyncConnection, name: str, fire_time: datetime) -> bool:
     """Insert the row of one run; False when that (name, fire time) exists already."""
     statement = (
         insert(jobs)
@@ -409,7 +409,7 @@ _LOCK_PARTS = {"high": LEADER_LOCK_KEY >> 32, "low": LEADER_LOCK_KEY & 0xFFFF_FF
 LEADER_APPLICATION_PREFIX = "wg-api-leader "
 
 
-async def current_leader(session: AsyncSession) -> str | None:
+async def current_leader(session: AsyncConnection) -> str | None:
     """The worker id of the scheduler leader of this database, or None while there is none."""
     name = await session.scalar(_LEADER, _LOCK_PARTS)
     if name is None or not str(name).startswith(LEADER_APPLICATION_PREFIX):

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.platform.errors import InvalidRequest
 
@@ -134,7 +134,7 @@ def provide_page_params(
     # on each other concurrently, in an anyio task group, which cost every list request about
     # 50 µs of CPU (bench/README.md); one after the other, they cost nothing. Every list reads
     # the database, and the session's transaction begins lazily, at its first statement.
-    db_session: NamedDependency[AsyncSession],
+    db_session: NamedDependency[AsyncConnection],
     limit: Annotated[
         int,
         QueryParameter(

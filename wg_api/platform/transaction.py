@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from litestar import Request, Response
 from litestar.di import NamedDependency
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.platform.asgi import ASGIApp, Message, Receive, Scope, Send, send_problem
 from wg_api.platform.database import Database
@@ -52,7 +52,7 @@ STREAMED_BODY = "streamed_body"
 
 
 class RequestTransaction:
-    """The lazily opened session of one request, bound to the caller's tenant."""
+    """The lazily opened connection of one request, bound to the caller's tenant."""
 
     def __init__(
         self, database: Database, tenant_id: uuid.UUID | None, shared_event_delay_seconds: float
@@ -60,33 +60,33 @@ class RequestTransaction:
         self.database = database
         self.tenant_id = tenant_id
         self.shared_event_delay_seconds = shared_event_delay_seconds
-        self._session: AsyncSession | None = None
+        self._connection: AsyncConnection | None = None
         self._slot = False
 
-    async def session(self) -> AsyncSession:
-        if self._session is None:
+    async def session(self) -> AsyncConnection:
+        """The request's connection: a slot taken now (in arrival order), the pooled connection
+        at its first statement, which begins the transaction and binds the tenant."""
+        if self._connection is None:
             slots = self.database.request_slots
             if slots is not None and not self._slot:
                 # In arrival order: no request starves while others take turns (FairGate).
                 if not await slots.acquire(self.database.request_wait_seconds):
                     raise TryAgain(headers={"Retry-After": "1"})
                 self._slot = True
-            # Not begun here: the session begins (and binds the tenant) at its first statement,
-            # which saves a greenlet switch per request; it commits or rolls back as before.
-            self._session = self.database.session(
+            self._connection = self.database.connection(
                 self.tenant_id, shared_event_delay_seconds=self.shared_event_delay_seconds
             )
-        return self._session
+        return self._connection
 
     async def commit(self) -> None:
-        if self._session is not None:
-            await self._session.commit()
+        if self._connection is not None:
+            await self._connection.commit()
 
     async def close(self) -> None:
         try:
-            if self._session is not None:
-                await self._session.close()
-                self._session = None
+            if self._connection is not None:
+                await self._connection.close()
+                self._connection = None
         finally:
             if self._slot and self.database.request_slots is not None:
                 self._slot = False
@@ -122,11 +122,11 @@ def caller_tenant(scope: Scope) -> uuid.UUID | None:
     return tenant_id if isinstance(tenant_id, uuid.UUID) else None
 
 
-DbSession: TypeAlias = NamedDependency[AsyncSession]
+DbSession: TypeAlias = NamedDependency[AsyncConnection]
 
 
-async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncSession:
-    """Litestar dependency: the request's session (its transaction is the middleware's)."""
+async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncConnection:
+    """Litestar dependency: the request's connection (its transaction is the middleware's)."""
     tx: RequestTransaction = cast(Scope, request.scope)[TX_SCOPE_KEY]
     return await tx.session()
 
@@ -322,7 +322,7 @@ def _replayed(stored: StoredResponse) -> Response[bytes]:
 
 
 async def claim_streamed(
-    session: AsyncSession, tenant_id: uuid.UUID, key: str
+    session: AsyncConnection, tenant_id: uuid.UUID, key: str
 ) -> tuple[bytes, StoredResponse] | None:
     """`claim` for a streamed body, whose digest is not known yet: lock the key and answer what
     is stored under it with its request digest, for `replay_streamed` to compare."""
@@ -352,7 +352,7 @@ async def claim_streamed(
 
 
 async def claim(
-    session: AsyncSession, tenant_id: uuid.UUID, key: str, request_hash: bytes
+    session: AsyncConnection, tenant_id: uuid.UUID, key: str, request_hash: bytes
 ) -> StoredResponse | None:
     """Lock the stored key for this transaction; its stored answer when the same request was
     answered before (409 while another request holds it, 422 when the body differs)."""
@@ -365,7 +365,7 @@ async def claim(
 
 
 async def store_response(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     key: str,
     request_hash: bytes,

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Collection
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.findings import service as findings
 from wg_api.identity.service import AliasPolicy
@@ -60,7 +60,7 @@ def may_mention(text: str, aliases: Collection[str]) -> bool:
 
 
 async def rescrub_shares(
-    session: AsyncSession, tenant_id: uuid.UUID, changed: Collection[str]
+    session: AsyncConnection, tenant_id: uuid.UUID, changed: Collection[str]
 ) -> int:
     """Rebuild every active share of the tenant's findings whose text may mention one of the
     `changed` aliases (added or removed), with the names the tenant has now. Answers how many
@@ -80,7 +80,7 @@ class SharingAliasPolicy:
         return common_word_refusal(alias)
 
     async def after_change(
-        self, session: AsyncSession, tenant_id: uuid.UUID, changed: Collection[str]
+        self, session: AsyncConnection, tenant_id: uuid.UUID, changed: Collection[str]
     ) -> None:
         await rescrub_shares(session, tenant_id, changed)
 

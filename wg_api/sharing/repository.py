@@ -9,9 +9,9 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wg_api.platform.database import SHARED_EVENT_DELAY_KEY, driver_fetch
+from wg_api.platform.database import driver_fetch, shared_event_delay
 from wg_api.platform.models import Record
 from wg_api.sharing.models import shared_findings, shares
 from wg_api.sharing.models import supplier_registry as suppliers
@@ -38,7 +38,7 @@ class SharedFilters:
     kind: str | None = None
 
 
-async def scrub_names(session: AsyncSession, group_id: uuid.UUID) -> list[tuple[str, str]]:
+async def scrub_names(session: AsyncConnection, group_id: uuid.UUID) -> list[tuple[str, str]]:
     """What the caller's shares into the group are scrubbed of: (name, slug) of every tenant
     that is, was or is invited to be in the group, and (alias, slug) for each of its aliases; for
     a caller that left, only the tenants that were members while it was."""
@@ -71,13 +71,13 @@ class Reader:
     names: list[str]
 
 
-async def reader(session: AsyncSession, group_id: uuid.UUID) -> Reader:
+async def reader(session: AsyncConnection, group_id: uuid.UUID) -> Reader:
     """The caller's view of the group, in one round trip."""
     row = (await driver_fetch(session, _READER_SQL, group_id))[0]
     return Reader(role=row["role"], below_threshold=row["below"], names=list(row["names"]))
 
 
-async def below_threshold(session: AsyncSession, group_id: uuid.UUID) -> bool:
+async def below_threshold(session: AsyncConnection, group_id: uuid.UUID) -> bool:
     """Whether the group's member tenants that can share (never observers) are fewer than its
     threshold; answered only to its active members and its contributors (false otherwise)."""
     below = await session.scalar(
@@ -87,7 +87,7 @@ async def below_threshold(session: AsyncSession, group_id: uuid.UUID) -> bool:
 
 
 async def linkable_groups(
-    session: AsyncSession, finding_id: uuid.UUID, group_id: uuid.UUID
+    session: AsyncConnection, finding_id: uuid.UUID, group_id: uuid.UUID
 ) -> list[uuid.UUID]:
     """The groups where the caller's finding is actively shared, when they and `group_id` have
     fewer than k + 1 member tenants in common (migration 0006); empty when it may be shared."""
@@ -99,7 +99,7 @@ async def linkable_groups(
 
 
 async def publish_to_group(
-    session: AsyncSession, shared_id: uuid.UUID, type: str, data: dict[str, Any]
+    session: AsyncConnection, shared_id: uuid.UUID, type: str, data: dict[str, Any]
 ) -> None:
     """`type` into the feed of the group's other active members; only the contributor may. The
     database dates it by the day and draws the group's delay, up to the session's setting."""
@@ -111,13 +111,13 @@ async def publish_to_group(
             "id": shared_id,
             "type": type,
             "data": msgspec.json.encode(data).decode(),
-            "max_delay": float(session.info[SHARED_EVENT_DELAY_KEY]),
+            "max_delay": shared_event_delay(session),
         },
     )
 
 
 async def insert_shared_finding(
-    session: AsyncSession, group_id: uuid.UUID, contributor: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, group_id: uuid.UUID, contributor: uuid.UUID, values: dict[str, Any]
 ) -> uuid.UUID:
     shared_id = uuid.uuid4()
     # No RETURNING: the row is checked against SELECT policies, and ids are made here anyway.
@@ -130,19 +130,19 @@ async def insert_shared_finding(
 
 
 async def update_shared_finding(
-    session: AsyncSession, shared_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, shared_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     await session.execute(
         sa.update(shared_findings).where(shared_findings.c.id == shared_id).values(**values)
     )
 
 
-async def delete_shared_finding(session: AsyncSession, shared_id: uuid.UUID) -> None:
+async def delete_shared_finding(session: AsyncConnection, shared_id: uuid.UUID) -> None:
     await session.execute(sa.delete(shared_findings).where(shared_findings.c.id == shared_id))
 
 
 async def insert_share(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     tenant_id: uuid.UUID,
     finding_id: uuid.UUID,
@@ -166,7 +166,7 @@ async def insert_share(
 
 
 async def active_share(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, group_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID, group_id: uuid.UUID
 ) -> Record | None:
     statement = sa.select(*SHARE_COLUMNS).where(
         shares.c.tenant_id == tenant_id,
@@ -178,7 +178,7 @@ async def active_share(
 
 
 async def shares_of(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     finding_id: uuid.UUID,
     *,
@@ -197,7 +197,7 @@ async def shares_of(
 
 
 async def share_by_id(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, share_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID, share_id: uuid.UUID
 ) -> Record | None:
     statement = (
         sa.select(*SHARE_COLUMNS)
@@ -212,7 +212,7 @@ async def share_by_id(
 
 
 async def mark_withdrawn(
-    session: AsyncSession, tenant_id: uuid.UUID, share_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, share_id: uuid.UUID
 ) -> Record:
     statement = (
         sa.update(shares)
@@ -289,7 +289,7 @@ _LIST_FILTERS = (
 
 
 async def shared_in_group(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     group_id: uuid.UUID,
     filters: SharedFilters,
@@ -327,7 +327,7 @@ async def shared_in_group(
 
 
 async def shared_one(
-    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
 ) -> Record | None:
     statement = _shared_select(tenant_id).where(
         shared_findings.c.group_id == group_id, shared_findings.c.id == shared_id
@@ -336,7 +336,7 @@ async def shared_one(
     return row
 
 
-async def supplier_in_visible_share(session: AsyncSession, supplier_id: uuid.UUID) -> bool:
+async def supplier_in_visible_share(session: AsyncConnection, supplier_id: uuid.UUID) -> bool:
     """RLS limits this to groups the caller is an active member of (or its own shares)."""
     statement = (
         sa.select(sa.literal(1)).where(shared_findings.c.supplier_id == supplier_id).limit(1)
@@ -345,7 +345,7 @@ async def supplier_in_visible_share(session: AsyncSession, supplier_id: uuid.UUI
 
 
 async def insight_cells(
-    session: AsyncSession,
+    session: AsyncConnection,
     group_id: uuid.UUID,
     dimensions: list[str],
     filters: SharedFilters,
@@ -374,7 +374,9 @@ async def insight_cells(
     return list(rows.all())
 
 
-async def active_shared_finding_ids(session: AsyncSession, tenant_id: uuid.UUID) -> list[uuid.UUID]:
+async def active_shared_finding_ids(
+    session: AsyncConnection, tenant_id: uuid.UUID
+) -> list[uuid.UUID]:
     """The tenant's findings that have an active share somewhere."""
     statement = (
         sa.select(shares.c.finding_id)

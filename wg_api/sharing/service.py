@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast, get_args
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.findings import service as findings
 from wg_api.findings.schemas import AREAS, Finding, Kind, Severity
@@ -96,7 +96,7 @@ class LinkableShare(ProblemError):
 
 # Another domain may act on a record just shared or changed (co-sourcing: zero-tolerance
 # alerts); it registers here, in the contributor's transaction, so sharing imports none of them.
-SharedHook = Callable[[AsyncSession, uuid.UUID, uuid.UUID, SharedFinding], Awaitable[None]]
+SharedHook = Callable[[AsyncConnection, uuid.UUID, uuid.UUID, SharedFinding], Awaitable[None]]
 _on_shared: list[SharedHook] = []
 
 
@@ -109,7 +109,7 @@ def on_shared(hook: SharedHook) -> None:
 
 
 async def _announce_shared(
-    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared: SharedFinding
+    session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, shared: SharedFinding
 ) -> None:
     for hook in _on_shared:
         await hook(session, tenant_id, group_id, shared)
@@ -166,7 +166,7 @@ def shared_out(row: Record | Mapping[str, Any], names: ScrubTerms | None = None)
 
 
 async def _scrub_terms(
-    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, finding: Finding
+    session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, finding: Finding
 ) -> ScrubTerms:
     organisations: list[str] = []
     for name, slug in await repository.scrub_names(session, group_id):
@@ -189,7 +189,7 @@ async def _scrub_terms(
 
 
 async def _projection(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     group_id: uuid.UUID,
     finding: Finding,
@@ -208,7 +208,7 @@ async def _projection(
 
 
 async def _published(
-    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
 ) -> SharedFinding:
     row = await repository.shared_one(session, tenant_id, group_id, shared_id)
     assert row is not None
@@ -216,7 +216,7 @@ async def _published(
 
 
 async def _tell_others(
-    session: AsyncSession, group_id: uuid.UUID, event_type: str, shared: SharedFinding
+    session: AsyncConnection, group_id: uuid.UUID, event_type: str, shared: SharedFinding
 ) -> None:
     """The anonymised record, as any other member reads it, to the group's other members."""
     shared.is_own = False
@@ -225,7 +225,7 @@ async def _tell_others(
 
 
 async def _may_share(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     finding_id: uuid.UUID,
     data: ShareIn,
@@ -269,7 +269,7 @@ async def _may_share(
 
 
 async def preview(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, data: ShareIn
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID, data: ShareIn
 ) -> SharePreview:
     """Exactly the record sharing would publish, as the contributor would read it, with the kinds
     of what scrubbing removed; nothing is written."""
@@ -296,7 +296,7 @@ async def preview(
 
 
 async def share(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, data: ShareIn
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID, data: ShareIn
 ) -> Share:
     finding = await _may_share(session, tenant_id, finding_id, data, preview=False)
     values, _, _ = await _projection(
@@ -322,13 +322,13 @@ async def share(
 
 
 async def list_shares(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID
 ) -> list[Share]:
     await findings.get(session, tenant_id, finding_id)
     return [share_out(r) for r in await repository.shares_of(session, tenant_id, finding_id)]
 
 
-async def _withdraw(session: AsyncSession, tenant_id: uuid.UUID, row: Record) -> Share:
+async def _withdraw(session: AsyncConnection, tenant_id: uuid.UUID, row: Record) -> Share:
     shared_id = row.shared_finding_id
     if shared_id is not None:
         # Announced while the record still exists: the database checks who contributed it.
@@ -345,7 +345,7 @@ async def _withdraw(session: AsyncSession, tenant_id: uuid.UUID, row: Record) ->
 
 
 async def withdraw(
-    session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID, share_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID, share_id: uuid.UUID
 ) -> Share:
     """Works after the tenant left the group too: what it shared stays its own to withdraw."""
     row = await repository.share_by_id(session, tenant_id, finding_id, share_id)
@@ -356,7 +356,9 @@ async def withdraw(
     return await _withdraw(session, tenant_id, row)
 
 
-async def withdraw_all(session: AsyncSession, tenant_id: uuid.UUID, finding_id: uuid.UUID) -> None:
+async def withdraw_all(
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID
+) -> None:
     """Before a finding is deleted: every active share disappears for everyone."""
     for row in await repository.shares_of(
         session, tenant_id, finding_id, active_only=True, for_update=True
@@ -364,7 +366,7 @@ async def withdraw_all(session: AsyncSession, tenant_id: uuid.UUID, finding_id: 
         await _withdraw(session, tenant_id, row)
 
 
-async def refresh(session: AsyncSession, tenant_id: uuid.UUID, finding: Finding) -> None:
+async def refresh(session: AsyncConnection, tenant_id: uuid.UUID, finding: Finding) -> None:
     """After the source finding changed: rebuild (and scrub again) every active share."""
     for row in await repository.shares_of(
         session, tenant_id, finding.id, active_only=True, for_update=True
@@ -471,7 +473,7 @@ def insight_query(
     return dims, filters
 
 
-async def _reader_terms(session: AsyncSession, group_id: uuid.UUID) -> ScrubTerms | None:
+async def _reader_terms(session: AsyncConnection, group_id: uuid.UUID) -> ScrubTerms | None:
     """The names to redact from what an active member reads in the group, or None while the
     group is below its anonymity threshold (it shows nothing then); NotFound (as for a group
     that does not exist) for anyone but an active member."""
@@ -484,7 +486,7 @@ async def _reader_terms(session: AsyncSession, group_id: uuid.UUID) -> ScrubTerm
 
 
 async def list_shared(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     group_id: uuid.UUID,
     filters: SharedFilters,
@@ -514,7 +516,7 @@ async def list_shared(
 
 
 async def get_shared(
-    session: AsyncSession, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
 ) -> SharedFinding:
     names = await _reader_terms(session, group_id)
     if names is None:  # hidden while the group is below its threshold: like a random id
@@ -526,7 +528,7 @@ async def get_shared(
 
 
 async def insights(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     group_id: uuid.UUID,
     dimensions: list[str],
@@ -565,7 +567,7 @@ async def insights(
     )
 
 
-async def supplier_visible_in_shares(session: AsyncSession, supplier_id: uuid.UUID) -> bool:
+async def supplier_visible_in_shares(session: AsyncConnection, supplier_id: uuid.UUID) -> bool:
     return await repository.supplier_in_visible_share(session, supplier_id)
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wg_api.platform.database import driver_fetch
+from wg_api.platform.database import driver_fetch, started
 from wg_api.platform.models import Record
 from wg_api.suppliers.matching import CJK_SUFFIX_PATTERN
 from wg_api.suppliers.models import supplier_links, suppliers
@@ -32,29 +32,29 @@ def _like(q: str) -> str:
     return "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-async def by_id(session: AsyncSession, supplier_id: uuid.UUID) -> Record | None:
+async def by_id(session: AsyncConnection, supplier_id: uuid.UUID) -> Record | None:
     statement = sa.select(*CANONICAL).where(suppliers.c.id == supplier_id)
     return (await session.execute(statement)).one_or_none()
 
 
-async def by_os_id(session: AsyncSession, os_id: str) -> Record | None:
+async def by_os_id(session: AsyncConnection, os_id: str) -> Record | None:
     statement = sa.select(*CANONICAL).where(suppliers.c.os_id == os_id)
     return (await session.execute(statement)).one_or_none()
 
 
-async def by_match_key(session: AsyncSession, key: str) -> Record | None:
+async def by_match_key(session: AsyncConnection, key: str) -> Record | None:
     statement = sa.select(*CANONICAL).where(suppliers.c.match_key == key)
     return (await session.execute(statement)).one_or_none()
 
 
-async def insert_supplier(session: AsyncSession, values: dict[str, Any]) -> Record | None:
+async def insert_supplier(session: AsyncConnection, values: dict[str, Any]) -> Record | None:
     """Insert unless the match key or OS ID exists already (then None: someone else won)."""
     statement = insert(suppliers).values(**values).on_conflict_do_nothing().returning(*CANONICAL)
     return (await session.execute(statement)).one_or_none()
 
 
 async def similar(
-    session: AsyncSession, *, match_name: str, local_name: str | None, country: str, limit: int
+    session: AsyncConnection, *, match_name: str, local_name: str | None, country: str, limit: int
 ) -> list[Record]:
     """Registry rows in `country` whose normalised name (or local name) resembles the given one.
 
@@ -89,7 +89,10 @@ INTERNAL_CODE_INDEX = "supplier_links_internal_code"
 
 
 async def link(
-    session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID, internal_code: str | None
+    session: AsyncConnection,
+    tenant_id: uuid.UUID,
+    supplier_id: uuid.UUID,
+    internal_code: str | None,
 ) -> Record | None:
     """Link (or keep the link, setting the code if given). None when the tenant's internal code
     is taken by another of its suppliers, e.g. by a concurrent request."""
@@ -108,7 +111,7 @@ async def link(
         row: Record = (await session.execute(upsert)).one()
         return row
     try:
-        async with session.begin_nested():
+        async with (await started(session)).begin_nested():
             return (await session.execute(upsert)).one()
     except IntegrityError as exc:
         if INTERNAL_CODE_INDEX in str(exc.orig):
@@ -117,7 +120,7 @@ async def link(
 
 
 async def internal_code_owner(
-    session: AsyncSession, tenant_id: uuid.UUID, internal_code: str
+    session: AsyncConnection, tenant_id: uuid.UUID, internal_code: str
 ) -> uuid.UUID | None:
     statement = sa.select(supplier_links.c.supplier_id).where(
         supplier_links.c.tenant_id == tenant_id, supplier_links.c.internal_code == internal_code
@@ -127,7 +130,7 @@ async def internal_code_owner(
 
 
 async def linked(
-    session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID
 ) -> Record | None:
     statement = (
         sa.select(*CANONICAL, supplier_links.c.internal_code, supplier_links.c.created_at)
@@ -137,7 +140,7 @@ async def linked(
     return (await session.execute(statement)).one_or_none()
 
 
-async def is_linked(session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> bool:
+async def is_linked(session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> bool:
     statement = sa.select(sa.literal(1)).where(
         supplier_links.c.tenant_id == tenant_id, supplier_links.c.supplier_id == supplier_id
     )
@@ -151,7 +154,7 @@ _LINKED_COLUMNS = (
 
 
 async def list_linked(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     q: str | None,
@@ -194,7 +197,7 @@ async def list_linked(
 
 
 async def search_registry(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     q: str | None,
     country: str | None,
@@ -221,10 +224,10 @@ async def search_registry(
     return list((await session.execute(statement)).all())
 
 
-async def unlink(session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> bool:
+async def unlink(session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> bool:
     result = await session.execute(
         sa.delete(supplier_links).where(
             supplier_links.c.tenant_id == tenant_id, supplier_links.c.supplier_id == supplier_id
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)

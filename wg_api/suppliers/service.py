@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.platform.database import row_mapping
 from wg_api.platform.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -75,7 +75,7 @@ def _address_similarity(a: str, b: str) -> float:
     return len(left & right) / len(left | right)
 
 
-async def match(session: AsyncSession, query: SupplierMatchIn) -> SupplierMatchOut:
+async def match(session: AsyncConnection, query: SupplierMatchIn) -> SupplierMatchOut:
     """Ranked candidates from the registry; creates nothing."""
     candidates: dict[uuid.UUID, Candidate] = {}
     if query.os_id and (row := await repository.by_os_id(session, query.os_id)):
@@ -113,7 +113,7 @@ def _missing_for_create(data: SupplierIn) -> list[FieldError]:
 
 
 async def link_or_create(
-    session: AsyncSession, tenant_id: uuid.UUID, data: SupplierIn
+    session: AsyncConnection, tenant_id: uuid.UUID, data: SupplierIn
 ) -> tuple[SupplierLinkOut, bool]:
     """Link the tenant to an existing supplier or create one. Answers (result, created)."""
     row: Record | None = None
@@ -182,7 +182,7 @@ async def link_or_create(
 
 
 async def list_mine(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     q: str | None,
@@ -197,7 +197,7 @@ async def list_mine(
 
 
 async def search_registry(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     q: str | None,
     country: str | None,
@@ -211,7 +211,7 @@ async def search_registry(
 
 
 async def get_visible(
-    session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID
 ) -> MySupplier:
     """A supplier the caller links to."""
     row = await repository.linked(session, tenant_id, supplier_id)
@@ -220,14 +220,14 @@ async def get_visible(
     return my_supplier_out(row)
 
 
-async def get_canonical(session: AsyncSession, supplier_id: uuid.UUID) -> Supplier | None:
+async def get_canonical(session: AsyncConnection, supplier_id: uuid.UUID) -> Supplier | None:
     row = await repository.by_id(session, supplier_id)
     return supplier_out(row) if row else None
 
 
 # Another domain may make a supplier visible to a tenant that does not link to it (sharing: a
 # supplier in a shared finding the caller can read); it says so here, so suppliers imports none.
-SupplierVisible = Callable[[AsyncSession, uuid.UUID], Awaitable[bool]]
+SupplierVisible = Callable[[AsyncConnection, uuid.UUID], Awaitable[bool]]
 _visible_elsewhere: list[SupplierVisible] = []
 
 
@@ -238,7 +238,7 @@ def also_visible_when(check: SupplierVisible) -> None:
 
 
 async def get_for_reader(
-    session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID
 ) -> MySupplier | Supplier:
     """A supplier the caller links to (with its code), or else one another domain lets it see
     (canonical fields only); NotFound for any other, as for a random id."""
@@ -253,11 +253,11 @@ async def get_for_reader(
         raise
 
 
-async def unlink(session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> None:
+async def unlink(session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> None:
     if not await repository.unlink(session, tenant_id, supplier_id):
         raise NotFound(NOT_FOUND)
     await record_event(session, tenant_id, "supplier.unlinked", {"supplier_id": str(supplier_id)})
 
 
-async def is_linked(session: AsyncSession, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> bool:
+async def is_linked(session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> bool:
     return await repository.is_linked(session, tenant_id, supplier_id)

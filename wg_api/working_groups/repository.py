@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.platform.models import Record
 from wg_api.working_groups.models import invitations, working_group_members, working_groups
@@ -88,13 +88,15 @@ def _active_count(group_id: Any) -> sa.ScalarSelect[int]:
     )
 
 
-async def insert_group(session: AsyncSession, group_id: uuid.UUID, values: dict[str, Any]) -> None:
+async def insert_group(
+    session: AsyncConnection, group_id: uuid.UUID, values: dict[str, Any]
+) -> None:
     # No RETURNING: the group is invisible (RLS) until its first membership exists.
     await session.execute(sa.insert(working_groups).values(id=group_id, **values))
 
 
 async def insert_membership(
-    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID, role: str
+    session: AsyncConnection, group_id: uuid.UUID, tenant_id: uuid.UUID, role: str
 ) -> None:
     await session.execute(
         sa.insert(working_group_members).values(group_id=group_id, tenant_id=tenant_id, role=role)
@@ -102,7 +104,7 @@ async def insert_membership(
 
 
 async def membership(
-    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID
+    session: AsyncConnection, group_id: uuid.UUID, tenant_id: uuid.UUID
 ) -> Membership | None:
     row = (
         await session.execute(
@@ -122,7 +124,7 @@ async def membership(
     )
 
 
-async def lock_group(session: AsyncSession, group_id: uuid.UUID) -> bool:
+async def lock_group(session: AsyncConnection, group_id: uuid.UUID) -> bool:
     """Serialise membership changes of one group; only a facilitator's lock succeeds (RLS)."""
     locked = await session.scalar(
         sa.select(working_groups.c.id).where(working_groups.c.id == group_id).with_for_update()
@@ -130,7 +132,9 @@ async def lock_group(session: AsyncSession, group_id: uuid.UUID) -> bool:
     return locked is not None
 
 
-async def update_group(session: AsyncSession, group_id: uuid.UUID, values: dict[str, Any]) -> None:
+async def update_group(
+    session: AsyncConnection, group_id: uuid.UUID, values: dict[str, Any]
+) -> None:
     await session.execute(
         sa.update(working_groups)
         .where(working_groups.c.id == group_id)
@@ -139,7 +143,7 @@ async def update_group(session: AsyncSession, group_id: uuid.UUID, values: dict[
 
 
 async def active_member_count(
-    session: AsyncSession, group_id: uuid.UUID, roles: tuple[str, ...] | None = None
+    session: AsyncConnection, group_id: uuid.UUID, roles: tuple[str, ...] | None = None
 ) -> int:
     statement = sa.select(sa.func.count()).where(
         working_group_members.c.group_id == group_id, working_group_members.c.status == ACTIVE
@@ -150,7 +154,7 @@ async def active_member_count(
 
 
 async def groups_of(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     after: tuple[datetime, uuid.UUID] | None,
@@ -194,7 +198,7 @@ _MEMBER_COLUMNS = (
 
 
 async def active_members(
-    session: AsyncSession,
+    session: AsyncConnection,
     group_id: uuid.UUID,
     *,
     after: tuple[datetime, uuid.UUID] | None,
@@ -212,7 +216,7 @@ async def active_members(
 
 
 async def active_member(
-    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID
+    session: AsyncConnection, group_id: uuid.UUID, tenant_id: uuid.UUID
 ) -> Record | None:
     return (
         await session.execute(
@@ -226,7 +230,7 @@ async def active_member(
 
 
 async def membership_status(
-    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID
+    session: AsyncConnection, group_id: uuid.UUID, tenant_id: uuid.UUID
 ) -> str | None:
     """The status of `tenant_id`'s membership row in the group, whatever it is, or None."""
     status: str | None = await session.scalar(
@@ -238,7 +242,7 @@ async def membership_status(
     return status
 
 
-async def facilitator_count(session: AsyncSession, group_id: uuid.UUID) -> int:
+async def facilitator_count(session: AsyncConnection, group_id: uuid.UUID) -> int:
     return int(
         await session.scalar(
             sa.select(sa.func.count()).where(
@@ -252,7 +256,7 @@ async def facilitator_count(session: AsyncSession, group_id: uuid.UUID) -> int:
 
 
 async def update_membership(
-    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncConnection, group_id: uuid.UUID, tenant_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     await session.execute(
         sa.update(working_group_members)
@@ -265,7 +269,7 @@ async def update_membership(
 
 
 async def rejoin(
-    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID, role: str
+    session: AsyncConnection, group_id: uuid.UUID, tenant_id: uuid.UUID, role: str
 ) -> None:
     await update_membership(
         session,
@@ -277,7 +281,7 @@ async def rejoin(
 
 
 async def insert_invitation(
-    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID, role: str
+    session: AsyncConnection, group_id: uuid.UUID, tenant_id: uuid.UUID, role: str
 ) -> Record | None:
     """The new pending invitation, or None when one is already pending for that tenant."""
     statement = (
@@ -316,7 +320,7 @@ def _newest_first(
 
 
 async def invitations_to(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     status: str | None,
@@ -332,7 +336,7 @@ async def invitations_to(
 
 
 async def invitation_to(
-    session: AsyncSession,
+    session: AsyncConnection,
     invitation_id: uuid.UUID,
     tenant_id: uuid.UUID,
     *,
@@ -347,7 +351,7 @@ async def invitation_to(
 
 
 async def invitations_of_group(
-    session: AsyncSession,
+    session: AsyncConnection,
     group_id: uuid.UUID,
     *,
     status: str | None,
@@ -361,7 +365,7 @@ async def invitations_of_group(
 
 
 async def invitation_of_group(
-    session: AsyncSession, group_id: uuid.UUID, invitation_id: uuid.UUID, *, for_update: bool
+    session: AsyncConnection, group_id: uuid.UUID, invitation_id: uuid.UUID, *, for_update: bool
 ) -> Record | None:
     statement = sa.select(*_INVITATION_COLUMNS).where(
         invitations.c.id == invitation_id, invitations.c.group_id == group_id
@@ -372,7 +376,7 @@ async def invitation_of_group(
 
 
 async def answer_invitation(
-    session: AsyncSession, invitation_id: uuid.UUID, status: str
+    session: AsyncConnection, invitation_id: uuid.UUID, status: str
 ) -> datetime:
     responded_at: datetime = (
         await session.execute(
@@ -386,7 +390,7 @@ async def answer_invitation(
 
 
 async def publish_group_event(
-    session: AsyncSession,
+    session: AsyncConnection,
     group_id: uuid.UUID,
     type: str,
     data: msgspec.Struct | dict[str, Any],
@@ -406,7 +410,7 @@ async def publish_group_event(
 
 
 async def publish_invitation_event(
-    session: AsyncSession,
+    session: AsyncConnection,
     invitation_id: uuid.UUID,
     type: str,
     data: msgspec.Struct | dict[str, Any],
@@ -419,7 +423,7 @@ async def publish_invitation_event(
 
 
 async def publish_invitation_answer(
-    session: AsyncSession,
+    session: AsyncConnection,
     invitation_id: uuid.UUID,
     type: str,
     data: msgspec.Struct | dict[str, Any],

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.identity import service as identity
 from wg_api.platform.errors import (
@@ -67,14 +67,14 @@ __all__ = [
 
 
 async def membership(
-    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID
+    session: AsyncConnection, group_id: uuid.UUID, tenant_id: uuid.UUID
 ) -> Membership | None:
     """`tenant_id`'s active membership of the group (its role and the group row), or None."""
     return await repository.membership(session, group_id, tenant_id)
 
 
 async def require_member(
-    session: AsyncSession, group_id: uuid.UUID, tenant_id: uuid.UUID
+    session: AsyncConnection, group_id: uuid.UUID, tenant_id: uuid.UUID
 ) -> Membership:
     """The active membership, or NotFound exactly as for a group that does not exist."""
     found = await repository.membership(session, group_id, tenant_id)
@@ -84,20 +84,20 @@ async def require_member(
 
 
 async def active_member_count(
-    session: AsyncSession, group_id: uuid.UUID, roles: tuple[str, ...] | None = None
+    session: AsyncConnection, group_id: uuid.UUID, roles: tuple[str, ...] | None = None
 ) -> int:
     """Active member tenants of the group, only those with one of `roles` if given."""
     return await repository.active_member_count(session, group_id, roles)
 
 
 async def publish_to_group(
-    session: AsyncSession, group_id: uuid.UUID, type: str, data: dict[str, Any]
+    session: AsyncConnection, group_id: uuid.UUID, type: str, data: dict[str, Any]
 ) -> None:
     """`type` into the feed of every active member of the group, the caller's included."""
     await repository.publish_group_event(session, group_id, type, data, include_self=True)
 
 
-async def member_roles(session: AsyncSession, group_id: uuid.UUID) -> dict[uuid.UUID, str]:
+async def member_roles(session: AsyncConnection, group_id: uuid.UUID) -> dict[uuid.UUID, str]:
     """Every active member tenant of the group with its role (a group has a few dozen)."""
     roles: dict[uuid.UUID, str] = {}
     after: tuple[Any, ...] | None = None
@@ -133,7 +133,9 @@ def _group_ref(group: WorkingGroupRecord) -> WorkingGroupRef:
     return WorkingGroupRef(id=group.id, name=group.name)
 
 
-async def _tenant_refs(session: AsyncSession, rows: Iterable[Record]) -> dict[uuid.UUID, TenantRef]:
+async def _tenant_refs(
+    session: AsyncConnection, rows: Iterable[Record]
+) -> dict[uuid.UUID, TenantRef]:
     """The tenants of these member or invitation rows, from identity's public directory."""
     found = await identity.tenants_by_id(session, (row.tenant_id for row in rows))
     return {t.id: TenantRef(id=t.id, slug=t.slug, name=t.name) for t in found.values()}
@@ -147,7 +149,7 @@ def _member_out(row: Record, tenants: Mapping[uuid.UUID, TenantRef]) -> Member:
     )
 
 
-async def _members_out(session: AsyncSession, rows: list[Record]) -> list[Member]:
+async def _members_out(session: AsyncConnection, rows: list[Record]) -> list[Member]:
     tenants = await _tenant_refs(session, rows)
     return [_member_out(row, tenants) for row in rows]
 
@@ -176,7 +178,7 @@ def _group_errors(name: str | None, timezone: str | None) -> list[FieldError]:
 
 
 async def create_group(
-    session: AsyncSession, tenant_id: uuid.UUID, data: WorkingGroupIn
+    session: AsyncConnection, tenant_id: uuid.UUID, data: WorkingGroupIn
 ) -> WorkingGroup:
     if errors := _group_errors(data.name, data.timezone):
         raise ValidationFailed("The working group is not valid.", errors=errors)
@@ -214,7 +216,7 @@ def _group_fields(group: WorkingGroupRecord) -> dict[str, Any]:
 
 
 async def list_groups(
-    session: AsyncSession, tenant_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int
+    session: AsyncConnection, tenant_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int
 ) -> Page[WorkingGroup]:
     rows = await repository.groups_of(
         session, tenant_id, after=keyset(after, moment, identifier), limit=limit + 1
@@ -223,12 +225,12 @@ async def list_groups(
     return paginate(items, limit, lambda g: [g.created_at, g.id])
 
 
-async def get_group(session: AsyncSession, member: Membership) -> WorkingGroup:
+async def get_group(session: AsyncConnection, member: Membership) -> WorkingGroup:
     return group_out(member, await repository.active_member_count(session, member.group_id))
 
 
 async def change_group(
-    session: AsyncSession, member: Membership, patch: WorkingGroupPatch
+    session: AsyncConnection, member: Membership, patch: WorkingGroupPatch
 ) -> WorkingGroup:
     require_facilitator(member)
     name = None if patch.name is msgspec.UNSET else patch.name
@@ -263,7 +265,7 @@ async def change_group(
 
 
 async def list_members(
-    session: AsyncSession, member: Membership, *, after: tuple[Any, ...] | None, limit: int
+    session: AsyncConnection, member: Membership, *, after: tuple[Any, ...] | None, limit: int
 ) -> Page[Member]:
     rows = await repository.active_members(
         session, member.group_id, after=keyset(after, moment, identifier), limit=limit + 1
@@ -271,14 +273,14 @@ async def list_members(
     return paginate(await _members_out(session, rows), limit, lambda m: [m.joined_at, m.tenant.id])
 
 
-async def get_member(session: AsyncSession, member: Membership, tenant_id: uuid.UUID) -> Member:
+async def get_member(session: AsyncConnection, member: Membership, tenant_id: uuid.UUID) -> Member:
     row = await repository.active_member(session, member.group_id, tenant_id)
     if row is None:
         raise NotFound(MEMBER_NOT_FOUND)
     return (await _members_out(session, [row]))[0]
 
 
-async def _lock_as_facilitator(session: AsyncSession, member: Membership) -> Membership:
+async def _lock_as_facilitator(session: AsyncConnection, member: Membership) -> Membership:
     """Lock the group against concurrent membership changes; the caller must still facilitate.
 
     After the lock every read sees the committed state, so "the last facilitator" cannot be
@@ -291,7 +293,7 @@ async def _lock_as_facilitator(session: AsyncSession, member: Membership) -> Mem
     return fresh
 
 
-async def _keep_a_facilitator(session: AsyncSession, group_id: uuid.UUID, detail: str) -> None:
+async def _keep_a_facilitator(session: AsyncConnection, group_id: uuid.UUID, detail: str) -> None:
     if await repository.facilitator_count(session, group_id) <= 1:
         raise LastFacilitator(detail)
 
@@ -305,7 +307,7 @@ def _member_event(group: WorkingGroupRecord, member: Member, **extra: Any) -> di
 
 
 async def change_member_role(
-    session: AsyncSession, caller: Membership, tenant_id: uuid.UUID, role: str
+    session: AsyncConnection, caller: Membership, tenant_id: uuid.UUID, role: str
 ) -> Member:
     caller = await _lock_as_facilitator(session, caller)
     target = await get_member(session, caller, tenant_id)
@@ -329,7 +331,7 @@ async def change_member_role(
     return changed
 
 
-async def remove_member(session: AsyncSession, caller: Membership, tenant_id: uuid.UUID) -> None:
+async def remove_member(session: AsyncConnection, caller: Membership, tenant_id: uuid.UUID) -> None:
     """A facilitator removes a member; a member removing itself leaves."""
     if tenant_id == caller.tenant_id:
         await leave(session, caller)
@@ -347,7 +349,7 @@ async def remove_member(session: AsyncSession, caller: Membership, tenant_id: uu
     await repository.update_membership(session, caller.group_id, tenant_id, {"status": "removed"})
 
 
-async def leave(session: AsyncSession, caller: Membership) -> None:
+async def leave(session: AsyncConnection, caller: Membership) -> None:
     if caller.is_facilitator:
         caller = await _lock_as_facilitator(session, caller)
         await _keep_a_facilitator(
@@ -368,7 +370,7 @@ async def leave(session: AsyncSession, caller: Membership) -> None:
     )
 
 
-async def invite(session: AsyncSession, caller: Membership, data: InvitationIn) -> Invitation:
+async def invite(session: AsyncConnection, caller: Membership, data: InvitationIn) -> Invitation:
     require_facilitator(caller)
     tenant = await identity.tenant_by_slug(session, data.tenant_slug)
     if tenant is None:
@@ -397,7 +399,7 @@ async def invite(session: AsyncSession, caller: Membership, data: InvitationIn) 
 
 
 async def list_group_invitations(
-    session: AsyncSession,
+    session: AsyncConnection,
     caller: Membership,
     *,
     status: str | None,
@@ -418,7 +420,7 @@ async def list_group_invitations(
 
 
 async def get_group_invitation(
-    session: AsyncSession, caller: Membership, invitation_id: uuid.UUID
+    session: AsyncConnection, caller: Membership, invitation_id: uuid.UUID
 ) -> Invitation:
     require_facilitator(caller)
     row = await repository.invitation_of_group(
@@ -429,7 +431,9 @@ async def get_group_invitation(
     return _invitation_out(row, caller.group.name, await _tenant_refs(session, [row]))
 
 
-async def revoke(session: AsyncSession, caller: Membership, invitation_id: uuid.UUID) -> Invitation:
+async def revoke(
+    session: AsyncConnection, caller: Membership, invitation_id: uuid.UUID
+) -> Invitation:
     require_facilitator(caller)
     row = await repository.invitation_of_group(
         session, caller.group_id, invitation_id, for_update=True
@@ -451,7 +455,7 @@ async def revoke(session: AsyncSession, caller: Membership, invitation_id: uuid.
 
 
 async def list_my_invitations(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     *,
     status: str | None,
@@ -467,7 +471,7 @@ async def list_my_invitations(
 
 
 async def get_my_invitation(
-    session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, invitation_id: uuid.UUID
 ) -> Invitation:
     row = await repository.invitation_to(session, invitation_id, tenant_id)
     if row is None:
@@ -476,7 +480,7 @@ async def get_my_invitation(
 
 
 async def _pending_invitation_to(
-    session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, invitation_id: uuid.UUID
 ) -> Record:
     row = await repository.invitation_to(session, invitation_id, tenant_id, for_update=True)
     if row is None:
@@ -487,7 +491,7 @@ async def _pending_invitation_to(
 
 
 async def accept(
-    session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, invitation_id: uuid.UUID
 ) -> Invitation:
     row = await _pending_invitation_to(session, tenant_id, invitation_id)
     status = await repository.membership_status(session, row.group_id, tenant_id)
@@ -516,7 +520,7 @@ async def accept(
 
 
 async def decline(
-    session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, invitation_id: uuid.UUID
 ) -> Invitation:
     row = await _pending_invitation_to(session, tenant_id, invitation_id)
     responded_at = await repository.answer_invitation(session, invitation_id, "declined")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.integrations.webhooks.models import webhook_deliveries, webhook_endpoints
 from wg_api.platform.models import Record
@@ -31,7 +31,7 @@ _DELIVERY_COLUMNS = [
 ]
 
 
-async def feed_head(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+async def feed_head(session: AsyncConnection, tenant_id: uuid.UUID) -> int:
     """The last position of the tenant's feed, after positioning what is visible now: a new
     endpoint gets the events positioned after it."""
     await session.execute(sa.text("SELECT position_events()"))
@@ -43,7 +43,7 @@ async def feed_head(session: AsyncSession, tenant_id: uuid.UUID) -> int:
 
 
 async def create_endpoint(
-    session: AsyncSession,
+    session: AsyncConnection,
     *,
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
@@ -74,7 +74,11 @@ async def create_endpoint(
 
 
 async def get_endpoint(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncConnection,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    for_update: bool = False,
 ) -> Record | None:
     query = sa.select(*_ENDPOINT_COLUMNS).where(
         webhook_endpoints.c.tenant_id == tenant_id, webhook_endpoints.c.id == endpoint_id
@@ -85,7 +89,7 @@ async def get_endpoint(
 
 
 async def list_endpoints(
-    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
+    session: AsyncConnection, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
 ) -> list[Record]:
     query = sa.select(*_ENDPOINT_COLUMNS).where(webhook_endpoints.c.tenant_id == tenant_id)
     if after is not None:
@@ -97,7 +101,7 @@ async def list_endpoints(
 
 
 async def update_endpoint(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
     values: dict[str, Any],
@@ -119,7 +123,7 @@ async def update_endpoint(
 
 
 async def delete_endpoint(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> None:
     await session.execute(
         sa.delete(webhook_endpoints).where(
@@ -129,7 +133,7 @@ async def delete_endpoint(
 
 
 async def list_deliveries(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
     *,
@@ -150,7 +154,7 @@ async def list_deliveries(
 
 
 async def get_delivery(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> Record | None:
     d = webhook_deliveries.c
     return (
@@ -163,7 +167,7 @@ async def get_delivery(
 
 
 async def schedule_again(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
     *,
@@ -212,7 +216,7 @@ _REPLAY = sa.text(
 
 
 async def replay(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
     *,
@@ -224,11 +228,11 @@ async def replay(
         _REPLAY,
         {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "since": since, "types": event_types},
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)
 
 
 async def sealed_secret(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> bytes:
     result = await session.execute(
         sa.select(webhook_endpoints.c.secret).where(

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.integrations.webhooks import repository
 from wg_api.integrations.webhooks.event_types import EVENT_TYPES
@@ -116,7 +116,7 @@ def _distinct(event_types: list[str] | None) -> list[str] | None:
 
 
 async def create_endpoint(
-    session: AsyncSession,
+    session: AsyncConnection,
     outbound: OutboundClient,
     box: SecretBox,
     tenant_id: uuid.UUID,
@@ -148,7 +148,11 @@ async def create_endpoint(
 
 
 async def _endpoint(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncConnection,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    for_update: bool = False,
 ) -> Record:
     row = await repository.get_endpoint(session, tenant_id, endpoint_id, for_update=for_update)
     if row is None:
@@ -157,13 +161,13 @@ async def _endpoint(
 
 
 async def get_endpoint(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> WebhookEndpointOut:
     return endpoint_out(await _endpoint(session, tenant_id, endpoint_id))
 
 
 async def list_endpoints(
-    session: AsyncSession, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
+    session: AsyncConnection, tenant_id: uuid.UUID, *, limit: int, after: tuple[Any, ...] | None
 ) -> Page[WebhookEndpointOut]:
     rows = await repository.list_endpoints(
         session, tenant_id, limit=limit, after=keyset(after, moment, identifier)
@@ -173,7 +177,7 @@ async def list_endpoints(
 
 
 async def change_endpoint(
-    session: AsyncSession,
+    session: AsyncConnection,
     outbound: OutboundClient,
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
@@ -214,7 +218,7 @@ async def change_endpoint(
 
 
 async def delete_endpoint(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> None:
     row = await _endpoint(session, tenant_id, endpoint_id, for_update=True)
     await repository.delete_endpoint(session, tenant_id, endpoint_id)
@@ -222,7 +226,7 @@ async def delete_endpoint(
 
 
 async def rotate_secret(
-    session: AsyncSession, box: SecretBox, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+    session: AsyncConnection, box: SecretBox, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> WebhookEndpointWithSecret:
     """A new secret; the one it replaces keeps signing beside it for 24 hours. Rotating again
     within those hours drops the oldest: two secrets at most sign a delivery."""
@@ -246,7 +250,7 @@ async def rotate_secret(
 
 
 async def list_deliveries(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
     *,
@@ -268,7 +272,7 @@ async def list_deliveries(
 
 
 async def redeliver(
-    session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+    session: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> WebhookDeliveryOut:
     """The delivery's event again, as a new first try (its own retries), with the same
     `webhook-id`; sent even if the endpoint is ordered and holding later events back."""
@@ -288,7 +292,7 @@ async def redeliver(
 
 
 async def replay(
-    session: AsyncSession,
+    session: AsyncConnection,
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
     since: datetime,
