@@ -168,3 +168,26 @@ async def test_every_filter(client, make_owner):
     query = parse_qs(urlparse(response.headers["link"][1:].split(">")[0]).query)
     assert query["status"] == ["open"]
     assert query["limit"] == ["1"]
+
+
+async def test_a_listed_finding_is_the_finding_read_alone(client, make_owner):
+    """The list builds its items from the driver's rows by position: every field, nested ones
+    and nulls included, must be what reading the finding alone answers."""
+    owner = await make_owner()
+    await owner.create()  # a CAP, a source reference
+    await owner.create(
+        area="child_labour",
+        kind="observation",
+        severity=None,
+        basis=None,
+        cap=None,
+        source={"scheme": "slcp"},
+        affected_workers=None,
+        child_labour_case={"confirmed_under_min_age": 2, "remediation": "school"},
+    )
+    listed = await owner.list()
+    assert len(listed) == 2
+    for item in listed:
+        alone = await client.get(f"/v1/findings/{item['id']}", headers=owner.headers)
+        assert alone.status_code == 200, alone.text
+        assert item == alone.json()

@@ -222,3 +222,35 @@ async def test_a_shared_finding_of_another_group_is_404_through_this_one(client,
         f"{scene.group.path}/shared-findings/{uuid.uuid4()}",
         scene.stranger.headers,
     )
+
+
+async def test_a_listed_shared_finding_is_the_one_read_alone(client, make_group):
+    """The list builds its items from the driver's rows by position: every field, the supplier
+    and the counts included, must be what reading the shared finding alone answers, for its
+    contributor (`is_own`) and for another member."""
+    group = await make_group()
+    owner, other = group.members[0], group.members[1]
+    supplier = await new_supplier(client, owner)
+    await record_and_share(client, owner, supplier["id"], group)
+    await record_and_share(
+        client,
+        owner,
+        supplier["id"],
+        group,
+        area="child_labour",
+        kind="observation",
+        severity=None,
+        basis=None,
+        affected_workers=None,
+        child_labour_case={"confirmed_under_min_age": 2, "age_unconfirmed": 1},
+    )
+    for actor in (owner, other):
+        listed = await shared_findings(client, actor, group)
+        assert len(listed) == 2
+        assert {item["is_own"] for item in listed} == {actor is owner}
+        for item in listed:
+            alone = await client.get(
+                f"{group.path}/shared-findings/{item['id']}", headers=actor.headers
+            )
+            assert alone.status_code == 200, alone.text
+            assert item == alone.json()

@@ -300,8 +300,17 @@ ID_LABELS = frozenset(
 
 def _neutral_latin(word: str) -> bool:
     """Not a label of an identifier, and not a name on its own ("Ei" is a given name of
-    `data/given_names.txt`: any text holding it capitalised holds a name)."""
-    return word.lower() not in ID_LABELS and scrub(word.capitalize()) == word.capitalize()
+    `data/given_names.txt`: any text holding it capitalised holds a name; "MdA" is "Md", the
+    short form of Mohammad, before a capital: a name as drawn)."""
+    return word.lower() not in ID_LABELS and all(
+        scrub(form) == form for form in (word, word.capitalize())
+    )
+
+
+def test_words_that_are_names_as_drawn_are_not_neutral():
+    assert not _neutral_latin("MdA")  # "Md" (Mohammad) before a capital
+    assert not _neutral_latin("ei")  # "Ei" once capitalised
+    assert _neutral_latin("mda")
 
 
 neutral_word = st.one_of(

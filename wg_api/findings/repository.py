@@ -110,7 +110,8 @@ async def delete(session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uui
     )
 
 
-_LIST_COLUMNS = ", ".join(c.name for c in COLUMNS)
+LIST_FIELDS = tuple(c.name for c in COLUMNS)
+_LIST_COLUMNS = ", ".join(LIST_FIELDS)
 
 
 def _filtered(tenant_id: uuid.UUID, filters: FindingFilters) -> tuple[list[str], list[Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import math
@@ -243,7 +244,11 @@ class TokenBuckets:
 def client_address(scope: Scope) -> str:
     """The caller's address as limits count it: IPv4 as is, IPv6 by its /64 (one host's share)."""
     client = scope.get("client")
-    host = client[0] if client else ""
+    return _counted_address(client[0] if client else "")
+
+
+@functools.lru_cache(maxsize=4096)  # a client's requests come from one address
+def _counted_address(host: str) -> str:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

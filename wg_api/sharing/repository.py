@@ -278,6 +278,32 @@ _LIST_SQL = (
     "AND sh.tenant_id = $2 AND sh.status = 'active' LIMIT 1) own ON true "
     "WHERE f.group_id = $1 "
 )
+# The list's columns in order (`service.shared_from_record` takes them by position).
+LIST_FIELDS = (
+    "id",
+    "group_id",
+    "kind",
+    "area",
+    "severity",
+    "basis",
+    "status",
+    "observed_period",
+    "title",
+    "description",
+    "affected_workers_band",
+    "source_scheme",
+    "child_labour_case",
+    "supplier_id",
+    "supplier_name",
+    "supplier_local_name",
+    "supplier_address",
+    "supplier_country",
+    "supplier_province",
+    "supplier_city",
+    "supplier_sector",
+    "supplier_os_id",
+    "is_own",
+)
 _LIST_FILTERS = (
     ("supplier_id", "f.supplier_id"),
     ("area", "f.area"),

@@ -165,6 +165,54 @@ def shared_out(row: Record | Mapping[str, Any], names: ScrubTerms | None = None)
     )
 
 
+def shared_from_record(record: Any, names: ScrubTerms | None) -> SharedFinding:
+    """`shared_out` for a row of the list (`repository.LIST_FIELDS`, in order), taken by
+    position: a page's rows several times faster than by name."""
+    (
+        id_,
+        _group_id,
+        kind,
+        area,
+        severity,
+        basis,
+        status,
+        observed_period,
+        title,
+        description,
+        affected_workers_band,
+        source_scheme,
+        case,
+        supplier_id,
+        supplier_name,
+        local_name,
+        address,
+        country,
+        province,
+        city,
+        sector,
+        os_id,
+        is_own,
+    ) = record
+    return SharedFinding(
+        id_,
+        Supplier(
+            supplier_id, supplier_name, local_name, address, country, province, city, sector, os_id
+        ),
+        kind,
+        area,
+        severity,
+        basis,
+        status,
+        observed_period,
+        str(redact_organisations(title, names)),
+        redact_organisations(description, names),
+        affected_workers_band,
+        source_scheme,
+        msgspec.convert(case, ChildLabourCounts) if case is not None else None,
+        bool(is_own),
+    )
+
+
 async def _scrub_terms(
     session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, finding: Finding
 ) -> ScrubTerms:
@@ -502,7 +550,7 @@ async def list_shared(
         session, tenant_id, group_id, filters, after=position, limit=limit
     )
     page_names = names_in((row[column] for row in rows for column in TEXT_COLUMNS), names)
-    items = [(row["supplier_name"], shared_out(row, page_names)) for row in rows]
+    items = [(row["supplier_name"], shared_from_record(row, page_names)) for row in rows]
     page = paginate(
         items,
         limit,
