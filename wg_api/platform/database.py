@@ -4,7 +4,7 @@ Three identities reach the database: the owner (runs migrations, owns every obje
 (serves requests; no superuser, no BYPASSRLS, DML only) and the system role (the worker and the
 command line: jobs, and the owner's functions for work across tenants). `roles.py` makes and checks
 them. Code holds an `AsyncConnection` (SQLAlchemy Core: no ORM session, whose bookkeeping cost
-a request more than its queries did; bench/README.md), from `Database.connect_as` or
+a request more than its queries did; bench/README.md), from `Database.connection` or
 `Database.transaction`; every transaction on it binds the connection's tenant
 (`app.tenant_id`, '' for none) in its BEGIN.
 """
