@@ -52,13 +52,8 @@ async def scrub_names(session: AsyncConnection, group_id: uuid.UUID) -> list[tup
     return [(row.term, row.slug) for row in rows]
 
 
-_READER_SQL = (
-    "SELECT wg_group_role($1) AS role, coalesce(wg_group_below_threshold($1), false) AS below, "
-    "ARRAY("
-    "SELECT term FROM shared_finding_scrub_names($1) n, "
-    "unnest(ARRAY[n.name, n.slug] || n.aliases) AS term"
-    ") AS names"
-)
+# The caller's role, the threshold and the names to redact, in one owner function (0018).
+_READER_SQL = "SELECT role, below, names FROM wg_group_reader($1)"
 
 
 @dataclass(frozen=True)
