@@ -204,6 +204,9 @@ class Options:
     # Server processes of each server (the real one and the ceiling alike), and which server.
     workers: int = 0
     server: str = "uvicorn"
+    # Each endpoint's time is split into this many turns, real and ceiling alternating, so that
+    # a machine that slows down or speeds up in the middle weighs on both alike.
+    rounds: int = 4
 
 
 # ---- the load tool -------------------------------------------------------------------------------
@@ -430,9 +433,13 @@ def measure(
     options: Options,
     script: Path,
     settle: Callable[[], None],
+    *,
+    seconds: float | None = None,
+    warm: bool = True,
 ) -> Load | str:
-    """Warm up, then load; a string says why the endpoint was not measured. `settle` waits
-    until the requests still in flight when wrk stopped are answered."""
+    """Warm up (with `warm`), then load for `seconds` (default: the endpoint's duration); a
+    string says why the endpoint was not measured. `settle` waits until the requests still in
+    flight when wrk stopped are answered."""
     url = server.base_url + path
     connections = endpoint.connections or options.connections
     probe = httpx.get(url, headers=headers, timeout=60)
@@ -449,11 +456,11 @@ def measure(
         body = probe.json()
         if isinstance(body, dict) and body.get("items") == []:
             return "empty list: the bench data set has nothing for it yet"
-    if options.warmup > 0:
+    if warm and options.warmup > 0:
         run_wrk(url, headers, options.warmup, connections, script)
         settle()
     cpu_before = server.cpu_seconds()
-    report = run_wrk(url, headers, options.duration, connections, script)
+    report = run_wrk(url, headers, seconds or options.duration, connections, script)
     cpu = server.cpu_seconds() - cpu_before
     settle()
     errors = sum(report[k] for k in ("connect", "read", "write", "status", "timeout"))
@@ -466,6 +473,62 @@ def measure(
         cpu_us=cpu / report["requests"] * 1e6 if report["requests"] else 0.0,
         rss_mb=server.rss_mb(),
     )
+
+
+def combined(loads: list[Load]) -> Load:
+    """One endpoint's turns as one load: requests, time, errors and CPU summed; the latency
+    percentiles are the turns' own, weighted by their requests (wrk reports percentiles per run,
+    not its histogram: an estimate of the whole, exact for one turn)."""
+    requests = sum(load.requests for load in loads)
+
+    def weighted(values: list[float]) -> float:
+        if not requests:
+            return max(values, default=0.0)
+        return sum(v * load.requests for v, load in zip(values, loads, strict=True)) / requests
+
+    return Load(
+        requests=requests,
+        seconds=sum(load.seconds for load in loads),
+        p50_ms=weighted([load.p50_ms for load in loads]),
+        p99_ms=weighted([load.p99_ms for load in loads]),
+        errors=sum(load.errors for load in loads),
+        cpu_us=weighted([load.cpu_us for load in loads]),
+        rss_mb=max(load.rss_mb for load in loads),
+    )
+
+
+def measure_both(
+    real: Server,
+    ceiling: Server | None,
+    endpoint: Endpoint,
+    paths: tuple[str, str | None],
+    headers: dict[str, str],
+    options: Options,
+    script: Path,
+    settle: Callable[[], None],
+) -> tuple[Load | str, Load | str | None]:
+    """The real server and its ceiling in `options.rounds` alternating turns of the endpoint's
+    duration shared out; each warmed up before its first turn."""
+    turn = options.duration / options.rounds
+    real_loads: list[Load] = []
+    ceiling_loads: list[Load] = []
+    for index in range(options.rounds):
+        first = index == 0
+        load = measure(
+            real, endpoint, paths[0], headers, options, script, settle, seconds=turn, warm=first
+        )
+        if isinstance(load, str):
+            return load, None
+        real_loads.append(load)
+        if ceiling is None or paths[1] is None:
+            continue
+        other = measure(
+            ceiling, endpoint, paths[1], {}, options, script, settle, seconds=turn, warm=first
+        )
+        if isinstance(other, str):
+            return combined(real_loads), other
+        ceiling_loads.append(other)
+    return combined(real_loads), combined(ceiling_loads) if ceiling_loads else None
 
 
 def _exception_of(log_line: str) -> str:
@@ -627,26 +690,21 @@ def run(settings: Settings, options: Options) -> list[Line]:
                     headers["Authorization"] = f"Bearer {token}"
                 settle = functools.partial(wait_until_settled, admin_url)
                 path = endpoint.path.format(**context)
-                measured = measure(real, endpoint, path, headers, options, script, settle)
+                ceiling_path = (
+                    endpoint.ceiling.format(**context) if endpoint.ceiling is not None else None
+                )
+                measured, ceiling_load = measure_both(
+                    real, ceiling, endpoint, (path, ceiling_path), headers, options, script, settle
+                )
                 if isinstance(measured, str):
                     line.note = measured
                     print(f"  {endpoint.name}: skipped, {measured}")
                     continue
                 line.real = measured
-                if endpoint.ceiling is not None:
-                    ceiling_load = measure(
-                        ceiling,
-                        endpoint,
-                        endpoint.ceiling.format(**context),
-                        {},
-                        options,
-                        script,
-                        settle,
-                    )
-                    if isinstance(ceiling_load, str):
-                        line.note = f"ceiling {ceiling_load}"
-                    else:
-                        line.ceiling = ceiling_load
+                if isinstance(ceiling_load, str):
+                    line.note = f"ceiling {ceiling_load}"
+                elif ceiling_load is not None:
+                    line.ceiling = ceiling_load
                 else:
                     line.note = "no ceiling endpoint yet"
                 print(f"  {endpoint.name}: {line.real.rps:,.0f} req/s", flush=True)
@@ -780,7 +838,8 @@ def report(
         f"{options.server} with {options.workers} worker process(es) each; "
         f"{options.connections} connections unless the line says, "
         f"{options.duration:g} s per endpoint after "
-        f"{options.warmup:g} s warm-up; tenant with {context['tenant_findings']} findings, "
+        f"{options.warmup:g} s warm-up, in {options.rounds} turns alternating with the "
+        f"ceiling; tenant with {context['tenant_findings']} findings, "
         f"member of a group of {context['group_members']} sharing tenants with "
         f"{context['group_shared_findings']} shared findings "
         f"({context['tenant_shared_findings']} its own); "
@@ -857,15 +916,23 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="server processes of each server; default: as `wg-api serve` (the usable CPUs)",
     )
     parser.add_argument("--server", default="uvicorn", choices=SERVERS)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="turns per endpoint, real server and ceiling alternating (default 4)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.warmup = 2.0, 1.0
+        args.duration, args.warmup, args.rounds = 2.0, 1.0, min(args.rounds, 2)
     if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 60:
         parser.error("--duration must be 1..600 s and --warmup 0..60 s")
     if not 1 <= args.connections <= 1000:
         parser.error("--connections must be 1..1000")
     if not 1 <= args.insight_runs <= 100:
         parser.error("--insight-runs must be 1..100")
+    if not 1 <= args.rounds <= 20 or args.duration / args.rounds < 1:
+        parser.error("--rounds must be 1..20, with turns of 1 s or more")
     return Options(
         args.duration,
         args.warmup,
@@ -875,6 +942,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         insight_runs=args.insight_runs,
         workers=args.workers or default_workers(),
         server=args.server,
+        rounds=args.rounds,
     )
 
 

@@ -12,6 +12,7 @@ import sys
 import uuid
 
 import asyncpg
+import pytest
 
 from bench import ceiling
 from bench import scrub as scrub_bench
@@ -218,3 +219,20 @@ def test_the_scrub_bench_prints_its_figures_beside_their_targets(capsys):
     assert "corpus targets: met" in out
     for kind in ("email", "phone", "id_number", "person", "organisation"):
         assert f"\n{kind} " in out
+
+
+def test_turns_combine_into_one_load_weighted_by_requests():
+    """`make bench` measures each endpoint in turns alternating with its ceiling: the turns
+    add up (requests, time, errors, CPU) and their percentiles weigh by requests."""
+    from bench.run import Load, combined, parse_args
+
+    fast = Load(requests=300, seconds=1.0, p50_ms=10, p99_ms=20, errors=1, cpu_us=100, rss_mb=90)
+    slow = Load(requests=100, seconds=1.0, p50_ms=30, p99_ms=60, errors=0, cpu_us=300, rss_mb=95)
+    both = combined([fast, slow])
+    assert (both.requests, both.seconds, both.errors, both.rss_mb) == (400, 2.0, 1, 95)
+    assert both.rps == 200
+    assert (both.p50_ms, both.p99_ms, both.cpu_us) == (15, 30, 150)
+    assert parse_args([]).rounds == 4
+    assert parse_args(["--quick"]).rounds == 2
+    with pytest.raises(SystemExit):
+        parse_args(["--duration", "3", "--rounds", "4"])  # turns under a second
