@@ -50,7 +50,7 @@ SHARED_COLUMNS = (
     "s.os_id AS supplier_os_id"
 )
 # `is_own` from the caller's shares, probed per listed row as the app does
-# (wg_api.sharing.repository.shared_in_group).
+# (wg_api.sharing.repository.shared_page).
 OWN_JOIN = (
     "LEFT JOIN LATERAL (SELECT true AS is_own FROM shares sh WHERE sh.shared_finding_id = f.id "
     "AND sh.tenant_id = $2 AND sh.status = 'active' LIMIT 1) own ON true"

@@ -309,18 +309,14 @@ _LIST_FILTERS = (
 )
 
 
-async def shared_in_group(
-    session: AsyncConnection,
+def _list_statement(
     tenant_id: uuid.UUID,
     group_id: uuid.UUID,
     filters: SharedFilters,
-    *,
     after: tuple[Any, ...] | None,
     limit: int,
-) -> list[Any]:
-    """By supplier (name, id), then newest period, then the random id: never by insertion.
-    One range of `shared_findings_by_supplier`, which keeps the supplier's name on the record.
-    A hot read, so straight to the driver (asyncpg Records); `is_own` from the caller's shares."""
+) -> tuple[str, list[Any]]:
+    """The list's SELECT ($1 the group, $2 the caller) and its arguments."""
     args: list[Any] = [group_id, tenant_id]
     conditions = []
     for name, column in _LIST_FILTERS:
@@ -344,7 +340,44 @@ async def shared_in_group(
         + "ORDER BY f.supplier_name, f.supplier_id, f.observed_period DESC, f.id "
         + f"LIMIT ${len(args)}"
     )
-    return await driver_fetch(session, sql, *args)
+    return sql, args
+
+
+# The reader (wg_group_reader) and the page in one statement, one round trip: the page only when
+# the caller is an active member of a group at its threshold (else one row of the reader alone),
+# the names to redact on the first row only (asyncpg would decode them on every row).
+_PAGE_HEAD = (
+    "SELECT r.role, r.below, CASE WHEN l.n = 1 THEN r.names END AS names, l.* "
+    "FROM wg_group_reader($1) r LEFT JOIN LATERAL ("
+    "SELECT row_number() OVER () AS n, x.* FROM ("
+)
+_PAGE_TAIL = ") x) l ON r.role IS NOT NULL AND NOT r.below ORDER BY l.n"
+# Where the list's columns (LIST_FIELDS) start in a row of that statement.
+PAGE_OFFSET = 4
+
+
+async def shared_page(
+    session: AsyncConnection,
+    tenant_id: uuid.UUID,
+    group_id: uuid.UUID,
+    filters: SharedFilters,
+    *,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> tuple[Reader, list[Any]]:
+    """The caller as a reader of the group and, for an active member of a group at its
+    threshold, a page of its shared findings: by supplier (name, id), then newest period, then
+    the random id, never by insertion (one range of `shared_findings_by_supplier`, which keeps
+    the supplier's name on the record), `is_own` from the caller's shares. A hot read, so
+    straight to the driver; the page's rows are tuples of `LIST_FIELDS`."""
+    sql, args = _list_statement(tenant_id, group_id, filters, after, limit)
+    rows = await driver_fetch(session, _PAGE_HEAD + sql + _PAGE_TAIL, *args)
+    first = rows[0]
+    reader = Reader(role=first["role"], below_threshold=first["below"], names=[])
+    if first["n"] is None:
+        return reader, []
+    reader = Reader(reader.role, reader.below_threshold, list(first["names"]))
+    return reader, [row[PAGE_OFFSET:] for row in rows]
 
 
 async def shared_one(

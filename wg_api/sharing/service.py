@@ -521,16 +521,24 @@ def insight_query(
     return dims, filters
 
 
-async def _reader_terms(session: AsyncConnection, group_id: uuid.UUID) -> ScrubTerms | None:
+def _terms_of(reader: repository.Reader) -> ScrubTerms | None:
     """The names to redact from what an active member reads in the group, or None while the
     group is below its anonymity threshold (it shows nothing then); NotFound (as for a group
     that does not exist) for anyone but an active member."""
-    reader = await repository.reader(session, group_id)
     if reader.role is None:
         raise NotFound(groups.GROUP_NOT_FOUND)
     if reader.below_threshold:
         return None
     return organisation_terms(tuple(sorted(set(reader.names))))
+
+
+async def _reader_terms(session: AsyncConnection, group_id: uuid.UUID) -> ScrubTerms | None:
+    return _terms_of(await repository.reader(session, group_id))
+
+
+# Positions in a row of the list (repository.LIST_FIELDS).
+_TEXTS_AT = tuple(repository.LIST_FIELDS.index(column) for column in TEXT_COLUMNS)
+_SUPPLIER_NAME_AT = repository.LIST_FIELDS.index("supplier_name")
 
 
 async def list_shared(
@@ -543,14 +551,14 @@ async def list_shared(
     limit: int,
 ) -> SharedFindingPage:
     position = keyset(after, text, identifier, text, identifier)
-    names = await _reader_terms(session, group_id)
-    if names is None:
-        return SharedFindingPage(items=[], next_cursor=None, group_below_threshold=True)
-    rows = await repository.shared_in_group(
+    reader, rows = await repository.shared_page(
         session, tenant_id, group_id, filters, after=position, limit=limit
     )
-    page_names = names_in((row[column] for row in rows for column in TEXT_COLUMNS), names)
-    items = [(row["supplier_name"], shared_from_record(row, page_names)) for row in rows]
+    names = _terms_of(reader)
+    if names is None:
+        return SharedFindingPage(items=[], next_cursor=None, group_below_threshold=True)
+    page_names = names_in((row[at] for row in rows for at in _TEXTS_AT), names)
+    items = [(row[_SUPPLIER_NAME_AT], shared_from_record(row, page_names)) for row in rows]
     page = paginate(
         items,
         limit,
