@@ -260,44 +260,52 @@ def _shared_select(tenant_id: uuid.UUID, *, with_own: bool = True) -> sa.Select[
     ).join(suppliers, suppliers.c.id == shared_findings.c.supplier_id)
 
 
+# The list's columns in order, as (expression, name): its SELECT and `LIST_FIELDS` (the order in
+# which `service.shared_from_record` takes them) both come from here.
+_LIST_COLUMNS = (
+    *(
+        (f"f.{name}", name)
+        for name in (
+            "id",
+            "group_id",
+            "kind",
+            "area",
+            "severity",
+            "basis",
+            "status",
+            "observed_period",
+            "title",
+            "description",
+            "affected_workers_band",
+            "source_scheme",
+            "child_labour_case",
+        )
+    ),
+    *(
+        (f"s.{name}", f"supplier_{name}")
+        for name in (
+            "id",
+            "name",
+            "local_name",
+            "address",
+            "country",
+            "province",
+            "city",
+            "sector",
+            "os_id",
+        )
+    ),
+    ("own.is_own IS NOT NULL", "is_own"),
+)
+LIST_FIELDS = tuple(name for _, name in _LIST_COLUMNS)
 _LIST_SQL = (
-    "SELECT f.id, f.group_id, f.kind, f.area, f.severity, f.basis, f.status, f.observed_period, "
-    "f.title, f.description, f.affected_workers_band, f.source_scheme, f.child_labour_case, "
-    "s.id AS supplier_id, s.name AS supplier_name, s.local_name AS supplier_local_name, "
-    "s.address AS supplier_address, s.country AS supplier_country, "
-    "s.province AS supplier_province, s.city AS supplier_city, s.sector AS supplier_sector, "
-    "s.os_id AS supplier_os_id, own.is_own IS NOT NULL AS is_own "
+    # Only the fixed expressions above are joined in.
+    f"SELECT {', '.join(f'{expression} AS {name}' for expression, name in _LIST_COLUMNS)} "  # noqa: S608
     "FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id "
     # A lateral probe per listed row: as EXISTS, the planner hashes all the caller's shares.
     "LEFT JOIN LATERAL (SELECT true AS is_own FROM shares sh WHERE sh.shared_finding_id = f.id "
     "AND sh.tenant_id = $2 AND sh.status = 'active' LIMIT 1) own ON true "
     "WHERE f.group_id = $1 "
-)
-# The list's columns in order (`service.shared_from_record` takes them by position).
-LIST_FIELDS = (
-    "id",
-    "group_id",
-    "kind",
-    "area",
-    "severity",
-    "basis",
-    "status",
-    "observed_period",
-    "title",
-    "description",
-    "affected_workers_band",
-    "source_scheme",
-    "child_labour_case",
-    "supplier_id",
-    "supplier_name",
-    "supplier_local_name",
-    "supplier_address",
-    "supplier_country",
-    "supplier_province",
-    "supplier_city",
-    "supplier_sector",
-    "supplier_os_id",
-    "is_own",
 )
 _LIST_FILTERS = (
     ("supplier_id", "f.supplier_id"),

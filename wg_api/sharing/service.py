@@ -165,51 +165,37 @@ def shared_out(row: Record | Mapping[str, Any], names: ScrubTerms | None = None)
     )
 
 
+# A row of the list (repository.LIST_FIELDS): the shared record's fields in SharedFinding's order
+# with its `group_id` second, then the supplier's as `supplier_<field>`, then `is_own`. The
+# positional builder below relies on it, so it is checked here, at import.
+_OWN = SharedFinding.__struct_fields__
+_LAYOUT = (
+    "id",
+    "group_id",
+    *(f for f in _OWN[1:-1] if f != "supplier"),
+    *(f"supplier_{f}" for f in Supplier.__struct_fields__),
+    "is_own",
+)
+if repository.LIST_FIELDS != _LAYOUT:
+    raise RuntimeError(f"the shared findings list's columns changed: {repository.LIST_FIELDS}")
+_TITLE_AT = repository.LIST_FIELDS.index("title")
+_SUPPLIER_AT = repository.LIST_FIELDS.index("supplier_id")
+
+
 def shared_from_record(record: Any, names: ScrubTerms | None) -> SharedFinding:
     """`shared_out` for a row of the list (`repository.LIST_FIELDS`, in order), taken by
     position: a page's rows several times faster than by name."""
-    (
-        id_,
-        _group_id,
-        kind,
-        area,
-        severity,
-        basis,
-        status,
-        observed_period,
-        title,
-        description,
-        affected_workers_band,
-        source_scheme,
-        case,
-        supplier_id,
-        supplier_name,
-        local_name,
-        address,
-        country,
-        province,
-        city,
-        sector,
-        os_id,
-        is_own,
-    ) = record
-    return SharedFinding(
-        id_,
-        Supplier(
-            supplier_id, supplier_name, local_name, address, country, province, city, sector, os_id
-        ),
-        kind,
-        area,
-        severity,
-        basis,
-        status,
-        observed_period,
+    title, description, band, scheme, case = record[_TITLE_AT:_SUPPLIER_AT]
+    return SharedFinding(  # type: ignore[call-arg]  # a slice's length is not typed
+        record[0],
+        Supplier(*record[_SUPPLIER_AT:-1]),
+        *record[2:_TITLE_AT],
         str(redact_organisations(title, names)),
         redact_organisations(description, names),
-        affected_workers_band,
-        source_scheme,
+        band,
+        scheme,
         msgspec.convert(case, ChildLabourCounts) if case is not None else None,
-        bool(is_own),
+        bool(record[-1]),
     )
 
 
