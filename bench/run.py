@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import os
 import platform
 import re
@@ -149,6 +150,8 @@ class Load:
     errors: int
     cpu_us: float  # the server processes' CPU time per request (PostgreSQL's not included)
     rss_mb: float  # the largest resident memory of one server (worker) process after the load
+    # PostgreSQL's CPU time per request (all its processes), when it runs on this machine
+    db_cpu_us: float = math.nan
 
     @property
     def rps(self) -> float:
@@ -321,6 +324,43 @@ class Server:
                 self.process.wait(timeout=10)
 
 
+@dataclass
+class DatabaseCpu:
+    """PostgreSQL's processes on this machine (its postmaster and every backend), whose CPU time
+    the bench bills per request beside the server's: the part of an endpoint's cost that the
+    server's own CPU column does not show. Absent (NaN) when the database runs elsewhere."""
+
+    postmaster: psutil.Process | None
+
+    @classmethod
+    def of(cls, admin_url: Any) -> DatabaseCpu:
+        async def postmaster() -> psutil.Process:
+            conn = await asyncpg.connect(**connect_kwargs(admin_url))
+            try:  # the backend's parent, asked while the backend lives
+                return psutil.Process(
+                    psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).ppid()
+                )
+            finally:
+                await conn.close()
+
+        try:
+            return cls(asyncio.run(postmaster()))
+        except (psutil.Error, OSError):  # another machine's (or another container's) server
+            return cls(None)
+
+    def cpu_seconds(self) -> float:
+        if self.postmaster is None:
+            return math.nan
+        # The postmaster's own time and its ended children's (it reaps every backend), then the
+        # backends that live now.
+        user, system, children_user, children_system = self.postmaster.cpu_times()[:4]
+        total = user + system + children_user + children_system
+        for process in self.postmaster.children():
+            with contextlib.suppress(psutil.Error):  # a backend that ended meanwhile
+                total += sum(process.cpu_times()[:2])
+        return total
+
+
 def start_server(
     name: str, command: list[str], env: dict[str, str], port: int, logs: Path
 ) -> Server:
@@ -436,6 +476,7 @@ def measure(
     *,
     seconds: float | None = None,
     warm: bool = True,
+    database: DatabaseCpu | None = None,
 ) -> Load | str:
     """Warm up (with `warm`), then load for `seconds` (default: the endpoint's duration); a
     string says why the endpoint was not measured. `settle` waits until the requests still in
@@ -460,9 +501,11 @@ def measure(
         run_wrk(url, headers, options.warmup, connections, script)
         settle()
     cpu_before = server.cpu_seconds()
+    db_before = database.cpu_seconds() if database else math.nan
     report = run_wrk(url, headers, seconds or options.duration, connections, script)
     cpu = server.cpu_seconds() - cpu_before
     settle()
+    db_cpu = (database.cpu_seconds() if database else math.nan) - db_before
     errors = sum(report[k] for k in ("connect", "read", "write", "status", "timeout"))
     return Load(
         requests=report["requests"],
@@ -472,6 +515,7 @@ def measure(
         errors=errors,
         cpu_us=cpu / report["requests"] * 1e6 if report["requests"] else 0.0,
         rss_mb=server.rss_mb(),
+        db_cpu_us=db_cpu / report["requests"] * 1e6 if report["requests"] else math.nan,
     )
 
 
@@ -494,6 +538,7 @@ def combined(loads: list[Load]) -> Load:
         errors=sum(load.errors for load in loads),
         cpu_us=weighted([load.cpu_us for load in loads]),
         rss_mb=max(load.rss_mb for load in loads),
+        db_cpu_us=weighted([load.db_cpu_us for load in loads]),
     )
 
 
@@ -506,6 +551,7 @@ def measure_both(
     options: Options,
     script: Path,
     settle: Callable[[], None],
+    database: DatabaseCpu | None = None,
 ) -> tuple[Load | str, Load | str | None]:
     """The real server and its ceiling in `options.rounds` alternating turns of the endpoint's
     duration shared out; each warmed up before its first turn."""
@@ -515,7 +561,16 @@ def measure_both(
     for index in range(options.rounds):
         first = index == 0
         load = measure(
-            real, endpoint, paths[0], headers, options, script, settle, seconds=turn, warm=first
+            real,
+            endpoint,
+            paths[0],
+            headers,
+            options,
+            script,
+            settle,
+            seconds=turn,
+            warm=first,
+            database=database,
         )
         if isinstance(load, str):
             return load, None
@@ -523,7 +578,16 @@ def measure_both(
         if ceiling is None or paths[1] is None:
             continue
         other = measure(
-            ceiling, endpoint, paths[1], {}, options, script, settle, seconds=turn, warm=first
+            ceiling,
+            endpoint,
+            paths[1],
+            {},
+            options,
+            script,
+            settle,
+            seconds=turn,
+            warm=first,
+            database=database,
         )
         if isinstance(other, str):
             return combined(real_loads), other
@@ -675,6 +739,7 @@ def run(settings: Settings, options: Options) -> list[Line]:
         BIG_TENANT_SLUG
     ]
     chosen = [e for e in ENDPOINTS if not options.only or e.name in options.only]
+    database = DatabaseCpu.of(admin_url)
     lines: list[Line] = []
     with tempfile.TemporaryDirectory(prefix="wg-bench-") as tmp:
         workdir = Path(tmp)
@@ -694,7 +759,15 @@ def run(settings: Settings, options: Options) -> list[Line]:
                     endpoint.ceiling.format(**context) if endpoint.ceiling is not None else None
                 )
                 measured, ceiling_load = measure_both(
-                    real, ceiling, endpoint, (path, ceiling_path), headers, options, script, settle
+                    real,
+                    ceiling,
+                    endpoint,
+                    (path, ceiling_path),
+                    headers,
+                    options,
+                    script,
+                    settle,
+                    database,
                 )
                 if isinstance(measured, str):
                     line.note = measured
@@ -721,13 +794,14 @@ def run(settings: Settings, options: Options) -> list[Line]:
 
 def _fmt(load: Load | None) -> list[str]:
     if load is None:
-        return ["", "", "", "", "", ""]
+        return ["", "", "", "", "", "", ""]
     return [
         f"{load.rps:,.0f}" if load.rps >= 10 else f"{load.rps:.1f}",
         f"{load.p50_ms:.1f}",
         f"{load.p99_ms:.1f}",
         str(load.errors),
         f"{load.cpu_us:,.0f}",
+        "" if math.isnan(load.db_cpu_us) else f"{load.db_cpu_us:,.0f}",
         f"{load.rss_mb:.0f}",
     ]
 
@@ -741,12 +815,14 @@ def table(lines: list[Line], connections: int) -> str:
         "p99 ms",
         "errors",
         "CPU µs/req",
+        "db CPU µs/req",
         "worker RSS MB",
         "ceiling req/s",
         "p50 ms",
         "p99 ms",
         "errors",
         "CPU µs/req",
+        "db CPU µs/req",
         "RSS MB",
         "ratio",
         "CPU ratio",

@@ -27,7 +27,7 @@ from bench.generate import (
     generate,
     libpq_url,
 )
-from bench.run import dataset_context, time_insights
+from bench.run import DatabaseCpu, dataset_context, time_insights
 from tests.conftest import serve_in_loop
 from tests.sharing.conftest import assert_tallies_exact
 from wg_api.app import asgi_app
@@ -236,3 +236,24 @@ def test_turns_combine_into_one_load_weighted_by_requests():
     assert parse_args(["--quick"]).rounds == 2
     with pytest.raises(SystemExit):
         parse_args(["--duration", "3", "--rounds", "4"])  # turns under a second
+
+
+def test_the_database_cpu_column_counts_the_servers_work(admin_url):
+    """`make bench` bills PostgreSQL's CPU per request beside the server's: the processes it
+    reads are the database server's, so a query's work shows in them."""
+    server = admin_url.set(database="postgres")
+    database = DatabaseCpu.of(server)
+    if database.postmaster is None:
+        pytest.skip("the database runs on another machine")
+
+    async def busy() -> float:
+        """The database's CPU seconds spent on a query, read while its backend still lives."""
+        conn = await asyncpg.connect(**connect_kwargs(server))
+        try:
+            before = database.cpu_seconds()
+            await conn.fetchval("SELECT count(*) FROM generate_series(1, 3000000)")
+            return database.cpu_seconds() - before
+        finally:
+            await conn.close()
+
+    assert asyncio.run(busy()) > 0.05

@@ -126,3 +126,37 @@ async def test_functions_that_run_as_the_owner_never_look_in_pg_temp_first(admin
         if "search_path=pg_catalog, public, pg_temp" not in config
     }
     assert unpinned == {}
+
+
+# A policy's USING clause runs for every row a statement looks at. A SECURITY DEFINER function
+# called there with a column (never inlined) runs once per row: a list that walks past thousands
+# of rows pays thousands of calls. The caller's groups come from `wg_active_groups()` and
+# `wg_facilitated_groups()` in a scalar sub-select, which runs once per statement (0019).
+PER_ROW_CALLS = sa.text(
+    """
+    SELECT c.relname || '.' || p.polname AS policy, pg_get_expr(p.polqual, p.polrelid) AS expr
+    FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+    WHERE pg_get_expr(p.polqual, p.polrelid) ~ :per_row
+    ORDER BY 1
+    """
+)
+# Functions of a group that policies may not call on a row's column in USING.
+PER_ROW = r"wg_group_role\(|wg_group_below_threshold\("
+
+
+async def test_no_policy_asks_for_the_callers_role_once_per_row(admin):
+    rows = (await admin.execute(PER_ROW_CALLS, {"per_row": PER_ROW})).all()
+    assert [(row.policy, row.expr) for row in rows] == []
+
+
+async def test_the_per_row_check_catches_a_policy_that_would(admin, settings):
+    async with admin.begin():
+        await admin.execute(
+            sa.text(
+                f"CREATE POLICY per_row_probe ON meetings FOR SELECT TO {settings.app_role} "
+                "USING (wg_group_role(working_group_id) IS NOT NULL)"
+            )
+        )
+        rows = (await admin.execute(PER_ROW_CALLS, {"per_row": PER_ROW})).all()
+        assert [row.policy for row in rows] == ["meetings.per_row_probe"]
+        await admin.rollback()

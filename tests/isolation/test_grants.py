@@ -46,6 +46,9 @@ ALLOWED = {
     "EXECUTE ON FUNCTION wg_group_role(uuid) TO app",
     # The three above in one (0018): what a reader of a group's shared findings is there.
     "EXECUTE ON FUNCTION wg_group_reader(uuid) TO app",
+    # The caller's groups, asked once per statement by the group tables' policies (0019).
+    "EXECUTE ON FUNCTION wg_active_groups() TO app",
+    "EXECUTE ON FUNCTION wg_facilitated_groups() TO app",
     "EXECUTE ON FUNCTION wg_invited_group_name(uuid) TO app",
     # Cross-tenant work of the command line and the worker (0008), instead of BYPASSRLS.
     "EXECUTE ON FUNCTION create_tenant(text,text,text,text,text,text[]) TO system",
