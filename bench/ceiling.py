@@ -146,14 +146,20 @@ async def shared_findings(
         if value is not None:
             args.append(value)
             conditions.append(f"f.{column} = ${len(args)}")
-    # The limit is a parameter, as in the app: with a literal one, PostgreSQL's generic plan
-    # (after five runs of a prepared statement) walks the list's index past rare filtered rows.
-    args.append(PAGE + 1)
+    # As in the app (wg_api.sharing.repository._list_statement): with a filter the limit is a
+    # parameter, so that PostgreSQL plans each call with the filter's values (a generic plan
+    # walks the list's index past rare filtered rows); without one, a literal limit lets the
+    # prepared statement keep its generic plan.
+    if len(args) > 2:
+        args.append(PAGE + 1)
+        limit = f"${len(args)}"
+    else:
+        limit = str(PAGE + 1)
     sql = (
         f"SELECT {SHARED_COLUMNS}, own.is_own IS NOT NULL AS is_own "
         f"FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id {OWN_JOIN} "
         f"WHERE {' AND '.join(conditions)} "
-        f"ORDER BY f.supplier_name, f.supplier_id, f.observed_period DESC, f.id LIMIT ${len(args)}"
+        f"ORDER BY f.supplier_name, f.supplier_id, f.observed_period DESC, f.id LIMIT {limit}"
     )
     rows = await _read(state, tenant_id, sql, *args)
     return _page(rows, ("supplier_name", "supplier_id", "observed_period", "id"))

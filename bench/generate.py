@@ -920,6 +920,11 @@ async def generate(
             # No foreign-key or guard triggers: the generated rows are consistent by construction.
             await conn.execute("SET LOCAL session_replication_role = replica")
             await _fill(conn, spec, rng, log)
+            # What readers of each group need (its sharing members, the names to redact) follows
+            # memberships, invitations and tenants by triggers, which replica mode skips.
+            await conn.execute(
+                "SELECT wg_refresh_group_readers(ARRAY(SELECT id FROM working_groups))"
+            )
             await conn.execute(
                 f"COMMENT ON DATABASE \"{database}\" IS '{json.dumps(spec.marker())}'"
             )

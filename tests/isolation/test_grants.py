@@ -63,6 +63,8 @@ ALLOWED = {
     "SELECT, INSERT ON TABLE audit_log TO app",
     "USAGE, SELECT ON SEQUENCE audit_log_seq_seq TO app",
     "SELECT ON TABLE events TO app",
+    # What a reader of a group needs, kept per group by triggers (0020): its active members read it.
+    "SELECT ON TABLE group_readers TO app",
     # Meetings (migration 0012): the worker reaches them only through the owner's functions.
     "EXECUTE ON FUNCTION open_ended_meeting_series() TO system",
     "EXECUTE ON FUNCTION publish_meeting_event(uuid,text,jsonb,text[],uuid) TO app",

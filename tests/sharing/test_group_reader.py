@@ -1,16 +1,26 @@
 """`wg_group_reader(group)` (migration 0018) answers exactly what the three owner functions it
 replaced on the read path answer together, for every kind of caller: the facilitator, members, an
-observer, an outsider, a contributor that left, and the same group once below its threshold."""
+observer, an outsider, a contributor that left, and the same group once below its threshold.
+
+Since 0020 it answers from `group_readers`, which triggers keep: the row must follow every kind of
+change it depends on (memberships, invitations, tenants' names and slugs, aliases, the threshold),
+also when tenants join and leave at the same moment, and the list of shared findings (which reads
+the row itself) must redact with it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 import sqlalchemy as sa
 
-from tests.sharing.conftest import new_supplier, record_and_share
-from tests.working_groups.conftest import invite
+from bench.generate import connect_kwargs
+from tests.sharing.conftest import SharingGroup, new_supplier, record_and_share
+from tests.working_groups.conftest import invite, join
 from wg_api.platform.database import Database
 
 _THREE = sa.text(
@@ -25,7 +35,11 @@ async def _both(database: Database, tenant_id: Any, group_id: str) -> tuple[Any,
     async with database.transaction(tenant_id) as connection:
         three = (await connection.execute(_THREE, {"g": group_id})).one()
         one = (await connection.execute(_ONE, {"g": group_id})).one()
-    return (three.role, three.below, sorted(three.names)), (one.role, one.below, sorted(one.names))
+    return (three.role, three.below, sorted(set(three.names))), (
+        one.role,
+        one.below,
+        sorted(set(one.names)),
+    )
 
 
 async def test_the_reader_is_the_three_functions_for_every_caller(
@@ -71,3 +85,107 @@ async def test_the_reader_is_the_three_functions_for_every_caller(
     assert (await _both(database, leaver.id, group.id))[1] == (None, True, [])
     # No tenant bound at all: nothing.
     assert (await _both(database, None, group.id))[1] == (None, False, [])
+
+
+@pytest.fixture
+async def admin(admin_url: Any) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(**connect_kwargs(admin_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def _assert_follows(database: Database, group: SharingGroup) -> tuple[Any, bool, list[str]]:
+    """The facilitator's reader row equals the live functions' answer; returns it."""
+    three, one = await _both(database, group.facilitator.id, group.id)
+    assert one == three
+    role, below, names = one
+    return role, below, names
+
+
+async def test_the_readers_row_follows_every_change(
+    client: httpx.AsyncClient,
+    make_group: Any,
+    new_brand: Any,
+    database: Database,
+    admin: asyncpg.Connection,
+) -> None:
+    group = await make_group(members=2, threshold=3)
+    _, below, names = await _assert_follows(database, group)
+    assert below is False
+    renamed = group.members[0]
+    # A tenant renamed (and its slug changed): the old name is no longer redacted, the new one is.
+    await admin.execute(
+        "UPDATE tenants SET name = 'Osprey Outfitters', slug = 'osprey-outfitters' WHERE id = $1",
+        renamed.id,
+    )
+    _, _, names = await _assert_follows(database, group)
+    assert "Osprey Outfitters" in names
+    assert "osprey-outfitters" in names
+    assert renamed.slug not in names
+    # An alias added, then taken away.
+    for aliases in (["Osprey Kids"], []):
+        changed = await client.patch(
+            "/v1/tenant", json={"aliases": aliases}, headers=renamed.headers
+        )
+        assert changed.status_code == 200, changed.text
+        _, _, names = await _assert_follows(database, group)
+        assert ("Osprey Kids" in names) is bool(aliases)
+    # An invitation sent (its tenant's names are redacted while it is pending), then declined.
+    invitee = await new_brand()
+    invitation = await invite(client, group.facilitator, group.id, invitee, "member")
+    assert invitee.slug in (await _assert_follows(database, group))[2]
+    declined = await client.post(
+        f"/v1/invitations/{invitation['id']}/decline", headers=invitee.headers
+    )
+    assert declined.status_code == 200, declined.text
+    assert invitee.slug not in (await _assert_follows(database, group))[2]
+    # A member made an observer: two sharing tenants of three, below the threshold.
+    demoted = await client.patch(
+        f"/v1/working-groups/{group.id}/members/{group.members[1].id}",
+        json={"role": "observer"},
+        headers=group.facilitator.headers,
+    )
+    assert demoted.status_code == 200, demoted.text
+    assert (await _assert_follows(database, group))[1] is True
+    # The threshold lowered is refused below 3; a new member brings the group back up to it.
+    joiner = await new_brand()
+    await join(client, group.facilitator, group.id, joiner, "member")
+    assert (await _assert_follows(database, group))[1] is False
+    raised = await client.patch(
+        f"/v1/working-groups/{group.id}",
+        json={"anonymity_threshold": 4},
+        headers=group.facilitator.headers,
+    )
+    assert raised.status_code == 200, raised.text
+    assert (await _assert_follows(database, group))[1] is True
+    # A tenant deleted altogether: its memberships go, and its names with them.
+    await admin.execute("DELETE FROM tenants WHERE id = $1", joiner.id)
+    _, below, names = await _assert_follows(database, group)
+    assert joiner.slug not in names
+    assert below is True
+    # Every group has its row, and no row outlives its group.
+    assert await admin.fetchval(
+        "SELECT (SELECT count(*) FROM working_groups) = (SELECT count(*) FROM group_readers)"
+    )
+
+
+async def test_the_row_holds_when_tenants_join_and_leave_at_once(
+    client: httpx.AsyncClient, make_group: Any, new_brand: Any, database: Database
+) -> None:
+    group = await make_group(members=3, threshold=3)
+    joiners = [await new_brand() for _ in range(6)]
+    leaving = group.members
+
+    async def leave(actor: Any) -> None:
+        left = await client.delete(f"{group.path}/members/{actor.id}", headers=actor.headers)
+        assert left.status_code == 204, left.text
+
+    await asyncio.gather(
+        *(join(client, group.facilitator, group.id, a, "member") for a in joiners),
+        *(leave(a) for a in leaving),
+    )
+    _, below, names = await _assert_follows(database, group)
+    assert below is False
+    assert {a.slug for a in [*joiners, *leaving]} <= set(names)  # former members stay redacted

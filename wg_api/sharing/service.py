@@ -511,7 +511,7 @@ def _terms_of(reader: repository.Reader) -> ScrubTerms | None:
     """The names to redact from what an active member reads in the group, or None while the
     group is below its anonymity threshold (it shows nothing then); NotFound (as for a group
     that does not exist) for anyone but an active member."""
-    if reader.role is None:
+    if not reader.active:
         raise NotFound(groups.GROUP_NOT_FOUND)
     if reader.below_threshold:
         return None
