@@ -133,6 +133,22 @@ def test_what_a_text_was_found_to_name_is_remembered_per_set_of_names():
     assert split is None or "Osprey Footwear" not in split.organisations
 
 
+def test_a_page_read_again_is_answered_at_once_and_a_changed_text_is_searched():
+    terms = organisation_terms(("Kestrel Apparel Ltd", "Osprey Footwear"))
+    texts = ["the audit found two young workers", "nothing to see"]
+    assert names_in(texts, terms) is None
+    assert names_in(texts, terms) is None  # the same page, from memory
+    # The contributor refreshed one record: the page's text changed and names a member now.
+    changed = ["the audit found two young workers at Osprey Footwear", "nothing to see"]
+    page = names_in(changed, terms)
+    assert page is not None
+    assert "Osprey Footwear" in page.organisations
+    assert names_in(changed, terms) is page
+    # Another group's names on the same page: searched for those names, not taken from memory.
+    other = organisation_terms(("Kestrel Apparel Ltd",))
+    assert names_in(changed, other) is None
+
+
 def test_the_word_list():
     assert is_common_word("Apparel")
     assert is_common_word("Workers")
