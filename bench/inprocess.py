@@ -7,9 +7,12 @@ bench's data set: `time.process_time()` per request is the app's cost (middlewar
 SQLAlchemy, asyncpg's side of the round trips), and `--profile` ranks functions by CPU time
 (cProfile on the process clock: its own overhead about doubles the total, so read the ranks,
 not the absolute figures). It also counts the collector's passes and their longest pause.
+`--concurrency N` keeps N requests in flight instead of one (a worker under `make bench` has about
+16, more than its pool's 10 connections): what waiting for a connection costs shows then.
 
     uv run --frozen python -m bench.inprocess /v1/me /v1/findings --requests 3000
     uv run --frozen python -m bench.inprocess /v1/findings --profile --top 40
+    uv run --frozen python -m bench.inprocess me shared-findings --ceiling --concurrency 16
 
 Paths may use the data set's `{tenant_id}` and `{group_id}`. Start the bench's data set first
 (`make bench` generates it; `python -m bench.generate`).
@@ -138,37 +141,45 @@ async def measure(
     # core's caches or frequency to a neighbour only ever costs more.
     rounds: list[tuple[float, float]] = []
     each = max(1, options.requests // options.rounds)
+    # `--concurrency` requests in flight at once, as a loaded worker has them (a server's worker
+    # under `make bench` holds about 16): what waiting for a pooled connection costs shows here.
+    share = max(1, each // options.concurrency)
+    each = share * options.concurrency
+
+    async def one_after_another() -> None:
+        for _ in range(share):
+            await call(app, "GET", path, headers)
+
     for _ in range(options.rounds):
         cpu, wall = time.process_time(), time.perf_counter()
-        for _ in range(each):
-            await call(app, "GET", path, headers)
+        await asyncio.gather(*(one_after_another() for _ in range(options.concurrency)))
         rounds.append(((time.process_time() - cpu) / each, (time.perf_counter() - wall) / each))
     cpu, wall = min(rounds)
     per_request: float = cpu * 1e6
     spread = sorted(r[0] * 1e6 for r in rounds)
     print(
         f"{label}: {per_request:,.0f} µs CPU per request (least of {options.rounds} rounds, "
-        f"median {spread[len(spread) // 2]:,.0f}; {wall * 1e6:,.0f} µs wall, one at a time); "
+        f"median {spread[len(spread) // 2]:,.0f}; {wall * 1e6:,.0f} µs wall, "
+        f"{options.concurrency} at a time); "
         f"collector passes {watch.passes}, longest {watch.longest_ms:.1f} ms"
     )
     if options.profile:
         profile = cProfile.Profile(time.process_time)
         profile.enable()
-        for _ in range(options.requests):
-            await call(app, "GET", path, headers)
+        await asyncio.gather(*(one_after_another() for _ in range(options.concurrency)))
         profile.disable()
         if options.dump:
             profile.dump_stats(options.dump)
         stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
         total = sum(entry[2] for entry in stats.values())
-        print(f"  profiled: {total / options.requests * 1e6:,.0f} µs CPU per request")
+        print(f"  profiled: {total / each * 1e6:,.0f} µs CPU per request")
         print("  self µs  cum µs  calls/req  function")
         ranked = sorted(stats.items(), key=lambda item: -item[1][2])[: options.top]
-        per = 1e6 / options.requests
+        per = 1e6 / each
         for (file, line, name), (_, calls, own, cumulative, _) in ranked:
             where = file.split("site-packages/")[-1].replace(os.getcwd() + "/", "")
             print(
-                f"  {own * per:7.1f} {cumulative * per:7.1f} {calls / options.requests:9.1f}"
+                f"  {own * per:7.1f} {cumulative * per:7.1f} {calls / each:9.1f}"
                 f"  {where}:{line} {name}"
             )
     return per_request
@@ -246,6 +257,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5, help="the least round is printed")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight at once (default 1)"
+    )
     parser.add_argument("--profile", action="store_true", help="then rank functions by CPU time")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--dump", help="with --profile: write the profile there (pstats)")

@@ -58,3 +58,15 @@ async def test_a_cancelled_waiter_gives_its_place_and_any_slot_back():
         gate.release()
     assert await gate.acquire(0.05) is True
     assert await gate.acquire(0.05) is False
+
+
+async def test_a_timed_out_waiter_leaves_the_queue_at_once():
+    """The end of a wait takes the waiter out of the queue: nobody hands a slot to it later, and
+    the queue does not grow with waits that ran out."""
+    gate = FairGate(1)
+    assert await gate.acquire(1)
+    results = await asyncio.gather(*(gate.acquire(0.02) for _ in range(20)))
+    assert results == [False] * 20
+    assert not gate._waiters  # the queue itself is what is checked
+    gate.release()
+    assert await gate.acquire(0) is True

@@ -227,40 +227,46 @@ class FairGate:
 
     def __init__(self, size: int) -> None:
         self._free = size
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[bool]] = deque()
 
     async def acquire(self, patience: float) -> bool:
         """True with a slot; False when none came within `patience` seconds."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return True
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
+        # A timer answers False at the end of the patience: no task per wait (Python 3.11's
+        # `asyncio.wait_for` makes one), and about a quarter of a loaded worker's requests wait.
+        timer = loop.call_later(patience, self._expire, waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), patience)
-            return True
-        except TimeoutError:
-            return self._give_up(waiter)
+            return await waiter
         except BaseException:
-            if not self._give_up(waiter):
-                raise
-            self.release()
+            # Cancelled while waiting (the client went away): leave the queue, and give back a
+            # slot handed over just before.
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release()
+            else:
+                self._leave(waiter)
             raise
+        finally:
+            timer.cancel()
 
-    def _give_up(self, waiter: asyncio.Future[None]) -> bool:
-        """Leave the queue; True when the slot was handed over just before (it is ours)."""
-        if waiter.done() and not waiter.cancelled():
-            return True
-        waiter.cancel()
+    def _expire(self, waiter: asyncio.Future[bool]) -> None:
+        if not waiter.done():
+            waiter.set_result(False)
+            self._leave(waiter)
+
+    def _leave(self, waiter: asyncio.Future[bool]) -> None:
         with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
-        return False
 
     def release(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(True)
                 return
         self._free += 1
 
