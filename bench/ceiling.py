@@ -107,14 +107,22 @@ async def findings(
     status: Annotated[str | None, QueryParameter(name="status")] = None,
 ) -> dict[str, Any]:
     """The tenant's newest 50 findings (51 read, to know whether there is a next page)."""
-    conditions, args = ["tenant_id = $1"], [str(tenant_id)]
+    conditions = ["tenant_id = $1"]
+    args: list[Any] = [str(tenant_id)]
     for column, value in (("area", area), ("status", status)):
         if value is not None:
             args.append(value)
             conditions.append(f"{column} = ${len(args)}")
+    # As in the app (wg_api.findings.repository.list_page): a parameter limit with a filter,
+    # a literal one without.
+    if len(args) > 1:
+        args.append(PAGE + 1)
+        limit = f"${len(args)}"
+    else:
+        limit = str(PAGE + 1)
     sql = (
         f"SELECT {FINDING_COLUMNS} FROM findings WHERE {' AND '.join(conditions)} "
-        f"ORDER BY observed_on DESC, id DESC LIMIT {PAGE + 1}"
+        f"ORDER BY observed_on DESC, id DESC LIMIT {limit}"
     )
     return _page(await _read(state, tenant_id, sql, *args), ("observed_on", "id"))
 

@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import asyncpg
@@ -20,6 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from bench.generate import connect_kwargs
 from tests.suppliers.conftest import factory, unique
 from tests.working_groups.conftest import Actor, assert_problem, create_group, join
 from wg_api.platform.database import Database
@@ -70,6 +71,16 @@ class SharingGroup:
 
     def others(self, contributor: Actor) -> list[Actor]:
         return [actor for actor in self.readers if actor.id != contributor.id]
+
+
+@pytest.fixture
+async def admin(admin_url: Any) -> AsyncIterator[asyncpg.Connection]:
+    """A superuser connection to the test database: for what only the owner's side can see."""
+    conn = await asyncpg.connect(**connect_kwargs(admin_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session")

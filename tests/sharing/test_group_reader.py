@@ -10,15 +10,12 @@ the row itself) must redact with it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 import sqlalchemy as sa
 
-from bench.generate import connect_kwargs
 from tests.sharing.conftest import SharingGroup, new_supplier, record_and_share
 from tests.working_groups.conftest import invite, join
 from wg_api.platform.database import Database
@@ -85,15 +82,6 @@ async def test_the_reader_is_the_three_functions_for_every_caller(
     assert (await _both(database, leaver.id, group.id))[1] == (None, True, [])
     # No tenant bound at all: nothing.
     assert (await _both(database, None, group.id))[1] == (None, False, [])
-
-
-@pytest.fixture
-async def admin(admin_url: Any) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(**connect_kwargs(admin_url))
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _assert_follows(database: Database, group: SharingGroup) -> tuple[Any, bool, list[str]]:

@@ -32,15 +32,6 @@ from tests.sharing.conftest import (
 )
 
 
-@pytest.fixture
-async def admin(admin_url: Any) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(**connect_kwargs(admin_url))
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 async def assert_exact(admin: asyncpg.Connection, *groups: SharingGroup) -> None:
     await assert_tallies_exact(admin, *(group.id for group in groups))
 

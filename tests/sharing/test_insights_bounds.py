@@ -19,7 +19,7 @@ import dataclasses
 import itertools
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -313,15 +313,6 @@ INSIGHTS = sa.text(
     "SELECT cell, findings FROM group_insights(CAST(:group_id AS uuid), CAST(:dims AS text[]), "
     "CAST(:supplier AS uuid), NULL, NULL, NULL, NULL, NULL, :base)"
 )
-
-
-@pytest.fixture
-async def admin(admin_url: Any) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(**connect_kwargs(admin_url))
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -153,14 +153,24 @@ async def list_page(
     The hottest read of the API, so it goes straight to the driver (asyncpg Records).
     """
     conditions, args = _filtered(tenant_id, filters)
+    filtered = len(args) > 1
     if after is not None:
         args.extend(after)
         conditions.append(f"(observed_on, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit + 1)
-    # Only fixed column names and $n placeholders are joined in; every value is a parameter.
+    # With a filter the limit is a parameter, so that PostgreSQL plans each page with the
+    # filter's values (a rare value may be better found through another index). Without one,
+    # every page has the same best plan, one range of the tenant's index: a literal limit lets
+    # the prepared statement keep its generic plan instead of planning each page anew.
+    if filtered:
+        args.append(limit + 1)
+        limit_clause = f"LIMIT ${len(args)}"
+    else:
+        limit_clause = f"LIMIT {int(limit) + 1}"
+    # Only fixed column names, $n placeholders and an integer are joined in; every value is a
+    # parameter.
     sql = (
         f"SELECT {_LIST_COLUMNS} FROM findings WHERE {' AND '.join(conditions)} "  # noqa: S608
-        f"ORDER BY observed_on DESC, id DESC LIMIT ${len(args)}"
+        f"ORDER BY observed_on DESC, id DESC {limit_clause}"
     )
     return await driver_fetch(session, sql, *args)
 
