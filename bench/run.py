@@ -559,36 +559,30 @@ def measure_both(
     real_loads: list[Load] = []
     ceiling_loads: list[Load] = []
     for index in range(options.rounds):
-        first = index == 0
-        load = measure(
-            real,
-            endpoint,
-            paths[0],
-            headers,
-            options,
-            script,
-            settle,
-            seconds=turn,
-            warm=first,
-            database=database,
-        )
+
+        def one_turn(
+            server: Server, path: str, sent: dict[str, str], first: bool = index == 0
+        ) -> Load | str:
+            return measure(
+                server,
+                endpoint,
+                path,
+                sent,
+                options,
+                script,
+                settle,
+                seconds=turn,
+                warm=first,
+                database=database,
+            )
+
+        load = one_turn(real, paths[0], headers)
         if isinstance(load, str):
             return load, None
         real_loads.append(load)
         if ceiling is None or paths[1] is None:
             continue
-        other = measure(
-            ceiling,
-            endpoint,
-            paths[1],
-            {},
-            options,
-            script,
-            settle,
-            seconds=turn,
-            warm=first,
-            database=database,
-        )
+        other = one_turn(ceiling, paths[1], {})
         if isinstance(other, str):
             return combined(real_loads), other
         ceiling_loads.append(other)
