@@ -238,7 +238,7 @@ class FairGate:
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
         # A timer answers False at the end of the patience: no task per wait (Python 3.11's
-        # `asyncio.wait_for` makes one), and about a quarter of a loaded worker's requests wait.
+        # `asyncio.wait_for` makes one), and under load about a third of a worker's requests wait.
         timer = loop.call_later(patience, self._expire, waiter)
         try:
             return await waiter
