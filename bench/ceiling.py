@@ -29,6 +29,7 @@ from litestar.params import QueryParameter
 from bench.generate import connect_kwargs
 from wg_api.cli import SERVERS, default_workers, run_server
 from wg_api.platform.database import asyncpg_url, resolve_admin_url, role_url
+from wg_api.platform.pagination import limit_clause
 from wg_api.settings import Settings
 from wg_api.sharing.service import ROUNDING_BASE
 
@@ -113,16 +114,11 @@ async def findings(
         if value is not None:
             args.append(value)
             conditions.append(f"{column} = ${len(args)}")
-    # As in the app (wg_api.findings.repository.list_page): a parameter limit with a filter,
-    # a literal one without.
-    if len(args) > 1:
-        args.append(PAGE + 1)
-        limit = f"${len(args)}"
-    else:
-        limit = str(PAGE + 1)
+    # The limit as the app writes it (wg_api.platform.pagination.limit_clause).
+    limit = limit_clause(args, PAGE + 1, filtered=len(args) > 1)
     sql = (
         f"SELECT {FINDING_COLUMNS} FROM findings WHERE {' AND '.join(conditions)} "
-        f"ORDER BY observed_on DESC, id DESC LIMIT {limit}"
+        f"ORDER BY observed_on DESC, id DESC {limit}"
     )
     return _page(await _read(state, tenant_id, sql, *args), ("observed_on", "id"))
 
@@ -154,20 +150,13 @@ async def shared_findings(
         if value is not None:
             args.append(value)
             conditions.append(f"f.{column} = ${len(args)}")
-    # As in the app (wg_api.sharing.repository._list_statement): with a filter the limit is a
-    # parameter, so that PostgreSQL plans each call with the filter's values (a generic plan
-    # walks the list's index past rare filtered rows); without one, a literal limit lets the
-    # prepared statement keep its generic plan.
-    if len(args) > 2:
-        args.append(PAGE + 1)
-        limit = f"${len(args)}"
-    else:
-        limit = str(PAGE + 1)
+    # The limit as the app writes it (wg_api.platform.pagination.limit_clause).
+    limit = limit_clause(args, PAGE + 1, filtered=len(args) > 2)
     sql = (
         f"SELECT {SHARED_COLUMNS}, own.is_own IS NOT NULL AS is_own "
         f"FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id {OWN_JOIN} "
         f"WHERE {' AND '.join(conditions)} "
-        f"ORDER BY f.supplier_name, f.supplier_id, f.observed_period DESC, f.id LIMIT {limit}"
+        f"ORDER BY f.supplier_name, f.supplier_id, f.observed_period DESC, f.id {limit}"
     )
     rows = await _read(state, tenant_id, sql, *args)
     return _page(rows, ("supplier_name", "supplier_id", "observed_period", "id"))

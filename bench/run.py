@@ -558,31 +558,29 @@ def measure_both(
     turn = options.duration / options.rounds
     real_loads: list[Load] = []
     ceiling_loads: list[Load] = []
+
+    def one_turn(server: Server, path: str, sent: dict[str, str], first: bool) -> Load | str:
+        return measure(
+            server,
+            endpoint,
+            path,
+            sent,
+            options,
+            script,
+            settle,
+            seconds=turn,
+            warm=first,
+            database=database,
+        )
+
     for index in range(options.rounds):
-
-        def one_turn(
-            server: Server, path: str, sent: dict[str, str], first: bool = index == 0
-        ) -> Load | str:
-            return measure(
-                server,
-                endpoint,
-                path,
-                sent,
-                options,
-                script,
-                settle,
-                seconds=turn,
-                warm=first,
-                database=database,
-            )
-
-        load = one_turn(real, paths[0], headers)
+        load = one_turn(real, paths[0], headers, index == 0)
         if isinstance(load, str):
             return load, None
         real_loads.append(load)
         if ceiling is None or paths[1] is None:
             continue
-        other = one_turn(ceiling, paths[1], {})
+        other = one_turn(ceiling, paths[1], {}, index == 0)
         if isinstance(other, str):
             return combined(real_loads), other
         ceiling_loads.append(other)

@@ -17,6 +17,7 @@ from wg_api.findings.models import findings
 from wg_api.findings.schemas import FindingFilters
 from wg_api.platform.database import begun_driver, driver_fetch
 from wg_api.platform.models import Record
+from wg_api.platform.pagination import limit_clause
 
 COLUMNS = tuple(c for c in findings.c if c.name != "tenant_id")
 
@@ -157,20 +158,11 @@ async def list_page(
     if after is not None:
         args.extend(after)
         conditions.append(f"(observed_on, id) < (${len(args) - 1}, ${len(args)})")
-    # With a filter the limit is a parameter, so that PostgreSQL plans each page with the
-    # filter's values (a rare value may be better found through another index). Without one,
-    # every page has the same best plan, one range of the tenant's index: a literal limit lets
-    # the prepared statement keep its generic plan instead of planning each page anew.
-    if filtered:
-        args.append(limit + 1)
-        limit_clause = f"LIMIT ${len(args)}"
-    else:
-        limit_clause = f"LIMIT {int(limit) + 1}"
     # Only fixed column names, $n placeholders and an integer are joined in; every value is a
     # parameter.
     sql = (
         f"SELECT {_LIST_COLUMNS} FROM findings WHERE {' AND '.join(conditions)} "  # noqa: S608
-        f"ORDER BY observed_on DESC, id DESC {limit_clause}"
+        f"ORDER BY observed_on DESC, id DESC {limit_clause(args, limit + 1, filtered=filtered)}"
     )
     return await driver_fetch(session, sql, *args)
 

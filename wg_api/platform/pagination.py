@@ -171,6 +171,22 @@ def page_response(request: Request[Any, Any, Any], page: P) -> Response[P]:
     return Response(page, headers=headers)
 
 
+def limit_clause(args: list[Any], rows: int, *, filtered: bool) -> str:
+    """The `LIMIT` of a hot list's prepared SELECT that reads `rows` rows (`args` its
+    parameters, appended to).
+
+    With a filter the limit is a parameter: PostgreSQL then plans each call with the filter's
+    values (a generic plan, made once for every value, walks the list's index past the rows a
+    rare value would find through another index). Without one, every call has the same best
+    plan, one range of the list's index: a literal limit lets the prepared statement keep its
+    generic plan instead of planning each page anew (about 0.3 ms of the database's time for a
+    page of shared findings)."""
+    if filtered:
+        args.append(rows)
+        return f"LIMIT ${len(args)}"
+    return f"LIMIT {int(rows)}"
+
+
 def paginate(rows: Sequence[T], limit: int, cursor_of: Any) -> Page[T]:
     """Given up to `limit + 1` rows, answer the page and a cursor if there is more (the plain
     sort key: `page_response` seals it)."""

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wg_api.platform.database import driver_fetch, shared_event_delay
 from wg_api.platform.models import Record
+from wg_api.platform.pagination import limit_clause
 from wg_api.sharing.models import shared_findings, shares
 from wg_api.sharing.models import supplier_registry as suppliers
 
@@ -343,23 +344,13 @@ def _list_statement(
             f"((f.supplier_name, f.supplier_id) = ({a}, {b}) AND "
             f"(f.observed_period < {c} OR (f.observed_period = {c} AND f.id > {d})))) "
         )
-    # With a filter the limit is a parameter: PostgreSQL then plans each call with the filter's
-    # values (a generic plan, made once for every value, walks the list's index past rows a rare
-    # combination would find through the cells index). Without one, every call has the same
-    # best plan, one range of the list's index: a literal limit lets the prepared statement keep
-    # its generic plan instead of planning each page anew (about 0.3 ms of the database's time).
-    if filtered:
-        args.append(limit + 1)
-        limit_clause = f"LIMIT ${len(args)}"
-    else:
-        limit_clause = f"LIMIT {int(limit) + 1}"
     # Only fixed column names, $n placeholders and an integer are joined in; every value is a
     # parameter.
     sql = (
         _LIST_SQL
         + "".join(conditions)
         + "ORDER BY f.supplier_name, f.supplier_id, f.observed_period DESC, f.id "
-        + limit_clause
+        + limit_clause(args, limit + 1, filtered=filtered)
     )
     return sql, args
 
