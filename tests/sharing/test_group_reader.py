@@ -5,7 +5,8 @@ observer, an outsider, a contributor that left, and the same group once below it
 Since 0020 it answers from `group_readers`, which triggers keep: the row must follow every kind of
 change it depends on (memberships, invitations, tenants' names and slugs, aliases, the threshold),
 also when tenants join and leave at the same moment, and the list of shared findings (which reads
-the row itself) must redact with it."""
+the row itself) must redact with it. Each change gives the row a larger version (0021), by which a
+server knows that the names it kept for the group are old."""
 
 from __future__ import annotations
 
@@ -100,7 +101,19 @@ async def test_the_readers_row_follows_every_change(
     admin: asyncpg.Connection,
 ) -> None:
     group = await make_group(members=2, threshold=3)
-    _, below, names = await _assert_follows(database, group)
+    versions: list[int] = []
+
+    async def follows() -> tuple[Any, bool, list[str]]:
+        """The row equals the live answer, and its version (0021) grew with the change: a server
+        that kept the names of an older version reads them again."""
+        answer = await _assert_follows(database, group)
+        versions.append(
+            await admin.fetchval("SELECT version FROM group_readers WHERE group_id = $1", group.id)
+        )
+        assert versions == sorted(set(versions)), versions
+        return answer
+
+    _, below, names = await follows()
     assert below is False
     renamed = group.members[0]
     # A tenant renamed (and its slug changed): the old name is no longer redacted, the new one is.
@@ -108,7 +121,7 @@ async def test_the_readers_row_follows_every_change(
         "UPDATE tenants SET name = 'Osprey Outfitters', slug = 'osprey-outfitters' WHERE id = $1",
         renamed.id,
     )
-    _, _, names = await _assert_follows(database, group)
+    _, _, names = await follows()
     assert "Osprey Outfitters" in names
     assert "osprey-outfitters" in names
     assert renamed.slug not in names
@@ -118,17 +131,17 @@ async def test_the_readers_row_follows_every_change(
             "/v1/tenant", json={"aliases": aliases}, headers=renamed.headers
         )
         assert changed.status_code == 200, changed.text
-        _, _, names = await _assert_follows(database, group)
+        _, _, names = await follows()
         assert ("Osprey Kids" in names) is bool(aliases)
     # An invitation sent (its tenant's names are redacted while it is pending), then declined.
     invitee = await new_brand()
     invitation = await invite(client, group.facilitator, group.id, invitee, "member")
-    assert invitee.slug in (await _assert_follows(database, group))[2]
+    assert invitee.slug in (await follows())[2]
     declined = await client.post(
         f"/v1/invitations/{invitation['id']}/decline", headers=invitee.headers
     )
     assert declined.status_code == 200, declined.text
-    assert invitee.slug not in (await _assert_follows(database, group))[2]
+    assert invitee.slug not in (await follows())[2]
     # A member made an observer: two sharing tenants of three, below the threshold.
     demoted = await client.patch(
         f"/v1/working-groups/{group.id}/members/{group.members[1].id}",
@@ -136,23 +149,24 @@ async def test_the_readers_row_follows_every_change(
         headers=group.facilitator.headers,
     )
     assert demoted.status_code == 200, demoted.text
-    assert (await _assert_follows(database, group))[1] is True
+    assert (await follows())[1] is True
     # The threshold lowered is refused below 3; a new member brings the group back up to it.
     joiner = await new_brand()
     await join(client, group.facilitator, group.id, joiner, "member")
-    assert (await _assert_follows(database, group))[1] is False
+    assert (await follows())[1] is False
     raised = await client.patch(
         f"/v1/working-groups/{group.id}",
         json={"anonymity_threshold": 4},
         headers=group.facilitator.headers,
     )
     assert raised.status_code == 200, raised.text
-    assert (await _assert_follows(database, group))[1] is True
+    assert (await follows())[1] is True
     # A tenant deleted altogether: its memberships go, and its names with them.
     await admin.execute("DELETE FROM tenants WHERE id = $1", joiner.id)
-    _, below, names = await _assert_follows(database, group)
+    _, below, names = await follows()
     assert joiner.slug not in names
     assert below is True
+    assert len(versions) == 10
     # Every group has its row, and no row outlives its group.
     assert await admin.fetchval(
         "SELECT (SELECT count(*) FROM working_groups) = (SELECT count(*) FROM group_readers)"

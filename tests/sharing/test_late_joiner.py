@@ -20,7 +20,15 @@ async def test_a_name_written_before_its_tenant_joined_is_redacted_for_every_rea
         description=f"{late.name} ({late.slug}) buys here too.",
     )
 
+    # Before it is invited, its name is nobody's to redact; the list reads the group's names
+    # (and this server keeps them) ...
+    before = await shared_findings(client, group.members[1], group)
+    item = next(i for i in before if i["id"] == shared["shared_finding_id"])
+    assert item["title"] == f"Joint visit planned with {late.name}"
+
     await join(client, group.facilitator, group.id, late, "member")
+
+    # ... and reads them again once they changed.
 
     for reader in [late, *group.members[1:], group.facilitator]:
         items = await shared_findings(client, reader, group)

@@ -301,15 +301,25 @@ _LIST_COLUMNS = (
     ("own.is_own IS NOT NULL", "is_own"),
 )
 LIST_FIELDS = tuple(name for _, name in _LIST_COLUMNS)
+_LIST_SELECT = ", ".join(f"{expression} AS {name}" for expression, name in _LIST_COLUMNS)
+# The group's reader row (`group_readers`, kept by triggers, 0020; row-level security shows it to
+# the group's active members only) is joined to the page, one of it to each row: rows only while
+# the group is at its threshold, and for an active member. Its version (0021) comes first on each
+# row; its names are read apart, when the version is new to this server (`reader_row`). The
+# ORDER BY is the list's own: the reader row is one, so the plan keeps the index's order.
 _LIST_SQL = (
     # Only the fixed expressions above are joined in.
-    f"SELECT {', '.join(f'{expression} AS {name}' for expression, name in _LIST_COLUMNS)} "  # noqa: S608
-    "FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id "
+    f"SELECT r.version, {_LIST_SELECT} "  # noqa: S608
+    "FROM group_readers r "
+    "JOIN shared_findings f ON f.group_id = r.group_id AND NOT r.below_threshold "
+    "JOIN suppliers s ON s.id = f.supplier_id "
     # A lateral probe per listed row: as EXISTS, the planner hashes all the caller's shares.
     "LEFT JOIN LATERAL (SELECT true AS is_own FROM shares sh WHERE sh.shared_finding_id = f.id "
     "AND sh.tenant_id = $2 AND sh.status = 'active' LIMIT 1) own ON true "
-    "WHERE f.group_id = $1 "
+    "WHERE r.group_id = $1 AND f.group_id = $1 "
 )
+# Where the list's columns (LIST_FIELDS) start in a row of it.
+PAGE_OFFSET = 1
 _LIST_FILTERS = (
     ("supplier_id", "f.supplier_id"),
     ("area", "f.area"),
@@ -355,18 +365,24 @@ def _list_statement(
     return sql, args
 
 
-# The group's reader row (`group_readers`, kept by triggers, 0020: row-level security shows it to
-# the group's active members only) and the page in one statement, one round trip: the page only
-# when the group is at its threshold (else the row alone); no row at all for anyone but an active
-# member. The names to redact on the first row only (asyncpg would decode them on every row).
-_PAGE_HEAD = (
-    "SELECT r.below_threshold AS below, CASE WHEN l.n = 1 THEN r.names END AS names, l.* "
-    "FROM group_readers r LEFT JOIN LATERAL ("
-    "SELECT row_number() OVER () AS n, x.* FROM ("
-)
-_PAGE_TAIL = ") x) l ON NOT r.below_threshold WHERE r.group_id = $1 ORDER BY l.n"
-# Where the list's columns (LIST_FIELDS) start in a row of that statement.
-PAGE_OFFSET = 3
+@dataclass(frozen=True)
+class ReaderRow:
+    """A group's row of `group_readers`: below its threshold or not, the names to redact there
+    and the row's version."""
+
+    below_threshold: bool
+    names: list[str]
+    version: int
+
+
+async def reader_row(session: AsyncConnection, group_id: uuid.UUID) -> ReaderRow | None:
+    """The group's reader row, None for anyone but an active member (row-level security)."""
+    rows = await driver_fetch(
+        session,
+        "SELECT below_threshold, names, version FROM group_readers WHERE group_id = $1",
+        group_id,
+    )
+    return ReaderRow(rows[0][0], list(rows[0][1]), rows[0][2]) if rows else None
 
 
 async def shared_page(
@@ -377,21 +393,19 @@ async def shared_page(
     *,
     after: tuple[Any, ...] | None,
     limit: int,
-) -> tuple[Reader, list[Any]]:
-    """The caller as a reader of the group and, for an active member of a group at its
-    threshold, a page of its shared findings: by supplier (name, id), then newest period, then
-    the random id, never by insertion (one range of `shared_findings_by_supplier`, which keeps
-    the supplier's name on the record), `is_own` from the caller's shares. A hot read, so
-    straight to the driver; the page's rows are tuples of `LIST_FIELDS`."""
+) -> tuple[int | None, list[Any]]:
+    """A page of the group's shared findings with its reader row's version, for an active
+    member of a group at its threshold: by supplier (name, id), then newest period, then the
+    random id, never by insertion (one range of `shared_findings_by_supplier`, which keeps the
+    supplier's name on the record), `is_own` from the caller's shares. No rows (and no version)
+    for an empty page, a group below its threshold and anyone but an active member alike:
+    `reader_row` tells them apart. A hot read, so straight to the driver; the page's rows are
+    tuples of `LIST_FIELDS`."""
     sql, args = _list_statement(tenant_id, group_id, filters, after, limit)
-    rows = await driver_fetch(session, _PAGE_HEAD + sql + _PAGE_TAIL, *args)
+    rows = await driver_fetch(session, sql, *args)
     if not rows:
-        return Reader(active=False, below_threshold=False, names=[]), []
-    first = rows[0]
-    if first["n"] is None:
-        return Reader(active=True, below_threshold=first["below"], names=[]), []
-    reader = Reader(active=True, below_threshold=first["below"], names=list(first["names"]))
-    return reader, [row[PAGE_OFFSET:] for row in rows]
+        return None, []
+    return rows[0][0], [row[PAGE_OFFSET:] for row in rows]
 
 
 async def shared_one(

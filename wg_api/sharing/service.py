@@ -518,6 +518,38 @@ def _terms_of(reader: repository.Reader) -> ScrubTerms | None:
     return organisation_terms(tuple(sorted(set(reader.names))))
 
 
+def _terms_of_row(row: repository.ReaderRow | None) -> ScrubTerms | None:
+    """`_terms_of` for a group's reader row (None for anyone but an active member)."""
+    return _terms_of(
+        repository.Reader(active=False, below_threshold=False, names=[])
+        if row is None
+        else repository.Reader(active=True, below_threshold=row.below_threshold, names=row.names)
+    )
+
+
+# The names to redact in each group this server has listed, with the version of the group's
+# reader row they were read from (0021). A page whose reader row has that version or an older one
+# redacts with them; a newer version (the group's members, invitations or their names changed)
+# reads the row again. Only a page that row-level security let the caller read looks here.
+_GROUP_TERMS: dict[uuid.UUID, tuple[int, ScrubTerms]] = {}
+_GROUP_TERMS_KEPT = 1024
+
+
+async def _page_terms(
+    session: AsyncConnection, group_id: uuid.UUID, version: int
+) -> ScrubTerms | None:
+    kept = _GROUP_TERMS.get(group_id)
+    if kept is not None and kept[0] >= version:
+        return kept[1]
+    row = await repository.reader_row(session, group_id)
+    terms = _terms_of_row(row)
+    if row is not None and terms is not None:
+        if len(_GROUP_TERMS) >= _GROUP_TERMS_KEPT:
+            _GROUP_TERMS.clear()
+        _GROUP_TERMS[group_id] = (row.version, terms)
+    return terms
+
+
 async def _reader_terms(session: AsyncConnection, group_id: uuid.UUID) -> ScrubTerms | None:
     return _terms_of(await repository.reader(session, group_id))
 
@@ -537,11 +569,14 @@ async def list_shared(
     limit: int,
 ) -> SharedFindingPage:
     position = keyset(after, text, identifier, text, identifier)
-    reader, rows = await repository.shared_page(
+    version, rows = await repository.shared_page(
         session, tenant_id, group_id, filters, after=position, limit=limit
     )
-    names = _terms_of(reader)
-    if names is None:
+    if version is None:  # no rows: an empty page, a group below its threshold or no member
+        below = _terms_of_row(await repository.reader_row(session, group_id)) is None
+        return SharedFindingPage(items=[], next_cursor=None, group_below_threshold=below)
+    names = await _page_terms(session, group_id, version)
+    if names is None:  # fell below its threshold since the page was read
         return SharedFindingPage(items=[], next_cursor=None, group_below_threshold=True)
     page_names = names_in((row[at] for row in rows for at in _TEXTS_AT), names)
     items = [(row[_SUPPLIER_NAME_AT], shared_from_record(row, page_names)) for row in rows]
