@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from wg_api.identity import service
+from wg_api.platform import pagination
 from wg_api.platform.pagination import encode_cursor
 
 LINK_NEXT = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
@@ -126,6 +128,51 @@ async def test_link_header_points_at_the_next_page(client, headers, directory):
     assert [item["slug"] for item in last.json()["items"]] == directory[50:]
     assert last.json()["next_cursor"] is None
     assert next_link(last) is None
+
+
+async def test_the_link_keeps_the_query_as_sent_and_one_cursor(client, headers, directory):
+    prefix = prefix_of(directory)
+    # A space escaped, a name escaped, an empty cursor spelled with an escape: the next page's
+    # link keeps the query, drops every cursor and adds the one new cursor.
+    first = await client.get(
+        f"/v1/tenants?q=Paging%20{prefix}&l%69mit=20&cur%73or=", headers=headers
+    )
+    assert first.status_code == 200, first.text
+    url = next_link(first)
+    assert url is not None
+    assert parse_qs(urlsplit(url).query) == {
+        "q": [f"Paging {prefix}"],
+        "limit": ["20"],
+        "cursor": [first.json()["next_cursor"]],
+    }
+    second = await client.get(url, headers=headers)
+    assert [item["slug"] for item in second.json()["items"]] == directory[20:40]
+    second_url = next_link(second)
+    assert second_url is not None
+    following = parse_qs(urlsplit(second_url).query)
+    assert following["cursor"] == [second.json()["next_cursor"]]
+    assert following["q"] == [f"Paging {prefix}"]
+
+
+def test_a_query_that_is_not_plain_is_encoded_anew_in_the_link():
+    class Sent:
+        def __init__(self, raw: bytes, params: dict[str, str]) -> None:
+            self.scope = {"query_string": raw}
+            self.query_params = params
+
+    def link_query(request: Sent, cursor: str) -> str:
+        return pagination._query_with_cursor(cast(Any, request), cursor)
+
+    plain = link_query(Sent(b"q=a%20b&cursor=old&limit=5", {}), "NEW")
+    assert plain == "q=a%20b&limit=5&cursor=NEW"
+    # Bytes a URL may not hold as they are (a quote, an angle bracket, a bad escape): decoded
+    # by the framework, then encoded anew, so the header's URL cannot end early.
+    for raw in (b'q=a"b', b"q=a>b", b"q=%zz"):
+        decoded = {"q": raw.decode()[2:], "cursor": "old"}
+        encoded = link_query(Sent(raw, decoded), "NEW")
+        assert parse_qs(encoded) == {"q": [decoded["q"]], "cursor": ["NEW"]}
+        assert '"' not in encoded
+        assert ">" not in encoded
 
 
 @pytest.mark.parametrize("cursor", ["garbage!!", "abc", "%%%", "x" * 2000, "bm90IGpzb24"])

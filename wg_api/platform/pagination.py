@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeAlias, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -164,11 +165,31 @@ def page_response(request: Request[Any, Any, Any], page: P) -> Response[P]:
         cipher: CursorCipher = request.app.state[CURSOR_CIPHER_STATE_KEY]
         sealed = cipher.seal(decode_cursor(page.next_cursor), page_context(request))
         page = msgspec.structs.replace(page, next_cursor=sealed)
-        query = {k: v for k, v in request.query_params.items() if k != "cursor"}
-        query["cursor"] = page.next_cursor
-        url = f"{request.base_url}{request.url.path.lstrip('/')}?{urlencode(query)}"
-        headers["Link"] = f'<{url}>; rel="next"'
+        query = _query_with_cursor(request, sealed)
+        headers["Link"] = f'<{request.base_url}{request.url.path.lstrip("/")}?{query}>; rel="next"'
     return Response(page, headers=headers)
+
+
+# Unreserved and sub-delimiter characters, percent escapes and the query's own separators: none
+# needs quoting, and none ends the URL in a `Link` header (`>`, `"`, space).
+_PLAIN_QUERY = re.compile(rb"(?:[A-Za-z0-9\-._~!$'()*+,;=:@/?&]|%[0-9A-Fa-f]{2})*")
+
+
+def _query_with_cursor(request: Request[Any, Any, Any], cursor: str) -> str:
+    """The request's query without its cursor, then `cursor=` the next one (URL-safe base64).
+    The other parameters as the client encoded them when every byte is one a URL may hold as it
+    is (a list's hot path: nothing decoded and encoded again); else decoded and encoded anew."""
+    raw: bytes = request.scope.get("query_string", b"")
+    if _PLAIN_QUERY.fullmatch(raw):
+        kept = [
+            part
+            for part in raw.decode("ascii").split("&")
+            if part and unquote_plus(part.partition("=")[0]) != "cursor"
+        ]
+        return "&".join([*kept, f"cursor={cursor}"])
+    query = {k: v for k, v in request.query_params.items() if k != "cursor"}
+    query["cursor"] = cursor
+    return urlencode(query)
 
 
 def limit_clause(args: list[Any], rows: int, *, filtered: bool) -> str:
