@@ -211,6 +211,12 @@ async def test_token_in_the_query_string(client, make_tenant, database):
     )
     read = await client.get(f"/v1/me?access_token={token}")
     assert_unauthorized(read)
+    # The name spelled with escapes, or after another parameter, is the same parameter.
+    for query in (f"acc%65ss_token={token}", f"limit=5&access%5Ftoken={token}"):
+        body = await attempt(
+            client, database, tenant, bearer(token), url=f"/v1/api-clients?{query}"
+        )
+        assert "header" in body["detail"]
 
 
 async def test_garbage_tokens(client, make_tenant, database):

@@ -304,7 +304,9 @@ AUTHENTICATOR_STATE_KEY = "authenticator"
 
 
 def bearer_token(scope: Scope) -> str:
-    query = scope.get("query_string", b"").decode("latin-1")
+    raw: bytes = scope.get("query_string", b"")
+    # Only a query with the name as it is or with a percent escape can name the parameter.
+    query = raw.decode("latin-1") if b"access_token" in raw or b"%" in raw else ""
     if any(name == "access_token" for name, _ in parse_qsl(query, keep_blank_values=True)):
         raise Unauthorized("Send the token in the Authorization header, never in the URL.")
     header: str | None = None
