@@ -61,6 +61,14 @@ async def _assert_visible(client: httpx.AsyncClient, scene: Scene, readers: list
         assert page.status_code == 200, page.text
         assert page.json()["group_below_threshold"] is False
         assert len(page.json()["items"]) == 3
+        # A filter that finds nothing: an empty page, not a hidden group.
+        empty = await client.get(
+            f"{scene.group.path}/shared-findings",
+            params={"kind": "good_practice"},
+            headers=reader.headers,
+        )
+        assert empty.status_code == 200, empty.text
+        assert empty.json() == {"items": [], "next_cursor": None, "group_below_threshold": False}
         assert (await client.get(_item(scene), headers=reader.headers)).status_code == 200
         body = (await insights(client, reader, scene.group)).json()
         assert body["group_below_threshold"] is False
