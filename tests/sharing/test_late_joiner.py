@@ -29,7 +29,6 @@ async def test_a_name_written_before_its_tenant_joined_is_redacted_for_every_rea
     await join(client, group.facilitator, group.id, late, "member")
 
     # ... and reads them again once they changed.
-
     for reader in [late, *group.members[1:], group.facilitator]:
         items = await shared_findings(client, reader, group)
         item = next(i for i in items if i["id"] == shared["shared_finding_id"])
