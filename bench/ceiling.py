@@ -66,6 +66,7 @@ PAGE = 50
 TenantId = Annotated[uuid.UUID, QueryParameter(name="tenant_id")]
 GroupId = Annotated[uuid.UUID, QueryParameter(name="group_id")]
 Filter = Annotated[str | None, QueryParameter()]
+ResourceId = Annotated[uuid.UUID, QueryParameter(name="id")]
 
 
 async def _read(state: State, tenant_id: uuid.UUID, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -123,6 +124,26 @@ async def findings(
     return _page(await _read(state, tenant_id, sql, *args), ("observed_on", "id"))
 
 
+@get("/finding")
+async def finding(state: State, tenant_id: TenantId, finding_id: ResourceId) -> dict[str, Any]:
+    """One of the tenant's findings by id (wg_api.findings.repository.get)."""
+    sql = f"SELECT {FINDING_COLUMNS} FROM findings WHERE tenant_id = $1 AND id = $2"
+    rows = await _read(state, tenant_id, sql, tenant_id, finding_id)
+    return rows[0] if rows else {}
+
+
+@get("/supplier")
+async def supplier(state: State, tenant_id: TenantId, supplier_id: ResourceId) -> dict[str, Any]:
+    """A supplier the tenant links to, with its internal code (wg_api.suppliers.repository
+    .linked)."""
+    sql = (
+        f"SELECT {SUPPLIER_COLUMNS} FROM suppliers s JOIN supplier_links l "
+        "ON l.supplier_id = s.id WHERE l.tenant_id = $1 AND s.id = $2"
+    )
+    rows = await _read(state, tenant_id, sql, tenant_id, supplier_id)
+    return rows[0] if rows else {}
+
+
 @get("/suppliers")
 async def suppliers(state: State, tenant_id: TenantId) -> dict[str, Any]:
     """The tenant's linked suppliers by name (kept on the link), with its internal codes."""
@@ -160,6 +181,20 @@ async def shared_findings(
     )
     rows = await _read(state, tenant_id, sql, *args)
     return _page(rows, ("supplier_name", "supplier_id", "observed_period", "id"))
+
+
+@get("/shared-finding")
+async def shared_finding(
+    state: State, tenant_id: TenantId, group_id: GroupId, shared_id: ResourceId
+) -> dict[str, Any]:
+    """One shared finding of a group (row-level security shows it to members), with `is_own`."""
+    sql = (
+        f"SELECT {SHARED_COLUMNS}, own.is_own IS NOT NULL AS is_own "
+        f"FROM shared_findings f JOIN suppliers s ON s.id = f.supplier_id {OWN_JOIN} "
+        "WHERE f.group_id = $1 AND f.id = $3"
+    )
+    rows = await _read(state, tenant_id, sql, group_id, tenant_id, shared_id)
+    return rows[0] if rows else {}
 
 
 @get("/insights")
@@ -233,7 +268,17 @@ def create_app(settings: Settings, *, freeze_after_startup: bool = False) -> Lit
         await app.state.pool.close()
 
     return Litestar(
-        route_handlers=[healthz, me, findings, suppliers, shared_findings, insights],
+        route_handlers=[
+            healthz,
+            me,
+            findings,
+            finding,
+            suppliers,
+            supplier,
+            shared_findings,
+            shared_finding,
+            insights,
+        ],
         on_startup=[open_pool],
         on_shutdown=[close_pool],
         openapi_config=None,

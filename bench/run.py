@@ -70,7 +70,8 @@ EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception): ")
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One line of the table. Paths may name `{tenant_id}` and `{group_id}` of the data set."""
+    """One line of the table. Paths may name `{tenant_id}`, `{group_id}`, `{finding_id}`,
+    `{supplier_id}` and `{shared_id}` of the data set."""
 
     name: str
     path: str
@@ -93,6 +94,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/findings?tenant_id={tenant_id}&area=health_and_safety&status=open",
     ),
     Endpoint("suppliers", "/v1/suppliers", "/suppliers?tenant_id={tenant_id}"),
+    # Reads of one resource: the tenant's newest finding, its first linked supplier, and the
+    # first shared finding of the group's list.
+    Endpoint(
+        "finding",
+        "/v1/findings/{finding_id}",
+        "/finding?tenant_id={tenant_id}&id={finding_id}",
+    ),
+    Endpoint(
+        "supplier",
+        "/v1/suppliers/{supplier_id}",
+        "/supplier?tenant_id={tenant_id}&id={supplier_id}",
+    ),
     Endpoint(
         "shared-findings",
         "/v1/working-groups/{group_id}/shared-findings",
@@ -102,6 +115,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "shared-findings?area",
         "/v1/working-groups/{group_id}/shared-findings?area=child_labour",
         "/shared-findings?tenant_id={tenant_id}&group_id={group_id}&area=child_labour",
+    ),
+    Endpoint(
+        "shared-finding",
+        "/v1/working-groups/{group_id}/shared-findings/{shared_id}",
+        "/shared-finding?tenant_id={tenant_id}&group_id={group_id}&id={shared_id}",
     ),
     # Two filters whose rows are rare and spread over the list's order (0.04 % of the group).
     Endpoint(
@@ -648,12 +666,30 @@ async def dataset_context(admin_url: Any) -> dict[str, str]:
             "AND role IN ('member', 'facilitator') AND status = 'active'",
             group_id,
         )
+        finding_id = await conn.fetchval(
+            "SELECT id FROM findings WHERE tenant_id = $1 ORDER BY observed_on DESC, id DESC "
+            "LIMIT 1",
+            tenant_id,
+        )
+        supplier_id = await conn.fetchval(
+            "SELECT supplier_id FROM supplier_links WHERE tenant_id = $1 "
+            "ORDER BY supplier_name, supplier_id LIMIT 1",
+            tenant_id,
+        )
+        shared_id = await conn.fetchval(
+            "SELECT id FROM shared_findings WHERE group_id = $1 "
+            "ORDER BY supplier_name, supplier_id, observed_period DESC, id LIMIT 1",
+            group_id,
+        )
         postgres = await conn.fetchval("SHOW server_version")
     finally:
         await conn.close()
     return {
         "tenant_id": str(tenant_id),
         "group_id": str(group_id),
+        "finding_id": str(finding_id),
+        "supplier_id": str(supplier_id),
+        "shared_id": str(shared_id),
         "tenant_findings": str(findings),
         "group_shared_findings": str(shared),
         "tenant_shared_findings": str(own),

@@ -22,6 +22,7 @@ from tests.sharing.conftest import (
     shared_findings,
 )
 from tests.suppliers.conftest import assert_hidden
+from tests.working_groups.conftest import event_data
 
 
 @dataclasses.dataclass
@@ -224,10 +225,10 @@ async def test_a_shared_finding_of_another_group_is_404_through_this_one(client,
     )
 
 
-async def test_a_listed_shared_finding_is_the_one_read_alone(client, make_group):
-    """The list builds its items from the driver's rows by position: every field, the supplier
-    and the counts included, must be what reading the shared finding alone answers, for its
-    contributor (`is_own`) and for another member."""
+async def test_a_listed_shared_finding_is_the_one_read_alone(client, make_group, database):
+    """The list and the single read build their items from the driver's rows by position, the
+    events by name: every field, the supplier and the counts included, must be the same in all
+    three, for its contributor (`is_own`) and for another member."""
     group = await make_group()
     owner, other = group.members[0], group.members[1]
     supplier = await new_supplier(client, owner)
@@ -254,3 +255,11 @@ async def test_a_listed_shared_finding_is_the_one_read_alone(client, make_group)
             )
             assert alone.status_code == 200, alone.text
             assert item == alone.json()
+    told = await event_data(database, other, "shared_finding.published")
+    assert len(told) == 2
+    for data in told:
+        data.pop("working_group_id")
+        alone = await client.get(
+            f"{group.path}/shared-findings/{data['id']}", headers=other.headers
+        )
+        assert alone.json() == data

@@ -20,24 +20,27 @@ async def test_a_name_written_before_its_tenant_joined_is_redacted_for_every_rea
         description=f"{late.name} ({late.slug}) buys here too.",
     )
 
-    # Before it is invited, its name is nobody's to redact; the list reads the group's names
-    # (and this server keeps them) ...
+    # Before it is invited, its name is nobody's to redact; the list and the single read read
+    # the group's names (and this server keeps them) ...
+    one = f"{group.path}/shared-findings/{shared['shared_finding_id']}"
     before = await shared_findings(client, group.members[1], group)
     item = next(i for i in before if i["id"] == shared["shared_finding_id"])
     assert item["title"] == f"Joint visit planned with {late.name}"
+    single = await client.get(one, headers=group.members[1].headers)
+    assert single.json()["title"] == f"Joint visit planned with {late.name}"
 
     await join(client, group.facilitator, group.id, late, "member")
 
-    # ... and reads them again once they changed.
+    # ... and read them again once they changed: the single read first, then the list.
     for reader in [late, *group.members[1:], group.facilitator]:
+        single = await client.get(one, headers=reader.headers)
+        assert single.status_code == 200, single.text
+        assert late.name not in single.text
+        assert late.slug not in single.text
+        assert "[redacted:organisation]" in single.json()["title"]
         items = await shared_findings(client, reader, group)
         item = next(i for i in items if i["id"] == shared["shared_finding_id"])
         assert late.name not in item["title"]
         assert late.name not in item["description"]
         assert late.slug not in item["description"]
         assert "[redacted:organisation]" in item["title"]
-        single = await client.get(
-            f"{group.path}/shared-findings/{shared['shared_finding_id']}", headers=reader.headers
-        )
-        assert late.name not in single.text
-        assert late.slug not in single.text

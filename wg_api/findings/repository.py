@@ -113,6 +113,14 @@ async def delete(session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uui
 
 LIST_FIELDS = tuple(c.name for c in COLUMNS)
 _LIST_COLUMNS = ", ".join(LIST_FIELDS)
+_ONE = f"SELECT {_LIST_COLUMNS} FROM findings WHERE tenant_id = $1 AND id = $2"  # noqa: S608
+
+
+async def read_one(session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID) -> Any:
+    """The finding to read (no lock), straight to the driver as the list reads: an asyncpg Record
+    of `LIST_FIELDS`, or None."""
+    rows = await driver_fetch(session, _ONE, tenant_id, finding_id)
+    return rows[0] if rows else None
 
 
 def _filtered(tenant_id: uuid.UUID, filters: FindingFilters) -> tuple[list[str], list[Any]]:

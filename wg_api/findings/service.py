@@ -240,10 +240,10 @@ async def put_by_external_id(
 
 
 async def get(session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID) -> Finding:
-    row = await repository.get(session, tenant_id, finding_id)
-    if row is None:
+    record = await repository.read_one(session, tenant_id, finding_id)
+    if record is None:
         raise NotFound(NOT_FOUND)
-    return finding_out(row)
+    return finding_from_record(record)
 
 
 async def get_many(

@@ -53,28 +53,6 @@ async def scrub_names(session: AsyncConnection, group_id: uuid.UUID) -> list[tup
     return [(row.term, row.slug) for row in rows]
 
 
-# The caller's role, the threshold and the names to redact, in one owner function (0018).
-_READER_SQL = "SELECT role, below, names FROM wg_group_reader($1)"
-
-
-@dataclass(frozen=True)
-class Reader:
-    """The caller as a reader of a group: whether it is an active member, whether the group is
-    below its anonymity threshold, and the names to redact there."""
-
-    active: bool
-    below_threshold: bool
-    names: list[str]
-
-
-async def reader(session: AsyncConnection, group_id: uuid.UUID) -> Reader:
-    """The caller's view of the group, in one round trip."""
-    row = (await driver_fetch(session, _READER_SQL, group_id))[0]
-    return Reader(
-        active=row["role"] is not None, below_threshold=row["below"], names=list(row["names"])
-    )
-
-
 async def below_threshold(session: AsyncConnection, group_id: uuid.UUID) -> bool:
     """Whether the group's member tenants that can share (never observers) are fewer than its
     threshold; answered only to its active members and its contributors (false otherwise)."""
@@ -363,6 +341,21 @@ def _list_statement(
         + limit_clause(args, limit + 1, filtered=filtered)
     )
     return sql, args
+
+
+_READ_ONE_SQL = _LIST_SQL + "AND f.id = $3"
+
+
+async def shared_read(
+    session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
+) -> tuple[int, Any] | None:
+    """One shared finding as the list shows it (a tuple of `LIST_FIELDS`) with its reader row's
+    version, or None: for an id not in the group, a group below its threshold and anyone but an
+    active member alike. A read of one resource, so straight to the driver as the list goes."""
+    rows = await driver_fetch(session, _READ_ONE_SQL, group_id, tenant_id, shared_id)
+    if not rows:
+        return None
+    return rows[0][0], rows[0][PAGE_OFFSET:]
 
 
 @dataclass(frozen=True)

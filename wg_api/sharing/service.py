@@ -507,30 +507,22 @@ def insight_query(
     return dims, filters
 
 
-def _terms_of(reader: repository.Reader) -> ScrubTerms | None:
-    """The names to redact from what an active member reads in the group, or None while the
-    group is below its anonymity threshold (it shows nothing then); NotFound (as for a group
-    that does not exist) for anyone but an active member."""
-    if not reader.active:
-        raise NotFound(groups.GROUP_NOT_FOUND)
-    if reader.below_threshold:
-        return None
-    return organisation_terms(tuple(sorted(set(reader.names))))
-
-
 def _terms_of_row(row: repository.ReaderRow | None) -> ScrubTerms | None:
-    """`_terms_of` for a group's reader row (None for anyone but an active member)."""
-    return _terms_of(
-        repository.Reader(active=False, below_threshold=False, names=[])
-        if row is None
-        else repository.Reader(active=True, below_threshold=row.below_threshold, names=row.names)
-    )
+    """The names to redact from what an active member reads in the group (its reader row), or
+    None while the group is below its anonymity threshold (it shows nothing then); NotFound (as
+    for a group that does not exist) for anyone but an active member (no row)."""
+    if row is None:
+        raise NotFound(groups.GROUP_NOT_FOUND)
+    if row.below_threshold:
+        return None
+    return organisation_terms(tuple(sorted(set(row.names))))
 
 
 # The names to redact in each group this server has listed, with the version of the group's
 # reader row they were read from (0021). A page whose reader row has that version or an older one
 # redacts with them; a newer version (the group's members, invitations or their names changed)
-# reads the row again. Only a page that row-level security let the caller read looks here.
+# reads the row again. Only a page or a shared finding that row-level security let the caller
+# read looks here.
 _GROUP_TERMS: dict[uuid.UUID, tuple[int, ScrubTerms]] = {}
 _GROUP_TERMS_KEPT = 1024
 
@@ -548,10 +540,6 @@ async def _page_terms(
             _GROUP_TERMS.clear()
         _GROUP_TERMS[group_id] = (row.version, terms)
     return terms
-
-
-async def _reader_terms(session: AsyncConnection, group_id: uuid.UUID) -> ScrubTerms | None:
-    return _terms_of(await repository.reader(session, group_id))
 
 
 # Positions in a row of the list (repository.LIST_FIELDS).
@@ -595,13 +583,15 @@ async def list_shared(
 async def get_shared(
     session: AsyncConnection, tenant_id: uuid.UUID, group_id: uuid.UUID, shared_id: uuid.UUID
 ) -> SharedFinding:
-    names = await _reader_terms(session, group_id)
-    if names is None:  # hidden while the group is below its threshold: like a random id
+    found = await repository.shared_read(session, tenant_id, group_id, shared_id)
+    if found is None:  # no such id in the group, a group below its threshold, or no member
+        _terms_of_row(await repository.reader_row(session, group_id))  # 404s a non-member
         raise NotFound(SHARED_NOT_FOUND)
-    row = await repository.shared_one(session, tenant_id, group_id, shared_id)
-    if row is None:
+    version, row = found
+    names = await _page_terms(session, group_id, version)
+    if names is None:  # fell below its threshold since the row was read
         raise NotFound(SHARED_NOT_FOUND)
-    return shared_out(row, names_in((row.title, row.description), names))
+    return shared_from_record(row, names_in((row[at] for at in _TEXTS_AT), names))
 
 
 async def insights(

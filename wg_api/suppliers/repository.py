@@ -129,17 +129,6 @@ async def internal_code_owner(
     return owner
 
 
-async def linked(
-    session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID
-) -> Record | None:
-    statement = (
-        sa.select(*CANONICAL, supplier_links.c.internal_code, supplier_links.c.created_at)
-        .join(supplier_links, supplier_links.c.supplier_id == suppliers.c.id)
-        .where(supplier_links.c.tenant_id == tenant_id, suppliers.c.id == supplier_id)
-    )
-    return (await session.execute(statement)).one_or_none()
-
-
 async def is_linked(session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> bool:
     statement = sa.select(sa.literal(1)).where(
         supplier_links.c.tenant_id == tenant_id, supplier_links.c.supplier_id == supplier_id
@@ -151,6 +140,17 @@ _LINKED_COLUMNS = (
     "s.id, s.name, s.local_name, s.address, s.country, s.province, s.city, s.sector, s.os_id, "
     "l.internal_code, l.created_at"
 )
+_LINKED = (
+    f"SELECT {_LINKED_COLUMNS} FROM supplier_links l "  # noqa: S608
+    "JOIN suppliers s ON s.id = l.supplier_id WHERE l.tenant_id = $1 AND l.supplier_id = $2"
+)
+
+
+async def linked(session: AsyncConnection, tenant_id: uuid.UUID, supplier_id: uuid.UUID) -> Any:
+    """A supplier the tenant links to, with its code: an asyncpg Record, or None. A read of one
+    resource, so straight to the driver as the list goes."""
+    rows = await driver_fetch(session, _LINKED, tenant_id, supplier_id)
+    return rows[0] if rows else None
 
 
 async def list_linked(
