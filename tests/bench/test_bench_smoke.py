@@ -27,7 +27,7 @@ from bench.generate import (
     generate,
     libpq_url,
 )
-from bench.run import DatabaseCpu, dataset_context, time_insights
+from bench.run import ENDPOINTS, DatabaseCpu, dataset_context, time_insights
 from tests.conftest import serve_in_loop
 from tests.sharing.conftest import assert_tallies_exact
 from wg_api.app import asgi_app
@@ -167,6 +167,19 @@ async def test_generator_makes_a_consistent_set_that_the_api_serves(settings):
                 assert answer["cells"]
                 assert answer["suppressed_cells"]
 
+                # The read lines' resources exist and are the caller's to read.
+                reads = {
+                    e.name: e
+                    for e in ENDPOINTS
+                    if e.name in ("finding", "supplier", "shared-finding")
+                }
+                assert len(reads) == 3
+                read_ids = {}
+                for line, endpoint in reads.items():
+                    one = await http.get(endpoint.path.format(**context), headers=headers)
+                    assert one.status_code == 200, (line, one.text)
+                    read_ids[line] = one.json()["id"]
+
                 # The runner's single-query timing calls what the endpoint calls.
                 (timing,) = await time_insights(admin_url, settings, context, [query], runs=1)
                 assert (timing.cells, timing.suppressed) == (
@@ -185,6 +198,11 @@ async def test_generator_makes_a_consistent_set_that_the_api_serves(settings):
             assert [item["id"] for item in page.json()["items"]] == [
                 item["id"] for item in shared.json()["items"][:50]
             ]
+            for line, endpoint in reads.items():
+                assert endpoint.ceiling is not None
+                one = await http.get(endpoint.ceiling.format(**context))
+                assert one.status_code == 200, (line, one.text)
+                assert one.json()["id"] == read_ids[line], line
             cells = await http.get(f"/insights?{tenant}&{query}")
             assert cells.status_code == 200, cells.text
             assert len(cells.json()["cells"]) == len(answer["cells"])
