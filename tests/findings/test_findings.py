@@ -102,6 +102,18 @@ async def test_a_child_labour_case_is_counts_only(client, make_owner):
     assert response.status_code == 400, response.text
     assert response.json()["errors"][0]["field"] == "child_labour_case.children"
     assert len(await owner.list()) == 2
+    # Read alone (the driver's row by position), each is what its write answered, ETag and all,
+    # so that ETag is one a change may name in If-Match.
+    for written in (finding, young):
+        path = f"/v1/findings/{written['id']}"
+        read = await client.get(path, headers=owner.headers)
+        assert read.json() == written
+        changed = await client.patch(
+            path,
+            json={"affected_workers": 7},
+            headers={**owner.headers, "If-Match": read.headers["etag"]},
+        )
+        assert changed.status_code == 200, changed.text
 
 
 async def test_put_by_external_id_creates_then_replaces_keeping_the_id(client, make_owner):
