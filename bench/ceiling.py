@@ -126,7 +126,7 @@ async def findings(
 
 @get("/finding")
 async def finding(state: State, tenant_id: TenantId, finding_id: ResourceId) -> dict[str, Any]:
-    """One of the tenant's findings by id (wg_api.findings.repository.get)."""
+    """One of the tenant's findings by id (wg_api.findings.repository.read_one)."""
     sql = f"SELECT {FINDING_COLUMNS} FROM findings WHERE tenant_id = $1 AND id = $2"
     rows = await _read(state, tenant_id, sql, tenant_id, finding_id)
     return rows[0] if rows else {}
