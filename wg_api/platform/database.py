@@ -343,7 +343,7 @@ class LazyConnection(AsyncConnection):
         """Give the pooled connection back, its transaction rolled back (a committed one has
         nothing left to roll back). The ROLLBACK is awaited here, on the adapter's own
         transaction, as `begun_driver` awaits its BEGIN: SQLAlchemy's close then has no I/O
-        left to do in its greenlet (about 15 µs of a read's CPU, bench/README.md). If that
+        left to do in its greenlet (a read's CPU, bench/README.md, 2026-12-03 09:33). If that
         ROLLBACK fails or is cancelled, the connection is in no state to be used again: it is
         invalidated (closed, never back in the pool) before it is given back."""
         sync = self.sync_connection
