@@ -8,6 +8,7 @@ conventions are proven through the whole stack (auth, rate limit, transaction, i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
+from sqlalchemy.engine import URL
 
 from tests.conftest import serve_in_loop
 from wg_api.app import asgi_app
@@ -190,3 +192,13 @@ async def count_events(database: Database, tenant_id: uuid.UUID, type: str) -> i
             {"t": tenant_id, "type": type},
         )
     return int(count or 0)
+
+
+@pytest.fixture
+async def one_connection(admin_url: URL, settings: Settings) -> AsyncIterator[Database]:
+    """A Database whose app pool holds exactly one connection, so every checkout reuses it."""
+    db = Database.connect(admin_url, dataclasses.replace(settings, db_pool_size=1), max_overflow=0)
+    try:
+        yield db
+    finally:
+        await db.dispose()

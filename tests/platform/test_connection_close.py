@@ -5,32 +5,18 @@ itself, outside SQLAlchemy's greenlet)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
 from tests.conftest import superuser_transaction
 from wg_api.platform.database import Database, driver_fetch
 from wg_api.platform.errors import to_problem_error
-from wg_api.settings import Settings
 
 _PID = "SELECT pg_backend_pid() AS pid"
-
-
-@pytest.fixture
-async def one_connection(admin_url: URL, settings: Settings) -> AsyncIterator[Database]:
-    """A Database whose app pool holds exactly one connection, so every checkout reuses it."""
-    db = Database.connect(admin_url, dataclasses.replace(settings, db_pool_size=1), max_overflow=0)
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 def _checked_out(db: Database) -> int:

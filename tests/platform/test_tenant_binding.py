@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
 from wg_api.platform.database import Database, TenantConnection, driver_fetch
-from wg_api.settings import Settings
 
 
 class _Recorder:
@@ -37,16 +33,6 @@ async def _driver(database: Database) -> TenantConnection:
         driver = raw.driver_connection
     assert isinstance(driver, TenantConnection)
     return driver
-
-
-@pytest.fixture
-async def one_connection(admin_url: URL, settings: Settings) -> AsyncIterator[Database]:
-    """A Database whose app pool holds exactly one connection, so every checkout reuses it."""
-    db = Database.connect(admin_url, dataclasses.replace(settings, db_pool_size=1), max_overflow=0)
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 async def test_the_begin_carries_the_binding_in_one_round_trip(
