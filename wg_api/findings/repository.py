@@ -45,18 +45,16 @@ async def insert_unless_external_id_taken(
     return (await session.execute(statement)).one_or_none()
 
 
-async def get(
-    session: AsyncConnection,
-    tenant_id: uuid.UUID,
-    finding_id: uuid.UUID,
-    *,
-    for_update: bool = False,
+async def get_for_update(
+    session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID
 ) -> Record | None:
-    statement = sa.select(*COLUMNS).where(
-        findings.c.tenant_id == tenant_id, findings.c.id == finding_id
+    """The finding to change, its row locked until the transaction ends (a read without the lock
+    is `read_one`)."""
+    statement = (
+        sa.select(*COLUMNS)
+        .where(findings.c.tenant_id == tenant_id, findings.c.id == finding_id)
+        .with_for_update()
     )
-    if for_update:
-        statement = statement.with_for_update()
     return (await session.execute(statement)).one_or_none()
 
 

@@ -256,7 +256,7 @@ async def get_many(
 async def get_for_update(
     session: AsyncConnection, tenant_id: uuid.UUID, finding_id: uuid.UUID
 ) -> Finding:
-    row = await repository.get(session, tenant_id, finding_id, for_update=True)
+    row = await repository.get_for_update(session, tenant_id, finding_id)
     if row is None:
         raise NotFound(NOT_FOUND)
     return finding_out(row)
